@@ -1,0 +1,548 @@
+"""Safe, atomic extraction of zip / tar (plain, gz, bz2, xz) / rar archives, optionally with nested archives.
+
+``python -m prep extract ARCHIVE OUT_DIR [--nested] [--force]``
+
+Safety: every member is checked before anything is written for it. Refused (with the archive and the member named):
+absolute paths, ``..`` components, symlinks or hard links whose target lies outside the target directory, any member
+(or link target) that passes through a symlink of the archive, device files and FIFOs. Zip and RAR member lists are
+checked whole before extraction starts; tar archives (often large and compressed) are streamed once, each member
+checked against everything seen before it and before it is written.
+
+Atomicity: an archive is extracted into a fresh hidden directory inside OUT_DIR (``.<archive>.partial``); only when
+everything is extracted and verified (for RAR, where an external tool writes the files, the extracted tree is walked and
+every path and symlink resolved) are its top-level entries moved into OUT_DIR, merging into directories that already
+exist (several archives may share one OUT_DIR), and then the marker ``OUT_DIR/.<archive>.extracted`` is written. A rerun
+finds the marker (same archive size and mtime, same options) and skips; a refused or failed run leaves OUT_DIR as it was.
+
+RAR needs the ``rarfile`` package (to read the member list) and one of the tools ``unrar``, ``unar`` (Debian package
+``unar``) or ``bsdtar`` (Debian package ``libarchive-tools``). bsdtar cannot unpack solid RAR 3 archives and unar
+1.10 fails on some RAR 5 archives, so every tool found is tried in turn, the one most likely to succeed first.
+
+Nested archives (``--nested``; HMDB51's ``hmdb51_org.rar`` holds one ``<class>.rar`` per class): every archive found
+in the extracted tree is extracted, with the same checks, into a folder named after it (``brush_hair.rar`` →
+``brush_hair/``) and then removed; if an inner archive holds just one folder of that same name, its content is lifted,
+so both layouts give ``brush_hair/<video>.avi``.
+"""
+import errno
+import gzip
+import json
+import lzma
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from prep import UserError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
+RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
+APT_HINT = "install one: apt-get install unar   (or: apt-get install libarchive-tools, for bsdtar)"
+
+
+class UnsafeArchiveError(UserError):
+    """An archive member would land outside the target directory."""
+
+
+@dataclass
+class Member:
+    """One archive member as the safety check sees it."""
+
+    name: str  # as stored in the archive
+    kind: str  # "file" | "dir" | "symlink" | "hardlink" | "other"
+    target: str = ""  # link target (symlink: relative to the link's folder; hardlink: archive path)
+    size: int = -1  # regular files: uncompressed size, when known
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# member checks
+
+
+def _parts(path):
+    """Components of an archive path ('\\' counts as a separator too, to be safe), without '' and '.'."""
+    return [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _is_absolute(path):
+    path = path.replace("\\", "/")
+    return path.startswith("/") or (len(path) >= 2 and path[1] == ":" and path[0].isalpha())
+
+
+class MemberChecker:
+    """Checks members one by one, remembering the symlinks seen so far (``check_all`` checks a whole list)."""
+
+    def __init__(self, archive):
+        self.archive = archive
+        self.symlinks = set()  # normalized relative paths of symlink members
+
+    def refuse(self, member, why):
+        raise UnsafeArchiveError(f"{self.archive}: refusing member {member.name!r}: {why}; nothing was extracted")
+
+    def relpath(self, member):
+        """The normalized relative path of a member, or None for the archive root ('./')."""
+        if _is_absolute(member.name):
+            self.refuse(member, "absolute path")
+        parts = _parts(member.name)
+        if ".." in parts:
+            self.refuse(member, "'..' in its path")
+        return "/".join(parts) or None
+
+    def _through_symlink(self, parts):
+        """The first proper prefix of parts that is a symlink member, or None."""
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in self.symlinks:
+                return prefix
+        return None
+
+    def _resolve_inside(self, member, base_parts, target):
+        """Walk target lexically from base_parts; refuse if it leaves the root or passes through a symlink."""
+        if _is_absolute(target):
+            self.refuse(member, f"link target {target!r} is an absolute path")
+        parts = list(base_parts)
+        components = _parts(target)
+        for i, component in enumerate(components):
+            if component == "..":
+                if not parts:
+                    self.refuse(member, f"link target {target!r} points outside the target directory")
+                parts.pop()
+            else:
+                parts.append(component)
+                if i < len(components) - 1 and "/".join(parts) in self.symlinks:
+                    self.refuse(member, f"link target {target!r} passes through the symlink {'/'.join(parts)!r}")
+        return parts
+
+    def check(self, member):
+        """Check one member given the symlinks seen before; return its normalized relative path (None for root)."""
+        rel = self.relpath(member)
+        if rel is None:
+            if member.kind != "dir":
+                self.refuse(member, "names the target directory itself")
+            return None
+        parts = rel.split("/")
+        via = self._through_symlink(parts)
+        if via is not None:
+            self.refuse(member, f"its path passes through the symlink {via!r} of the same archive")
+        if member.kind == "other":
+            self.refuse(member, "device files, FIFOs and other special files are not extracted")
+        if member.kind == "symlink":
+            self._resolve_inside(member, parts[:-1], member.target)
+            self.symlinks.add(rel)
+        elif member.kind == "hardlink":
+            target_parts = self._resolve_inside(member, [], member.target)
+            if not target_parts:
+                self.refuse(member, f"hard link target {member.target!r} is the target directory")
+            via = self._through_symlink(target_parts + ["x"])
+            if via is not None:
+                self.refuse(member, f"hard link target {member.target!r} passes through the symlink {via!r}")
+        elif rel in self.symlinks:
+            self.refuse(member, "it would replace a symlink of the same archive")
+        return rel
+
+    def check_all(self, members):
+        """Check a whole member list (order-independent for symlinks: all of them are known first)."""
+        members = list(members)
+        for member in members:
+            if member.kind == "symlink":
+                rel = self.relpath(member)
+                if rel:
+                    self.symlinks.add(rel)
+        known = set(self.symlinks)
+        rels = []
+        for member in members:
+            rel = self.relpath(member)
+            if member.kind == "symlink":
+                self.symlinks = known - {rel}
+            rels.append(self.check(member))
+            self.symlinks = set(known)
+        return rels
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# detection
+
+
+def archive_kind(path):
+    """'zip' | 'rar' | 'tar' for an archive file (by content, then by name), or None."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    if head.startswith(RAR_MAGIC):
+        return "rar"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
+        return "tar"  # compressed; tarfile tells later whether a tar is inside
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except OSError:
+        pass
+    name = path.name.lower()
+    if name.endswith(".zip") and zipfile.is_zipfile(path):
+        return "zip"
+    return None
+
+
+def archive_stem(name):
+    """``brush_hair.rar`` → ``brush_hair``; ``part1.tar.gz`` → ``part1``."""
+    lower = name.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def looks_like_archive(path):
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES) and archive_kind(path) is not None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# zip
+
+
+def _zip_members(archive, zf):
+    members = []
+    for info in zf.infolist():
+        mode = info.external_attr >> 16
+        if info.is_dir():
+            kind = "dir"
+        elif info.create_system == 3 and stat.S_ISLNK(mode):
+            kind = "symlink"
+        elif info.create_system == 3 and mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            kind = "other"
+        else:
+            kind = "file"
+        target = zf.read(info).decode("utf-8", "surrogateescape") if kind == "symlink" else ""
+        members.append((info, Member(info.filename, kind, target, info.file_size)))
+    return members
+
+
+def _extract_zip(archive, dest):
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UserError(f"{archive}: not a readable zip archive ({error})") from None
+    with zf:
+        members = _zip_members(archive, zf)
+        rels = MemberChecker(archive).check_all(m for _, m in members)
+        try:
+            for (info, member), rel in zip(members, rels):
+                if rel is None:
+                    continue
+                path = dest / rel
+                if member.kind == "dir":
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if member.kind == "symlink":
+                    os.symlink(member.target, path)
+                    continue
+                with zf.open(info) as source, open(path, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+                mode = (info.external_attr >> 16) & 0o777
+                if info.create_system == 3 and mode:
+                    os.chmod(path, mode | 0o600)
+                timestamp = time.mktime(info.date_time + (0, 0, -1))
+                os.utime(path, (timestamp, timestamp))
+        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError) as error:
+            raise UserError(f"{archive}: damaged or unsupported zip ({error})") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# tar
+
+
+def _tar_member(info):
+    if info.isdir():
+        kind = "dir"
+    elif info.issym():
+        kind = "symlink"
+    elif info.islnk():
+        kind = "hardlink"
+    elif info.isreg():
+        kind = "file"
+    else:
+        kind = "other"
+    return Member(info.name, kind, info.linkname if kind in ("symlink", "hardlink") else "", info.size)
+
+
+def _extract_tar(archive, dest):
+    checker = MemberChecker(archive)
+    try:
+        with tarfile.open(archive, mode="r|*") as tf:
+            for info in tf:
+                rel = checker.check(_tar_member(info))
+                if rel is None:
+                    continue
+                if info.isdir():
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
+                    continue
+                info.name = rel
+                if info.islnk():
+                    info.linkname = "/".join(_parts(info.linkname))
+                try:
+                    # the 'data' filter repeats the essential checks and drops owners and special mode bits
+                    tf.extract(info, dest, filter="data")
+                except tarfile.FilterError as error:
+                    raise UnsafeArchiveError(f"{archive}: refusing member {rel!r}: {error}; "
+                                             f"nothing was extracted") from None
+                except OSError as error:
+                    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+                        raise
+                    raise UserError(f"{archive}: cannot extract member {rel!r}: {error}") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
+        raise UserError(f"{archive}: damaged or not a tar archive ({error})") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# rar
+
+
+def _import_rarfile():
+    try:
+        import rarfile
+    except ImportError:
+        raise UserError("RAR support needs the Python package rarfile: pip install rarfile") from None
+    return rarfile
+
+
+def rar_tools():
+    """The RAR extraction tools found on PATH, as names."""
+    return [tool for tool in ("unrar", "unar", "bsdtar") if shutil.which(tool)]
+
+
+def _rar_command(tool, archive, dest):
+    if tool == "unrar":
+        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", str(archive), str(dest) + os.sep]
+    if tool == "unar":
+        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", str(dest), str(archive)]
+    return ["bsdtar", "-x", "--no-same-owner", "-f", str(archive), "-C", str(dest)]
+
+
+def _rar_members(archive):
+    rarfile = _import_rarfile()
+    try:
+        rf = rarfile.RarFile(str(archive))
+    except rarfile.NeedFirstVolume:
+        raise UserError(f"{archive}: a later volume of a multi-volume RAR; extract the first volume") from None
+    except (rarfile.Error, OSError) as error:
+        raise UserError(f"{archive}: not a readable RAR archive ({error})") from None
+    with rf:
+        if rf.needs_password():
+            raise UserError(f"{archive}: RAR is password-protected")
+        version = 5 if type(rf._file_parser).__name__ == "RAR5Parser" else 3
+        members = []
+        for info in rf.infolist():
+            if info.needs_password():
+                raise UserError(f"{archive}: member {info.filename!r} is password-protected")
+            redir = getattr(info, "file_redir", None)
+            if info.is_dir():
+                members.append(Member(info.filename, "dir"))
+            elif redir:
+                redir_type, _flags, target = redir
+                kind = "hardlink" if redir_type in (4, 5) else "symlink"  # 4 hard link, 5 file copy
+                members.append(Member(info.filename, kind, target))
+            elif info.is_symlink():
+                try:  # RAR 3 keeps a symlink's target as the member's data
+                    target = rf.read(info).decode("utf-8", "surrogateescape")
+                except Exception as error:  # noqa: BLE001 - any failure means we cannot vouch for the link
+                    raise UnsafeArchiveError(f"{archive}: refusing member {info.filename!r}: cannot read its "
+                                             f"link target ({error}); nothing was extracted") from None
+                members.append(Member(info.filename, "symlink", target))
+            else:
+                mode = info.mode or 0
+                special = info.host_os == 3 and mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+                members.append(Member(info.filename, "other" if special else "file", "", info.file_size))
+    return version, members
+
+
+def _verify_tree(archive, root):
+    """After an external tool wrote into root: every entry and symlink must resolve inside root."""
+    root_real = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real != root_real and not real.startswith(root_real + os.sep):
+                rel = os.path.relpath(path, root)
+                raise UnsafeArchiveError(f"{archive}: refusing member {rel!r}: it resolves outside the target "
+                                         f"directory after extraction; nothing was extracted")
+            st = os.lstat(path)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                raise UnsafeArchiveError(f"{archive}: refusing member {os.path.relpath(path, root)!r}: special file")
+
+
+def _extract_rar(archive, dest):
+    version, members = _rar_members(archive)
+    rels = MemberChecker(archive).check_all(members)
+    tools = rar_tools()
+    if not tools:
+        raise UserError(f"{archive}: no RAR extraction tool found (unrar, unar or bsdtar); {APT_HINT}")
+    order = {5: ("unrar", "bsdtar", "unar"), 3: ("unrar", "unar", "bsdtar")}[version]
+    tools.sort(key=order.index)
+    failures = []
+    for tool in tools:
+        scratch = dest / f".{tool}.scratch"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+        result = subprocess.run(_rar_command(tool, archive, scratch), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        problem = None
+        if result.returncode != 0:
+            problem = f"exit {result.returncode}: {' '.join(result.stdout.split())[-300:]}"
+        else:
+            _verify_tree(archive, scratch)
+            for member, rel in zip(members, rels):
+                path = scratch / rel if rel else scratch
+                if member.kind == "file" and (not path.is_file() or path.is_symlink()
+                                              or (member.size >= 0 and path.stat().st_size != member.size)):
+                    problem = f"{rel!r} missing or of the wrong size after extraction"
+                    break
+        if problem is None:
+            for entry in list(scratch.iterdir()):
+                os.replace(entry, dest / entry.name)
+            scratch.rmdir()
+            return
+        shutil.rmtree(scratch)
+        failures.append(f"{tool}: {problem}")
+    raise UserError(f"{archive}: no RAR tool could extract it ({'; '.join(failures)}); "
+                    f"tools tried: {', '.join(tools)}; {APT_HINT}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the stage
+
+
+_EXTRACTORS = {"zip": _extract_zip, "tar": _extract_tar, "rar": _extract_rar}
+
+
+def _extract_into(archive, dest):
+    """Extract archive into the existing, empty directory dest (safety checks included)."""
+    kind = archive_kind(archive)
+    if kind is None:
+        raise UserError(f"{archive}: not a zip, tar or rar archive")
+    _EXTRACTORS[kind](archive, dest)
+
+
+def _merge_move(source, dest):
+    """Move the entries of directory source into directory dest, merging into existing directories."""
+    for entry in list(source.iterdir()):
+        target = dest / entry.name
+        if entry.is_dir() and not entry.is_symlink() and target.is_dir() and not target.is_symlink():
+            _merge_move(entry, target)
+            entry.rmdir()
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+
+
+def _extract_nested(root, depth):
+    """Extract every archive under root into a folder named after it, then remove it."""
+    if depth <= 0:
+        return
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        found.extend(Path(folder) / name for name in sorted(files))
+    for path in found:
+        if path.is_symlink() or not looks_like_archive(path):
+            continue
+        folder, stem = path.parent, archive_stem(path.name)
+        scratch = folder / f".{stem}.nested.partial"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+        _extract_into(path, scratch)
+        _extract_nested(scratch, depth - 1)
+        entries = list(scratch.iterdir())
+        if len(entries) == 1 and entries[0].name == stem and entries[0].is_dir() and not entries[0].is_symlink():
+            lifted = folder / f".{stem}.nested.lifted"
+            os.replace(entries[0], lifted)
+            scratch.rmdir()
+            scratch = lifted
+        target = folder / stem
+        target.mkdir(exist_ok=True)
+        _merge_move(scratch, target)
+        scratch.rmdir()
+        path.unlink()
+
+
+def _fingerprint(archive, nested):
+    st = os.stat(archive)
+    return {"archive": os.path.basename(archive), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "nested": nested}
+
+
+def marker_path(archive, out_dir):
+    return Path(out_dir) / f".{Path(archive).name}.extracted"
+
+
+def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2):
+    """Extract archive into out_dir safely and atomically; return the marker file that records completion.
+
+    Skips (and returns the marker) when the marker says this very archive (size, mtime) was already extracted with
+    the same options, unless force. Raises :class:`UnsafeArchiveError` for members that would land outside out_dir.
+    """
+    archive, out_dir = Path(archive), Path(out_dir)
+    if not archive.is_file():
+        raise UserError(f"{archive}: archive not found")
+    marker = marker_path(archive, out_dir)
+    fingerprint = _fingerprint(archive, nested)
+    if not force and marker.is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")) == fingerprint:
+                return marker
+        except ValueError:
+            pass
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / f".{archive.name}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted run
+    partial.mkdir()
+    try:
+        _extract_into(archive, partial)
+        if nested:
+            _extract_nested(partial, max_depth - 1)
+        _verify_tree(archive, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        if created:
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise
+    marker.unlink(missing_ok=True)
+    _merge_move(partial, out_dir)
+    partial.rmdir()
+    tmp_marker = marker.with_name(marker.name + ".tmp")
+    tmp_marker.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
+    os.replace(tmp_marker, marker)
+    return marker
+
+
+def run(args):
+    marker = extract_archive(args.archive, args.out_dir, nested=args.nested, force=args.force)
+    print(f"extracted {args.archive} into {args.out_dir} (marker {marker.name})")
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("extract", help="safely extract a zip / tar / rar archive",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("archive", help="zip, tar, tar.gz/bz2/xz or rar file")
+    parser.add_argument("out_dir", help="target directory (created; may already hold other archives' content)")
+    parser.add_argument("--nested", action="store_true",
+                        help="also extract archives found inside, each into a folder named after it")
+    parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")
+    parser.set_defaults(func=run)
