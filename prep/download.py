@@ -1,0 +1,423 @@
+"""Resumable, checksummed, parallel downloads with a report of what could not be had.
+
+``python -m prep download URL_LIST OUT_DIR [--checksums FILE] [--workers N] [--retries N] [--cache DIR]``
+
+URL_LIST holds one http(s):// or file:// URL a line (blank lines and ``#`` comments ignored); each file is saved
+under the last component of its URL path, URL-unquoted. ``--checksums`` takes ``sha256sum`` / ``md5sum`` output
+(``HASH  NAME``; md5, sha1, sha256 or sha512, told by the hash length; names matched by their last component).
+
+A file is fetched into ``NAME.part`` beside its target and renamed into place only when complete and verified (checksum
+if one is known, else the size the server announced), so a partial or corrupt file never stands under its final name.
+An interrupted download resumes from the ``.part`` with an HTTP Range request; a server that ignores Range gets a
+clean restart. Failed attempts are retried with exponential backoff; an attempt that made progress before the
+connection dropped does not use up a retry (up to a hard cap). A file already under its final name is skipped when its
+checksum matches (or when no checksum is known). With ``--cache DIR`` files found there by name (and checksum, when
+known) are hard-linked (or copied) instead of downloaded, and new downloads are linked into it.
+
+``OUT_DIR/missing.csv`` (columns ``url,reason``) lists what could not be had; it is always written (header only when
+nothing is missing). Exit status 0 unless nothing at all came.
+"""
+import csv
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.parse import unquote, urlparse
+from urllib.request import Request, url2pathname, urlopen
+
+from prep import UserError
+
+HASH_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
+USER_AGENT = "actionflow-prep/0.1 (python urllib)"
+CHUNK = 1 << 20
+MISSING_CSV = "missing.csv"
+
+
+class PermanentError(Exception):
+    """Retrying will not help (404, unsupported URL, checksum mismatch of a fresh download)."""
+
+
+class TransientError(Exception):
+    """Worth another attempt (connection dropped, timeout, 5xx)."""
+
+
+@dataclass
+class Outcome:
+    url: str
+    name: str
+    status: str  # "downloaded" | "present" | "cached" | "missing"
+    path: Path = None  # the file under its final name, when there is one
+    reason: str = ""  # why it is missing
+
+    @property
+    def ok(self):
+        return self.status != "missing"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def read_url_list(path):
+    """URLs of a list file: one a line, blank lines and # comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: URL list not found")
+    urls = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            urls.append(line)
+    return urls
+
+
+def read_checksums(path):
+    """``{file name: (algorithm, hex digest)}`` from sha256sum / md5sum (or BSD ``SHA256 (name) = hash``) output."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checksum file not found")
+    checksums = {}
+    bsd = re.compile(r"^(\w+) \((.+)\) = ([0-9a-fA-F]+)$")
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = bsd.match(line)
+        if match:
+            digest, name = match.group(3), match.group(2)
+        else:
+            digest, _, name = line.partition(" ")
+            name = name.strip()
+            if name.startswith("*"):  # binary-mode marker of sha256sum -b
+                name = name[1:]
+        digest = digest.lower()
+        algo = HASH_BY_LENGTH.get(len(digest))
+        if not name or algo is None or not re.fullmatch(r"[0-9a-f]+", digest):
+            raise UserError(f"{path}: line {number}: expected 'HASH  NAME' with an md5/sha1/sha256/sha512 hash, "
+                            f"got {line!r}")
+        checksums[name.replace("\\", "/").rsplit("/", 1)[-1]] = (algo, digest)
+    return checksums
+
+
+def file_name_for(url):
+    """The file name a URL is saved under: the last path component, URL-unquoted."""
+    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1])
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise PermanentError(f"no usable file name in the URL (got {name!r})")
+    return name
+
+
+def file_digest(path, algo):
+    digest = hashlib.new(algo)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# fetching into NAME.part
+
+
+def _size(path):
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _copy_stream(source, part, mode, on_bytes):
+    with open(part, mode) as sink:
+        while chunk := source.read(CHUNK):
+            sink.write(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
+        sink.flush()
+        os.fsync(sink.fileno())
+
+
+def _fetch_file_url(url, part, on_bytes):
+    parsed = urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise PermanentError(f"file:// URL with a host ({parsed.netloc}) is not supported")
+    source = Path(url2pathname(parsed.path))
+    if not source.is_file():
+        raise PermanentError(f"not found: {source}")
+    total = source.stat().st_size
+    offset = _size(part)
+    if offset > total:
+        offset = 0
+    try:
+        with open(source, "rb") as handle:
+            handle.seek(offset)
+            _copy_stream(handle, part, "ab" if offset else "wb", on_bytes)
+    except PermissionError as error:
+        raise PermanentError(f"cannot read {source}: {error.strerror}") from None
+    return total
+
+
+def _total_from_content_range(value):
+    """``bytes 100-199/1000`` → (100, 1000); ``bytes */1000`` → (None, 1000); unknown total → None."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+    if not match:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _fetch_http(url, part, timeout, on_bytes):
+    offset = _size(part)
+    request = Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urlopen(request, timeout=timeout)
+    except HTTPError as error:
+        error.close()
+        if error.code == 416 and offset:
+            _start, total = _total_from_content_range(error.headers.get("Content-Range"))
+            if total == offset:
+                return total  # the .part was already complete
+            part.unlink(missing_ok=True)
+            raise TransientError("server refused to resume (HTTP 416); restarting") from None
+        reason = f"HTTP {error.code} {error.reason}"
+        if error.code in (408, 425, 429) or error.code >= 500:
+            raise TransientError(reason) from None
+        raise PermanentError(reason) from None
+    except (URLError, OSError, http.client.HTTPException) as error:
+        raise TransientError(f"cannot connect: {getattr(error, 'reason', error)}") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if offset and response.status == 206:
+            start, total = _total_from_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink(missing_ok=True)
+                raise TransientError(f"server answered the resume with another range "
+                                     f"({response.headers.get('Content-Range')}); restarting")
+            if total is None and length is not None:
+                total = offset + length
+            mode = "ab"
+        else:  # a fresh download, or a server that ignored Range: start over
+            total, mode = length, "wb"
+        try:
+            _copy_stream(response, part, mode, on_bytes)
+        except (OSError, http.client.HTTPException) as error:
+            if isinstance(error, OSError) and getattr(error, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
+                raise
+            raise TransientError(f"connection lost after {_size(part)} of {total or '?'} bytes "
+                                 f"({type(error).__name__})") from None
+    size = _size(part)
+    if total is not None and size != total:
+        raise TransientError(f"connection closed after {size} of {total} bytes")
+    return total
+
+
+def _fetch(url, part, timeout, on_bytes):
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "file":
+        return _fetch_file_url(url, part, on_bytes)
+    if scheme in ("http", "https"):
+        return _fetch_http(url, part, timeout, on_bytes)
+    raise PermanentError(f"unsupported URL scheme {scheme!r} (http, https and file are)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# one file
+
+
+def _link_or_copy(source, target):
+    """Put source's content under target atomically: hard link if possible, else copy."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def _from_cache(cache_dir, name, checksum, target):
+    cached = Path(cache_dir) / name
+    if not cached.is_file():
+        return False
+    if checksum is not None and file_digest(cached, checksum[0]) != checksum[1]:
+        return False
+    _link_or_copy(cached, target)
+    return True
+
+
+def _to_cache(cache_dir, name, target):
+    cache_dir = Path(cache_dir)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if not (cache_dir / name).exists():
+            _link_or_copy(target, cache_dir / name)
+    except OSError:
+        pass  # a read-only or full cache must not fail the download
+
+
+def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff=1.0, timeout=60.0, on_bytes=None):
+    """Fetch one URL into out_dir; return an :class:`Outcome` (status "missing" with a reason on failure).
+
+    checksum: ``(algorithm, hex digest)`` or None. Never raises for network or content problems.
+    """
+    try:
+        name = file_name_for(url)
+    except PermanentError as error:
+        return Outcome(url, "", "missing", reason=str(error))
+    out_dir = Path(out_dir)
+    target, part = out_dir / name, out_dir / f"{name}.part"
+    if target.is_file():
+        if checksum is None or file_digest(target, checksum[0]) == checksum[1]:
+            return Outcome(url, name, "present", target)
+        target.unlink()  # corrupt: it must not stand under the final name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cache_dir is not None and _from_cache(cache_dir, name, checksum, target):
+        return Outcome(url, name, "cached", target)
+
+    failures, attempts, restarted = 0, 0, False
+    max_attempts = max(20, 5 * (retries + 1))
+    while True:
+        before = _size(part)
+        resumed = before > 0
+        attempts += 1
+        try:
+            total = _fetch(url, part, timeout, on_bytes)
+            if checksum is not None:
+                got = file_digest(part, checksum[0])
+                if got != checksum[1]:
+                    part.unlink(missing_ok=True)
+                    message = f"{checksum[0]} mismatch: expected {checksum[1]}, got {got}"
+                    if resumed and not restarted:  # the old .part may have been the bad bit: one clean retry
+                        restarted = True
+                        raise TransientError(message)
+                    raise PermanentError(message)
+            os.replace(part, target)
+            break
+        except PermanentError as error:
+            return Outcome(url, name, "missing", reason=str(error))
+        except TransientError as error:
+            progressed = _size(part) > before
+            if not progressed:
+                failures += 1
+            if failures > retries or attempts >= max_attempts:
+                return Outcome(url, name, "missing", reason=f"gave up after {attempts} attempts: {error}")
+            time.sleep(backoff * (2 ** (failures - 1)) if not progressed else 0)
+    if cache_dir is not None:
+        _to_cache(cache_dir, name, target)
+    return Outcome(url, name, "downloaded", target)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# many files
+
+
+def write_missing(out_dir, missing):
+    """Write ``out_dir/missing.csv`` (url,reason) atomically; return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / MISSING_CSV
+    tmp = path.with_name(f".{MISSING_CSV}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["url", "reason"])
+        writer.writerows(missing)
+    os.replace(tmp, path)
+    return path
+
+
+def download_all(urls, out_dir, checksums=None, workers=4, retries=3, cache_dir=None, backoff=1.0, timeout=60.0,
+                 progress=None):
+    """Download every URL into out_dir in parallel; write missing.csv.
+
+    checksums: ``{file name: (algorithm, hex digest)}``. Returns ``(done, missing)``: the :class:`Outcome` of every
+    file that is now under its final name, and ``(url, reason)`` pairs for the rest. progress: show a tqdm bar
+    (None: only on a terminal).
+    """
+    from tqdm import tqdm
+
+    checksums = checksums or {}
+    out_dir = Path(out_dir)
+    missing, jobs, names = [], [], {}
+    for url in dict.fromkeys(urls):  # drop repeated URLs, keep order
+        try:
+            name = file_name_for(url)
+        except PermanentError as error:
+            missing.append((url, str(error)))
+            continue
+        if name in names:
+            missing.append((url, f"file name {name!r} is also the name of {names[name]}"))
+            continue
+        names[name] = url
+        jobs.append((url, name))
+
+    done = []
+    lock = threading.Lock()
+    received = [0]
+    disable = None if progress is None else not progress
+    with tqdm(total=len(jobs), unit="file", desc="download", disable=disable) as bar:
+        def on_bytes(count):
+            with lock:
+                received[0] += count
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(download_one, url, out_dir, checksums.get(name), retries, cache_dir, backoff,
+                                   timeout, on_bytes) for url, name in jobs]
+            for future in as_completed(futures):
+                outcome = future.result()
+                if outcome.ok:
+                    done.append(outcome)
+                else:
+                    missing.append((outcome.url, outcome.reason))
+                bar.set_postfix_str(f"{received[0] / 1e6:.1f} MB, {len(missing)} missing", refresh=False)
+                bar.update(1)
+    order = {url: index for index, url in enumerate(urls)}
+    done.sort(key=lambda outcome: order[outcome.url])
+    missing.sort(key=lambda item: order.get(item[0], len(order)))
+    write_missing(out_dir, missing)
+    return done, missing
+
+
+def run(args):
+    urls = read_url_list(args.url_list)
+    checksums = read_checksums(args.checksums) if args.checksums else None
+    if not urls:
+        raise UserError(f"{args.url_list}: holds no URL")
+    done, missing = download_all(urls, args.out_dir, checksums=checksums, workers=args.workers,
+                                 retries=args.retries, cache_dir=args.cache, backoff=args.backoff,
+                                 timeout=args.timeout)
+    counts = {}
+    for outcome in done:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"{len(done)} of {len(urls)} files in {args.out_dir}" + (f" ({detail})" if detail else "")
+          + (f"; {len(missing)} missing, see {Path(args.out_dir) / MISSING_CSV}" if missing else ""))
+    if not done:
+        print(f"error: nothing could be downloaded; reasons in {Path(args.out_dir) / MISSING_CSV}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("download", help="resumable, checksummed downloads with a missing report",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("url_list", help="text file, one URL a line (# comments)")
+    parser.add_argument("out_dir", help="directory to save into (missing.csv is written there)")
+    parser.add_argument("--checksums", metavar="FILE", help="sha256sum/md5sum output for the files")
+    parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
+    parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
+    parser.add_argument("--cache", metavar="DIR", help="shared cache directory: reuse files found there, add new ones")
+    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    parser.set_defaults(func=run)

@@ -1,0 +1,184 @@
+"""prep.download against a local faulty HTTP server and file:// URLs."""
+import csv
+import hashlib
+import os
+import random
+
+import pytest
+
+from prep import download
+from prep.__main__ import main
+
+try:
+    from http_server import FaultyFileServer
+except ImportError:  # tests/ became a package
+    from tests.http_server import FaultyFileServer
+
+FAST = dict(backoff=0.01, timeout=10, progress=False)
+
+
+@pytest.fixture
+def served(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    rng = random.Random(7)
+    files = {
+        "big.bin": rng.randbytes(300_000),
+        "small.txt": b"hello\n" * 100,
+        "bad.bin": rng.randbytes(5_000),
+        "plain.bin": rng.randbytes(20_000),
+        "odd name & (1).tar": rng.randbytes(3_000),
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    with FaultyFileServer(root) as server:
+        yield server, files
+
+
+def sums(server, path):
+    path.write_text(server.checksums("sha256"))
+    return download.read_checksums(path)
+
+
+def read_missing(out_dir):
+    with open(out_dir / "missing.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_dropped_connections_resume_and_complete(served, tmp_path):
+    server, files = served
+    server.drop_connection("big.bin", attempts=2, after=50_000)
+    out = tmp_path / "out"
+    done, missing = download.download_all([server.url("big.bin")], out, checksums=sums(server, tmp_path / "s"),
+                                          retries=1, **FAST)
+    assert missing == [] and [d.status for d in done] == ["downloaded"]
+    assert (out / "big.bin").read_bytes() == files["big.bin"]
+    assert not (out / "big.bin.part").exists()
+    ranges = [r[1] for r in server.requests_for("big.bin")]
+    assert ranges == [None, "bytes=50000-", "bytes=100000-"]
+    assert read_missing(out) == []
+
+
+def test_existing_part_is_resumed_with_range(served, tmp_path):
+    server, files = served
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "big.bin.part").write_bytes(files["big.bin"][:1234])
+    outcome = download.download_one(server.url("big.bin"), out, checksum=None, backoff=0.01)
+    assert outcome.status == "downloaded"
+    assert (out / "big.bin").read_bytes() == files["big.bin"]
+    assert server.requests_for("big.bin") == [("big.bin", "bytes=1234-", 206)]
+
+
+def test_server_ignoring_range_restarts_cleanly(served, tmp_path):
+    server, files = served
+    server.ignore_range.add("plain.bin")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plain.bin.part").write_bytes(b"x" * 999)  # would corrupt the file if appended to
+    outcome = download.download_one(server.url("plain.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded"
+    assert (out / "plain.bin").read_bytes() == files["plain.bin"]
+
+
+def test_404_and_bad_checksum_end_in_missing_csv(served, tmp_path):
+    server, files = served
+    server.not_found.add("small.txt")
+    server.corrupt.add("bad.bin")
+    out = tmp_path / "out"
+    urls = [server.url("small.txt"), server.url("bad.bin"), server.url("odd name & (1).tar")]
+    done, missing = download.download_all(urls, out, checksums=sums(server, tmp_path / "s"), retries=2, **FAST)
+    assert [d.name for d in done] == ["odd name & (1).tar"]
+    assert (out / "odd name & (1).tar").read_bytes() == files["odd name & (1).tar"]
+    rows = read_missing(out)
+    assert [r["url"] for r in rows] == urls[:2]
+    assert "404" in rows[0]["reason"]
+    assert "sha256 mismatch" in rows[1]["reason"]
+    for name in ("small.txt", "bad.bin"):
+        assert not (out / name).exists() and not (out / f"{name}.part").exists()
+    assert len(server.requests_for("small.txt")) == 1  # a 404 is not retried
+
+
+def test_retries_exhausted_without_progress(served, tmp_path):
+    server, _ = served
+    server.drop_connection("plain.bin", attempts=50, after=0)
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("plain.bin"), out, retries=2, backoff=0.01)
+    assert outcome.status == "missing" and "gave up after 3 attempts" in outcome.reason
+    assert not (out / "plain.bin").exists()
+
+
+def test_file_url_with_md5(tmp_path):
+    source = tmp_path / "src" / "a b&c.zip"
+    source.parent.mkdir()
+    source.write_bytes(b"zipzip" * 1000)
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    (tmp_path / "md5sums").write_text(f"{md5} *src/a b&c.zip\n")
+    url = source.as_uri()
+    assert "%20" in url and download.file_name_for(url) == "a b&c.zip"
+    done, missing = download.download_all([url, "file:///no/such/file.bin"], tmp_path / "out",
+                                          checksums=download.read_checksums(tmp_path / "md5sums"), **FAST)
+    assert [d.status for d in done] == ["downloaded"] and (tmp_path / "out" / "a b&c.zip").read_bytes() == source.read_bytes()
+    assert missing[0][0] == "file:///no/such/file.bin" and "not found" in missing[0][1]
+
+
+def test_cache_is_filled_and_used(served, tmp_path):
+    server, files = served
+    cache = tmp_path / "cache"
+    checksums = sums(server, tmp_path / "s")
+    first, _ = download.download_all([server.url("plain.bin")], tmp_path / "a", checksums=checksums,
+                                     cache_dir=cache, **FAST)
+    assert first[0].status == "downloaded" and (cache / "plain.bin").read_bytes() == files["plain.bin"]
+    server.requests.clear()
+    second, _ = download.download_all([server.url("plain.bin")], tmp_path / "b", checksums=checksums,
+                                      cache_dir=cache, **FAST)
+    assert second[0].status == "cached" and server.requests == []
+    assert (tmp_path / "b" / "plain.bin").read_bytes() == files["plain.bin"]
+    # a cached file whose checksum does not match is not used
+    (cache / "small.txt").write_bytes(b"stale")
+    third, _ = download.download_all([server.url("small.txt")], tmp_path / "c", checksums=checksums,
+                                     cache_dir=cache, **FAST)
+    assert third[0].status == "downloaded" and (tmp_path / "c" / "small.txt").read_bytes() == files["small.txt"]
+
+
+def test_rerun_skips_present_and_replaces_corrupt(served, tmp_path):
+    server, files = served
+    checksums = sums(server, tmp_path / "s")
+    out = tmp_path / "out"
+    urls = [server.url("small.txt"), server.url("plain.bin")]
+    download.download_all(urls, out, checksums=checksums, **FAST)
+    server.requests.clear()
+    (out / "plain.bin").write_bytes(b"damaged")
+    done, missing = download.download_all(urls, out, checksums=checksums, **FAST)
+    assert {d.name: d.status for d in done} == {"small.txt": "present", "plain.bin": "downloaded"}
+    assert [r[0] for r in server.requests] == ["plain.bin"]
+    assert (out / "plain.bin").read_bytes() == files["plain.bin"]
+
+
+def test_read_checksums_formats(tmp_path):
+    path = tmp_path / "sums"
+    path.write_text("# comment\n" + "a" * 64 + "  dir/x.rar\r\n" + "B" * 32 + " *y.zip\n"
+                    "SHA1 (z.tar) = " + "c" * 40 + "\n")
+    assert download.read_checksums(path) == {"x.rar": ("sha256", "a" * 64), "y.zip": ("md5", "b" * 32),
+                                             "z.tar": ("sha1", "c" * 40)}
+    path.write_text("abc  x.rar\n")
+    with pytest.raises(download.UserError, match="line 1"):
+        download.read_checksums(path)
+
+
+def test_cli_exit_codes(served, tmp_path, capsys):
+    server, files = served
+    server.not_found.add("small.txt")
+    good = tmp_path / "good.list"
+    good.write_text(f"# K400 parts\n\n{server.url('plain.bin')}\n{server.url('small.txt')}\n")
+    bad = tmp_path / "bad.list"
+    bad.write_text(f"{server.url('small.txt')}\n")
+    (tmp_path / "s").write_text(server.checksums())
+    common = ["--workers", "2", "--retries", "0", "--backoff", "0.01", "--checksums", str(tmp_path / "s")]
+    assert main(["download", str(good), str(tmp_path / "o1"), *common]) == 0
+    assert (tmp_path / "o1" / "plain.bin").is_file() and len(read_missing(tmp_path / "o1")) == 1
+    assert main(["download", str(bad), str(tmp_path / "o2"), *common]) == 1
+    assert len(read_missing(tmp_path / "o2")) == 1
+    assert main(["download", str(tmp_path / "nope.list"), str(tmp_path / "o3")]) == 2
+    assert "nope.list" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o3")
