@@ -12,6 +12,7 @@ from prep import UserError
 # verb modules, imported lazily so `python -m prep --help` stays fast and one broken optional backend
 # does not take every verb down
 STAGE_MODULES = [
+    "prep.index",
     "prep.datasets.synthetic",
     "prep.download",
     "prep.archives",

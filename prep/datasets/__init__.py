@@ -25,6 +25,29 @@ class DatasetIndex:
     classes: list
     videos: list
     split_names: list
+    # (video_dir, Video.path) -> the file on disk, for datasets whose lists and folders disagree in case
+    resolve_path: object = None
 
     def label_of(self, class_name):
         return self.classes.index(class_name)
+
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
+
+
+def read_dataset(dataset, splits_dir):
+    """The :class:`DatasetIndex` of ``dataset`` from its official split / annotation files in ``splits_dir``."""
+    from prep import UserError
+
+    if dataset in ("synthetic", "ucf101"):  # the synthetic dataset writes UCF101's split files
+        from prep.datasets import ucf101
+        index = ucf101.read_splits(splits_dir, name=dataset)
+        index.resolve_path = ucf101.resolve_video_path
+        return index
+    if dataset == "hmdb51":
+        from prep.datasets import hmdb51
+        return hmdb51.read_splits(splits_dir, name=dataset)
+    if dataset == "kinetics400":
+        from prep.datasets import kinetics400
+        return kinetics400.read_annotations(splits_dir, name=dataset)
+    raise UserError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")

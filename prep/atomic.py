@@ -1,0 +1,58 @@
+"""Write-then-rename helpers: a partial output never stands under its final name."""
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def temporary_sibling(path, suffix=""):
+    """A fresh temporary path next to ``path`` (same file system, so rename is atomic); hidden from globs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f"{suffix}.tmp", dir=path.parent))
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a temporary directory that is renamed to ``path`` when the block ends without error.
+
+    On error the temporary directory is removed. ``path`` must not exist (callers decide whether to skip or replace).
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w", **kwargs):
+    """Open a temporary file beside ``path``; on success it is flushed, synced and renamed to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_stale_temporaries(directory):
+    """Delete temporaries a killed run left in ``directory`` (``.name.*.tmp``)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    stale = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return len(stale)

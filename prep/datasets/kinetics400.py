@@ -1,0 +1,175 @@
+"""Kinetics-400: classes and clips from the official CSVs; PaddleVideo's archive link lists; finding the clips.
+
+CSV columns: ``label,youtube_id,time_start,time_end,split`` (``split`` is train / val / test; the original test CSV
+has no label column). Labels are kept exactly as written (they contain spaces, quotes, parentheses) and sorted by
+name, as mmaction2 does (label = position in ``classes``). A clip is ``{youtube_id}_{start:06d}_{end:06d}.mp4``;
+``Video.path`` is ``<label>/<clip>.mp4`` with the label itself as class folder, ``video_id`` the same without
+extension.
+
+Kinetics has one official split; it is split "1" in :class:`~prep.datasets.DatasetIndex`: CSV ``train`` → "train",
+``val`` → "test" (the validation set is what results are reported on), labelled ``test`` rows → "unused" when
+``include_test`` is set, otherwise skipped, as are rows without a label.
+
+Every copy of Kinetics lacks some 5–10 % of the clips: :func:`locate_clips` finds the clips present under a video
+directory (in class folders — the label as is, or with ``_`` for spaces — or flat; ``.mp4``, ``.mkv`` or ``.webm``)
+and reports the others with a reason.
+"""
+import csv
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prep import UserError
+from prep.datasets import DatasetIndex, Video
+
+SUBSET_OF_SPLIT = {"train": "train", "val": "test", "validate": "test", "validation": "test", "test": "unused"}
+CLIP_EXTENSIONS = (".mp4", ".mkv", ".webm")
+REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
+
+
+def clip_name(youtube_id, time_start, time_end, extension=".mp4"):
+    """``abc_000010_000020.mp4`` for youtube_id abc, 10 s to 20 s."""
+    return f"{youtube_id}_{int(time_start):06d}_{int(time_end):06d}{extension}"
+
+
+def _csv_files(csv_dir_or_files):
+    if isinstance(csv_dir_or_files, (str, os.PathLike)):
+        path = Path(csv_dir_or_files)
+        if path.is_dir():
+            files = sorted(path.glob("*.csv"))
+            if not files:
+                raise UserError(f"{path}: no .csv annotation files found (Kinetics-400 train.csv, validate.csv …)")
+            return files
+        items = [path]
+    else:
+        items = [Path(p) for p in csv_dir_or_files]
+    for path in items:
+        if not path.is_file():
+            raise UserError(f"{path}: Kinetics annotation CSV not found")
+    return items
+
+
+def _seconds(value, path, number, column):
+    try:
+        number_value = float(value)
+    except ValueError:
+        raise UserError(f"{path}: line {number}: {column} {value!r} is not a number") from None
+    if number_value < 0 or number_value != int(number_value):
+        raise UserError(f"{path}: line {number}: {column} {value!r} is not a whole number of seconds")
+    return int(number_value)
+
+
+def read_rows(path):
+    """``[(label or None, youtube_id, start, end, split)]`` of one CSV (split from the column, else the file name)."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise UserError(f"{path}: not a Kinetics CSV: no column(s) {', '.join(missing)} "
+                            f"(expected label,youtube_id,time_start,time_end,split)")
+        reader.fieldnames = header
+        default_split = path.stem.lower()
+        rows = []
+        for number, row in enumerate(reader, start=2):
+            if None in row or any(row.get(c) is None for c in REQUIRED_COLUMNS):
+                raise UserError(f"{path}: line {number}: wrong number of fields")
+            split = (row.get("split") or default_split).strip().lower()
+            if split not in SUBSET_OF_SPLIT:
+                raise UserError(f"{path}: line {number}: unknown split {split!r} (train, val or test)")
+            label = row.get("label")
+            youtube_id = row["youtube_id"].strip()
+            if not youtube_id or "/" in youtube_id:
+                raise UserError(f"{path}: line {number}: bad youtube_id {youtube_id!r}")
+            start = _seconds(row["time_start"].strip(), path, number, "time_start")
+            end = _seconds(row["time_end"].strip(), path, number, "time_end")
+            rows.append((label if label else None, youtube_id, start, end, split))
+    return rows
+
+
+def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
+    """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex."""
+    videos = {}
+    for path in _csv_files(csv_dir_or_files):
+        for label, youtube_id, start, end, split in read_rows(path):
+            subset = SUBSET_OF_SPLIT[split]
+            if label is None or (subset == "unused" and not include_test):
+                continue
+            if label in (".", "..") or "/" in label or "\0" in label:
+                raise UserError(f"{path}: label {label!r} cannot be a folder name")
+            clip = clip_name(youtube_id, start, end)
+            video_id = f"{label}/{clip[:-len('.mp4')]}"
+            video = videos.get(video_id)
+            if video is None:
+                videos[video_id] = Video(video_id, label, f"{label}/{clip}", {"1": subset})
+            elif video.splits["1"] != subset and "unused" not in (video.splits["1"], subset):
+                raise UserError(f"{path}: clip {video_id!r} is in both {video.splits['1']} and {subset}")
+    if not videos:
+        raise UserError(f"{csv_dir_or_files}: no labelled clips found")
+    classes = sorted({v.class_name for v in videos.values()})
+    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), ["1"])
+
+
+def read_link_list(path):
+    """Archive URLs of PaddleVideo's ``train_link.list`` / ``val_link.list`` (one a line; blanks, # comments out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: link list not found")
+    urls = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parsed = urlparse(line)
+        if parsed.scheme not in ("http", "https", "ftp", "file") or not parsed.path.strip("/"):
+            raise UserError(f"{path}: line {number}: {line!r} is not an archive URL")
+        urls.append(line)
+    return urls
+
+
+def _scan(video_dir):
+    """``{file name: [paths]}`` of the files directly in video_dir and in its sub-folders (one level)."""
+    by_name = {}
+    with os.scandir(video_dir) as top:
+        for entry in top:
+            if entry.is_file():
+                by_name.setdefault(entry.name, []).append(Path(entry.path))
+            elif entry.is_dir():
+                with os.scandir(entry.path) as inner:
+                    for item in inner:
+                        if item.is_file():
+                            by_name.setdefault(item.name, []).append(Path(item.path))
+    return by_name
+
+
+def locate_clips(index, video_dir):
+    """Find each clip of index under video_dir. Returns ``(found, missing)``: ``{video_id: Path}`` and
+    ``[(video_id, reason)]`` with reason "not found" or "empty file: <path>".
+
+    A clip may stand in its class folder (the label as is, or with spaces as ``_``) or flat in video_dir, as
+    ``.mp4``, ``.mkv`` or ``.webm``; the class folder wins over a flat copy, .mp4 over the others.
+    """
+    video_dir = Path(video_dir)
+    if not video_dir.is_dir():
+        raise UserError(f"{video_dir}: video directory not found")
+    by_name = _scan(video_dir)
+    found, missing = {}, []
+    for video in index.videos:
+        stem = video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        folders = {video.class_name, video.class_name.replace(" ", "_")}
+        candidates = []
+        for extension in CLIP_EXTENSIONS:
+            paths = by_name.get(stem + extension, [])
+            candidates += [p for p in paths if p.parent != video_dir and p.parent.name in folders]
+        for extension in CLIP_EXTENSIONS:
+            candidates += [p for p in by_name.get(stem + extension, []) if p.parent == video_dir]
+        if not candidates:
+            missing.append((video.video_id, "not found"))
+            continue
+        nonempty = [p for p in candidates if p.stat().st_size > 0]
+        if nonempty:
+            found[video.video_id] = nonempty[0]
+        else:
+            missing.append((video.video_id, f"empty file: {candidates[0]}"))
+    return found, missing

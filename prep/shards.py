@@ -1,0 +1,104 @@
+"""Shared machinery of the per-video stages: shard selection, a worker pool with pinned threads, reports.
+
+A Snakemake job handles one shard (every ``num_shards``-th video of a sorted list), never one video, so a
+Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
+complete, so a rerun skips what is done and redoes what was cut short.
+"""
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from prep import UserError
+from prep.atomic import atomic_file
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def select_shard(items, shard, num_shards):
+    """Round-robin share ``shard`` (0-based) of ``items`` sorted by key, so shards get mixed lengths."""
+    if not 0 <= shard < num_shards:
+        raise UserError(f"--shard {shard} is outside 0..{num_shards - 1}")
+    return sorted(items)[shard::num_shards]
+
+
+def pin_threads(threads=1):
+    """One worker = one core: stop OpenCV and BLAS from spawning threads of their own in every worker."""
+    import cv2
+    cv2.setNumThreads(threads)
+    for name in THREAD_ENV:
+        os.environ[name] = str(threads)
+
+
+def run_pool(function, jobs, workers, desc):
+    """Apply ``function`` to every job (a tuple of arguments) in ``workers`` processes; yield results in job order."""
+    workers = max(1, min(workers, len(jobs) or 1))
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", mininterval=1.0, disable=None)
+    try:
+        if workers == 1:
+            pin_threads(1)
+            for job in jobs:
+                yield function(*job)
+                bar.update()
+        else:
+            context = multiprocessing.get_context("spawn")  # no forked OpenCV/torch state
+            with context.Pool(workers, initializer=pin_threads) as pool:
+                for result in pool.imap(_star, [(function, job) for job in jobs]):
+                    yield result
+                    bar.update()
+    finally:
+        bar.close()
+
+
+def _star(function_and_job):
+    function, job = function_and_job
+    return function(*job)
+
+
+def summarise(records, verb, started):
+    """One line a person reads at the end of a stage."""
+    counts = pd.Series([r["status"].split(":")[0] for r in records], dtype=object).value_counts().to_dict()
+    frames = sum(int(r.get("n_frames") or r.get("n_flow") or 0) for r in records)
+    return (f"{verb}: {len(records)} videos — {counts.get('done', 0)} done, {counts.get('skipped', 0)} skipped, "
+            f"{counts.get('quarantined', 0)} quarantined; {frames} frames; {time.time() - started:.1f} s")
+
+
+def write_report(records, path, columns):
+    """The shard's report (CSV), written atomically: it is the Snakemake output that marks the shard done."""
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    with atomic_file(path, "w", newline="") as handle:
+        frame.to_csv(handle, index=False)
+
+
+def discover_videos(video_dir, level, extensions):
+    """``(video_id, path)`` for every video under video_dir: level 1 ``video.ext``, level 2 ``class/video.ext``."""
+    video_dir = Path(video_dir)
+    if not video_dir.is_dir():
+        raise UserError(f"{video_dir}: no such directory")
+    pattern = "*/*" if level == 2 else "*"
+    found = []
+    for path in video_dir.glob(pattern):
+        if path.is_file() and path.suffix.lower().lstrip(".") in extensions and not path.name.startswith("."):
+            found.append((path.relative_to(video_dir).with_suffix("").as_posix(), path))
+    return sorted(found)
+
+
+def add_selection_arguments(parser):
+    """Options shared by the per-video verbs: which videos, which shard, how many workers, where the report goes."""
+    parser.add_argument("--level", type=int, choices=(1, 2), default=2,
+                        help="1: SRC/video, 2: SRC/class/video (default)")
+    parser.add_argument("--index", help="Parquet index (from `prep index`) naming the videos to process")
+    parser.add_argument("--shard", type=int, default=0, help="0-based shard number")
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="processes; each uses one core")
+    parser.add_argument("--report", help="CSV report of this shard (status per video)")
+
+
+def index_videos(index_path):
+    """``(video_id, video_path)`` of the usable videos listed in an index."""
+    frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
+    frame = frame[frame["status"] == "ok"]
+    return list(zip(frame["video_id"], frame["video_path"]))
