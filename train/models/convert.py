@@ -112,18 +112,14 @@ def convert_state_dict(state_dict, source, arch, model=None, in_channels=None, *
     else:
         sd = dict(sd)
 
-    def make_model(device=None):
-        num_classes = options.pop("num_classes", None) or _source_num_classes(sd)
-        ic = in_channels or _source_in_channels(sd)
-        with torch.device(device or "cpu"):
-            return build_model(arch, num_classes, ic, **options)
-
-    if model is None:
+    def make_model(device="cpu"):
         opts = dict(options)
-        target = make_model("meta").state_dict()
-        options = opts
-    else:
-        target = model.state_dict()
+        num_classes = opts.pop("num_classes", None) or _source_num_classes(sd)
+        with torch.device(device):
+            return build_model(arch, num_classes, in_channels or _source_in_channels(sd), **opts)
+
+    # shapes only: a meta-device model allocates nothing
+    target = (model if model is not None else make_model("meta")).state_dict()
 
     unexpected = [k for k in sd if k not in target]
     if unexpected:
