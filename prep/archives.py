@@ -209,6 +209,11 @@ def looks_like_archive(path):
 # zip
 
 
+def _is_special(mode):
+    """Unix mode bits of a device, FIFO or socket."""
+    return stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK)
+
+
 def _zip_members(archive, zf):
     members = []
     for info in zf.infolist():
@@ -217,7 +222,7 @@ def _zip_members(archive, zf):
             kind = "dir"
         elif info.create_system == 3 and stat.S_ISLNK(mode):
             kind = "symlink"
-        elif info.create_system == 3 and mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        elif info.create_system == 3 and _is_special(mode):
             kind = "other"
         else:
             kind = "file"
@@ -359,8 +364,7 @@ def _rar_members(archive):
                                              f"link target ({error}); nothing was extracted") from None
                 members.append(Member(info.filename, "symlink", target))
             else:
-                mode = info.mode or 0
-                special = info.host_os == 3 and mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+                special = info.host_os == 3 and _is_special(info.mode or 0)
                 members.append(Member(info.filename, "other" if special else "file", "", info.file_size))
     return version, members
 
