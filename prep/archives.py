@@ -9,10 +9,11 @@ checked whole before extraction starts; tar archives (often large and compressed
 checked against everything seen before it and before it is written.
 
 Atomicity: an archive is extracted into a fresh hidden directory inside OUT_DIR (``.<archive>.partial``); only when
-everything is extracted and verified (for RAR, where an external tool writes the files, the extracted tree is walked and
-every path and symlink resolved) are its top-level entries moved into OUT_DIR, merging into directories that already
-exist (several archives may share one OUT_DIR), and then the marker ``OUT_DIR/.<archive>.extracted`` is written. A rerun
-finds the marker (same archive size and mtime, same options) and skips; a refused or failed run leaves OUT_DIR as it was.
+everything is extracted and verified (the tree is walked and every symlink resolved, which matters for RAR, where an
+external tool writes the files) are its top-level entries moved into OUT_DIR, merging into directories that already
+exist (several archives may share one OUT_DIR), and then the marker ``OUT_DIR/.<archive>.extracted`` is written. A
+rerun finds the marker (same archive size and mtime, same options) and skips; a refused or failed run leaves OUT_DIR as
+it was.
 
 RAR needs the ``rarfile`` package (to read the member list) and one of the tools ``unrar``, ``unar`` (Debian package
 ``unar``) or ``bsdtar`` (Debian package ``libarchive-tools``). bsdtar cannot unpack solid RAR 3 archives and unar
@@ -258,8 +259,12 @@ def _extract_zip(archive, dest):
                     os.chmod(path, mode | 0o600)
                 timestamp = time.mktime(info.date_time + (0, 0, -1))
                 os.utime(path, (timestamp, timestamp))
-        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError) as error:
+        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error) as error:
             raise UserError(f"{archive}: damaged or unsupported zip ({error})") from None
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+                raise
+            raise UserError(f"{archive}: cannot extract member {info.filename!r}: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -326,11 +331,12 @@ def rar_tools():
 
 
 def _rar_command(tool, archive, dest):
+    archive, dest = os.path.abspath(archive), os.path.abspath(dest)  # never an argument that starts with '-'
     if tool == "unrar":
-        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", str(archive), str(dest) + os.sep]
+        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", archive, dest + os.sep]
     if tool == "unar":
-        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", str(dest), str(archive)]
-    return ["bsdtar", "-x", "--no-same-owner", "-f", str(archive), "-C", str(dest)]
+        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", dest, archive]
+    return ["bsdtar", "-x", "--no-same-owner", "-f", archive, "-C", dest]
 
 
 def _rar_members(archive):
@@ -370,19 +376,23 @@ def _rar_members(archive):
 
 
 def _verify_tree(archive, root):
-    """After an external tool wrote into root: every entry and symlink must resolve inside root."""
+    """After extraction into root: no special files, and every symlink resolves inside root.
+
+    os.walk does not descend into symlinked folders, so every other entry it reaches lies inside root.
+    """
     root_real = os.path.realpath(root)
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = os.path.join(folder, name)
-            real = os.path.realpath(path)
-            if real != root_real and not real.startswith(root_real + os.sep):
-                rel = os.path.relpath(path, root)
-                raise UnsafeArchiveError(f"{archive}: refusing member {rel!r}: it resolves outside the target "
-                                         f"directory after extraction; nothing was extracted")
-            st = os.lstat(path)
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                raise UnsafeArchiveError(f"{archive}: refusing member {os.path.relpath(path, root)!r}: special file")
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                real = os.path.realpath(path)
+                if real != root_real and not real.startswith(root_real + os.sep):
+                    raise UnsafeArchiveError(f"{archive}: refusing member {os.path.relpath(path, root)!r}: it "
+                                             f"resolves outside the target directory; nothing was extracted")
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise UnsafeArchiveError(f"{archive}: refusing member {os.path.relpath(path, root)!r}: special "
+                                         f"file; nothing was extracted")
 
 
 def _extract_rar(archive, dest):

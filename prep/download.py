@@ -11,8 +11,9 @@ if one is known, else the size the server announced), so a partial or corrupt fi
 An interrupted download resumes from the ``.part`` with an HTTP Range request; a server that ignores Range gets a
 clean restart. Failed attempts are retried with exponential backoff; an attempt that made progress before the
 connection dropped does not use up a retry (up to a hard cap). A file already under its final name is skipped when its
-checksum matches (or when no checksum is known). With ``--cache DIR`` files found there by name (and checksum, when
-known) are hard-linked (or copied) instead of downloaded, and new downloads are linked into it.
+checksum matches, or when no checksum is known (a verified checksum is remembered in ``.NAME.verified`` while the
+file's size and mtime stay, so reruns do not hash hundreds of GB again). With ``--cache DIR`` files found there by
+name (and checksum, when known) are hard-linked (or copied) instead of downloaded, and new downloads are linked in.
 
 ``OUT_DIR/missing.csv`` (columns ``url,reason``) lists what could not be had; it is always written (header only when
 nothing is missing). Exit status 0 unless nothing at all came.
@@ -121,6 +122,37 @@ def file_digest(path, algo):
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _stamp_path(path):
+    return path.with_name(f".{path.name}.verified")
+
+
+def _stamp(path, checksum):
+    st = path.stat()
+    return f"{checksum[0]} {checksum[1]} {st.st_size} {st.st_mtime_ns}\n"
+
+
+def remember_verified(path, checksum):
+    """Note beside path (``.NAME.verified``) that it has checksum, for as long as its size and mtime stay."""
+    try:
+        _stamp_path(path).write_text(_stamp(path, checksum), encoding="ascii")
+    except OSError:
+        pass
+
+
+def has_checksum(path, checksum):
+    """Whether the file at path has checksum ``(algorithm, hex)``; hashes only when no valid note says so already
+    (rerunning over hundreds of GB of archives should not hash them all again)."""
+    try:
+        if _stamp_path(path).read_text(encoding="ascii") == _stamp(path, checksum):
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    if file_digest(path, checksum[0]) != checksum[1]:
+        return False
+    remember_verified(path, checksum)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -250,9 +282,11 @@ def _from_cache(cache_dir, name, checksum, target):
     cached = Path(cache_dir) / name
     if not cached.is_file():
         return False
-    if checksum is not None and file_digest(cached, checksum[0]) != checksum[1]:
+    if checksum is not None and not has_checksum(cached, checksum):
         return False
     _link_or_copy(cached, target)
+    if checksum is not None:
+        remember_verified(target, checksum)
     return True
 
 
@@ -278,7 +312,7 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
     out_dir = Path(out_dir)
     target, part = out_dir / name, out_dir / f"{name}.part"
     if target.is_file():
-        if checksum is None or file_digest(target, checksum[0]) == checksum[1]:
+        if checksum is None or has_checksum(target, checksum):
             return Outcome(url, name, "present", target)
         target.unlink()  # corrupt: it must not stand under the final name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +337,8 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
                         raise TransientError(message)
                     raise PermanentError(message)
             os.replace(part, target)
+            if checksum is not None:
+                remember_verified(target, checksum)
             break
         except PermanentError as error:
             return Outcome(url, name, "missing", reason=str(error))

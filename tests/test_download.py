@@ -118,7 +118,8 @@ def test_file_url_with_md5(tmp_path):
     assert "%20" in url and download.file_name_for(url) == "a b&c.zip"
     done, missing = download.download_all([url, "file:///no/such/file.bin"], tmp_path / "out",
                                           checksums=download.read_checksums(tmp_path / "md5sums"), **FAST)
-    assert [d.status for d in done] == ["downloaded"] and (tmp_path / "out" / "a b&c.zip").read_bytes() == source.read_bytes()
+    assert [d.status for d in done] == ["downloaded"]
+    assert (tmp_path / "out" / "a b&c.zip").read_bytes() == source.read_bytes()
     assert missing[0][0] == "file:///no/such/file.bin" and "not found" in missing[0][1]
 
 
@@ -182,3 +183,28 @@ def test_cli_exit_codes(served, tmp_path, capsys):
     assert main(["download", str(tmp_path / "nope.list"), str(tmp_path / "o3")]) == 2
     assert "nope.list" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o3")
+
+
+def test_verified_checksum_is_remembered(served, tmp_path, monkeypatch):
+    server, files = served
+    checksums = sums(server, tmp_path / "s")
+    out = tmp_path / "out"
+    download.download_all([server.url("plain.bin")], out, checksums=checksums, **FAST)
+    assert (out / ".plain.bin.verified").is_file()
+
+    def no_hashing(*args):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(download, "file_digest", no_hashing)
+    done, _ = download.download_all([server.url("plain.bin")], out, checksums=checksums, **FAST)
+    assert done[0].status == "present"
+
+
+def test_complete_part_is_finished_without_refetching(served, tmp_path):
+    server, files = served
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "small.txt.part").write_bytes(files["small.txt"])
+    outcome = download.download_one(server.url("small.txt"), out, checksum=None, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "small.txt").read_bytes() == files["small.txt"]
+    assert [r[2] for r in server.requests_for("small.txt")] == [416]
