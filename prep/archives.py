@@ -449,16 +449,24 @@ def _extract_into(archive, dest):
 
 
 def _merge_move(source, dest):
-    """Move the entries of directory source into directory dest, merging into existing directories."""
+    """Move the entries of directory source into directory dest, merging into existing directories
+    (another extraction into the same OUT_DIR may be creating the same folders at the same time)."""
     for entry in list(source.iterdir()):
         target = dest / entry.name
-        if entry.is_dir() and not entry.is_symlink() and target.is_dir() and not target.is_symlink():
+        is_dir = entry.is_dir() and not entry.is_symlink()
+        if is_dir and target.is_dir() and not target.is_symlink():
             _merge_move(entry, target)
             entry.rmdir()
             continue
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        os.replace(entry, target)
+        try:
+            os.replace(entry, target)
+        except OSError as error:
+            if not (is_dir and error.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.is_dir()):
+                raise
+            _merge_move(entry, target)
+            entry.rmdir()
 
 
 def _extract_nested(root, depth):

@@ -382,6 +382,7 @@ def download_all(urls, out_dir, checksums=None, workers=4, retries=3, cache_dir=
     """
     from tqdm import tqdm
 
+    urls = list(urls)
     checksums = checksums or {}
     out_dir = Path(out_dir)
     missing, jobs, names = [], [], {}

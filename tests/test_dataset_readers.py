@@ -113,7 +113,7 @@ def test_locate_clips(k400_csvs, tmp_path):
     index = kinetics400.read_annotations(k400_csvs)
     videos = tmp_path / "videos"
     write(videos / "abseiling" / "--07WQ2iBlw_000001_000011.mp4", "data")
-    write(videos / "passing_American_football_(in_game)" / "-_1WdVQ8pTs_000005_000015.mkv", "data")
+    write(videos / "passing_American_football_-in_game-" / "-_1WdVQ8pTs_000005_000015.mkv", "data")
     write(videos / "0wR5jVB-WPk_000417_000427.webm", "data")  # flat
     write(videos / "massaging person's head" / "3Kc1bbWp1Ec_000000_000010.mp4", "")  # empty
     write(videos / "wrong class" / "abc_000007_000017.mp4", "data")  # not its class folder
@@ -121,7 +121,7 @@ def test_locate_clips(k400_csvs, tmp_path):
     assert {k: v.relative_to(videos).as_posix() for k, v in found.items()} == {
         "abseiling/--07WQ2iBlw_000001_000011": "abseiling/--07WQ2iBlw_000001_000011.mp4",
         "passing American football (in game)/-_1WdVQ8pTs_000005_000015":
-            "passing_American_football_(in_game)/-_1WdVQ8pTs_000005_000015.mkv",
+            "passing_American_football_-in_game-/-_1WdVQ8pTs_000005_000015.mkv",
         "abseiling/0wR5jVB-WPk_000417_000427": "0wR5jVB-WPk_000417_000427.webm",
     }
     reasons = dict(missing)
@@ -129,6 +129,13 @@ def test_locate_clips(k400_csvs, tmp_path):
     assert reasons["massaging person's head/abc_000007_000017"] == "not found"
     assert reasons['say "cheese"/zzz_Y-aBc1_000112_000122'] == "not found"
     assert len(found) + len(missing) == len(index.videos)
+    for video_id, path in found.items():
+        assert kinetics400.resolve_video_path(videos, index_path(index, video_id)) == path
+    assert kinetics400.resolve_video_path(videos, "a b/x.mp4") == videos / "a b" / "x.mp4"
+
+
+def index_path(index, video_id):
+    return next(v.path for v in index.videos if v.video_id == video_id)
 
 
 def test_read_link_list(tmp_path):

@@ -11,8 +11,8 @@ Kinetics has one official split; it is split "1" in :class:`~prep.datasets.Datas
 ``include_test`` is set, otherwise skipped, as are rows without a label.
 
 Every copy of Kinetics lacks some 5–10 % of the clips: :func:`locate_clips` finds the clips present under a video
-directory (in class folders — the label as is, or with ``_`` for spaces — or flat; ``.mp4``, ``.mkv`` or ``.webm``)
-and reports the others with a reason.
+directory (in class folders — the label as is, with ``_`` for spaces, or as mmaction2's ``rename_classnames.sh``
+leaves it — or flat; ``.mp4``, ``.mkv`` or ``.webm``) and reports the others with a reason.
 """
 import csv
 import os
@@ -128,6 +128,28 @@ def read_link_list(path):
     return urls
 
 
+def class_folder_variants(label):
+    """Folder names a copy of Kinetics may use for a label: as is, spaces as ``_``, and mmaction2's
+    ``rename_classnames.sh`` form (spaces as ``_``, parentheses as ``-``)."""
+    underscored = label.replace(" ", "_")
+    return list(dict.fromkeys([label, underscored, underscored.replace("(", "-").replace(")", "-")]))
+
+
+def resolve_video_path(video_dir, rel_path):
+    """The file for ``label/clip.mp4`` under video_dir (any class-folder variant, or flat; .mp4/.mkv/.webm),
+    else video_dir/rel_path. Same signature as :func:`prep.datasets.ucf101.resolve_video_path`."""
+    video_dir = Path(video_dir)
+    label, _, file_name = rel_path.rpartition("/")
+    stem = file_name.rsplit(".", 1)[0]
+    folders = [video_dir / folder for folder in class_folder_variants(label)] if label else []
+    for folder in folders + [video_dir]:
+        for extension in CLIP_EXTENSIONS:
+            candidate = folder / (stem + extension)
+            if candidate.is_file():
+                return candidate
+    return video_dir / rel_path
+
+
 def _scan(video_dir):
     """``{file name: [paths]}`` of the files directly in video_dir and in its sub-folders (one level)."""
     by_name = {}
@@ -147,7 +169,7 @@ def locate_clips(index, video_dir):
     """Find each clip of index under video_dir. Returns ``(found, missing)``: ``{video_id: Path}`` and
     ``[(video_id, reason)]`` with reason "not found" or "empty file: <path>".
 
-    A clip may stand in its class folder (the label as is, or with spaces as ``_``) or flat in video_dir, as
+    A clip may stand in its class folder (see :func:`class_folder_variants`) or flat in video_dir, as
     ``.mp4``, ``.mkv`` or ``.webm``; the class folder wins over a flat copy, .mp4 over the others.
     """
     video_dir = Path(video_dir)
@@ -157,7 +179,7 @@ def locate_clips(index, video_dir):
     found, missing = {}, []
     for video in index.videos:
         stem = video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        folders = {video.class_name, video.class_name.replace(" ", "_")}
+        folders = set(class_folder_variants(video.class_name))
         candidates = []
         for extension in CLIP_EXTENSIONS:
             paths = by_name.get(stem + extension, [])
