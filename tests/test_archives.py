@@ -203,6 +203,7 @@ def test_without_nested_inner_archives_stay(tmp_path):
     ([("/tmp/evil_abs.txt", b"x")], "/tmp/evil_abs.txt"),
     ([("a/../../evil.txt", b"x")], "a/../../evil.txt"),
     ([("..\\evil.txt", b"x")], "..\\evil.txt"),
+    ([("C:/evil.txt", b"x")], "C:/evil.txt"),
     ([("evil_link", ("symlink", "../../")), ("x.txt", b"x")], "evil_link"),
     ([("d", ("symlink", "sub")), ("sub/", None), ("d/evil.txt", b"x")], "d/evil.txt"),
 ])
@@ -224,6 +225,8 @@ def test_malicious_zip_is_refused(sandbox, entries, member):
     ([("sub", ("dir",)), ("d", ("symlink", "sub")), ("d/evil.txt", b"x")], "d/evil.txt"),
     ([("a", ("dir",)), ("a/in", ("symlink", "..")), ("b", ("symlink", "a/in/..")), ("b/evil.txt", b"x")], "b"),
     ([("fifo", ("fifo",))], "fifo"),
+    ([("sub/f", b"x"), ("d", ("symlink", "sub")), ("h", ("hardlink", "d/f"))], "h"),
+    ([("sub/evil.txt", b"x"), ("sub", ("symlink", "/tmp"))], "sub"),
 ])
 def test_malicious_tar_is_refused(sandbox, entries, member):
     sentinel, out = sandbox
