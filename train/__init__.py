@@ -1,0 +1,1 @@
+"""Training and evaluation of TSN, TSM and I3D on the rawframe lists that ``prep`` writes."""

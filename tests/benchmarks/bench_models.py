@@ -9,6 +9,7 @@ CPU pipeline's 56x56, 8 frames).  Not a pytest file: no test_ functions.
 """
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -28,13 +29,16 @@ def recipe_frames(arch):
     return 8
 
 
-def timed(fn, iters, warmup=1):
+def timed(fn, iters, warmup=2):
+    """Median seconds per call (the first calls pay for allocator / oneDNN set-up, so they are skipped)."""
     for _ in range(warmup):
         fn()
-    start = time.perf_counter()
+    times = []
     for _ in range(iters):
+        start = time.perf_counter()
         fn()
-    return (time.perf_counter() - start) / iters
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def bench(arch, batch, iters, size, frames, base_channels, num_classes=400):
@@ -64,7 +68,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--archs", nargs="+", default=DEFAULT_ARCHS, help=f"any of: {' '.join(list_archs())}")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--iters", type=int, default=2, help="timed iterations (after one warm-up)")
+    ap.add_argument("--iters", type=int, default=2, help="timed iterations (after two warm-ups)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=None, help="override the recipe's frames/segments")
     ap.add_argument("--base-channels", type=int, default=64)

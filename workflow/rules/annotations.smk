@@ -1,0 +1,35 @@
+rule annotations:
+    input:
+        index="data/{dataset}/index.parquet",
+        frames=shard_reports("frames"),
+        flow=shard_reports("flow"),
+    output:
+        directory("data/{dataset}/annotations"),
+    log:
+        "logs/annotations/{dataset}.log",
+    benchmark:
+        "benchmarks/annotations/{dataset}.tsv"
+    conda:
+        PREP_ENV
+    shell:
+        "python -m prep annotations {wildcards.dataset} {input.index} {output}"
+        " --frames-reports {input.frames} --flow-reports {input.flow} > {log} 2>&1"
+
+
+rule check:
+    input:
+        "data/{dataset}/annotations",
+    output:
+        "data/{dataset}/check.txt",
+    params:
+        frames="data/{dataset}/rawframes",
+        flow="data/{dataset}/flow",
+    log:
+        "logs/check/{dataset}.log",
+    benchmark:
+        "benchmarks/check/{dataset}.tsv"
+    conda:
+        PREP_ENV
+    shell:
+        "python -m prep check {input} --frames {params.frames} --flow {params.flow}"
+        " --out {output} > {log} 2>&1"

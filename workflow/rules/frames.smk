@@ -1,0 +1,26 @@
+rule frames:
+    input:
+        raw="data/{dataset}/raw",
+        index="data/{dataset}/index.parquet",
+    output:
+        "data/{dataset}/reports/frames_{shard}.csv",
+    params:
+        out="data/{dataset}/rawframes",
+        shards=config["frames"]["shards"],
+        size=(
+            f"--short-side {config['frames']['short_side']}"
+            if config["frames"]["short_side"]
+            else ""
+        ),
+        quality=config["frames"]["quality"],
+    threads: config["frames"]["workers"]
+    log:
+        "logs/frames/{dataset}_{shard}.log",
+    benchmark:
+        "benchmarks/frames/{dataset}_{shard}.tsv"
+    conda:
+        PREP_ENV
+    shell:
+        "python -m prep frames {input.raw}/videos {params.out} --index {input.index}"
+        " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
+        " {params.size} --quality {params.quality} --report {output} > {log} 2>&1"

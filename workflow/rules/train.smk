@@ -1,0 +1,28 @@
+rule train:
+    input:
+        check="data/{dataset}/check.txt",
+        annotations="data/{dataset}/annotations",
+    output:
+        "work/{model}_{dataset}_{mode}/final.pt",
+    params:
+        launch=torchrun_launch,
+        train_list=stream_list("train"),
+        val_list=stream_list("val"),
+        settings=recipe_json,
+        root=stream_root,
+        run_dir=subpath(output[0], parent=True),
+        threads=threads_per_process,
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["nproc_per_node"] if config["train"].get("gpu") else 0,
+    log:
+        "logs/train/{model}_{dataset}_{mode}.log",
+    benchmark:
+        "benchmarks/train/{model}_{dataset}_{mode}.tsv"
+    conda:
+        PREP_ENV
+    shell:
+        "{params.launch} -m train.train --settings {params.settings:q} --mode {wildcards.mode}"
+        " --train-list {params.train_list} --val-list {params.val_list} --root {params.root}"
+        " --classes {input.annotations}/label_map.txt --run-dir {params.run_dir}"
+        " --threads {params.threads} > {log} 2>&1"
