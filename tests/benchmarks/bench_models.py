@@ -6,6 +6,9 @@
 Recipe inputs (C x T x H x W): TSN 3 segments, TSM 8 segments, I3D-R50 (+NL) 32 frames, I3D Inception
 64 frames (pytorch-i3d / Kinetics recipes), all at 224x224.  --size / --frames override them (e.g. the
 CPU pipeline's 56x56, 8 frames).  Not a pytest file: no test_ functions.
+
+Numbers are only meaningful on an otherwise idle machine: with other processes busy on the same cores,
+OpenMP threads get descheduled and whole phases run 10-30x slower; use --threads 1 there.
 """
 import argparse
 import os
