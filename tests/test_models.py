@@ -266,3 +266,19 @@ def test_reference_check_models():
     proc = subprocess.run([sys.executable, CHECK], cwd=ROOT, capture_output=True, text=True, timeout=900)
     print(proc.stdout[-3000:], proc.stderr[-3000:], f"took {time.time() - start:.1f}s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(CHECK), reason="reference key files not present")
+def test_tsm_nl_reference_keys_load_strictly():
+    """No golden scores exist for mmaction2's TSM-NL recipe; check its structure (key names and shapes)."""
+    keys = os.path.join(os.path.dirname(CHECK), "keys", "mmaction2_tsm_r50_nl_embgauss_keys.txt")
+    sd = {}
+    for line in open(keys):
+        key, shape = line.rstrip("\n").split("\t")
+        shape = [int(s) for s in shape.strip("()").split(",") if s.strip()]
+        sd[key] = torch.zeros(shape, dtype=torch.long if key.endswith("num_batches_tracked") else torch.float)
+    model = build_model("tsm_r50_nl_embedded_gaussian", 400)
+    model.load_state_dict(convert_state_dict(sd, "mmaction2", "tsm_r50_nl_embedded_gaussian"), strict=True)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 64, 64)).shape == (1, 400)

@@ -6,6 +6,14 @@
 Every model takes x of shape (B, C, T, H, W) and returns logits (B, num_classes).  For TSN/TSM, T is the
 segment axis (each segment goes through the 2D network); I3D models run over the clip.
 
+Archs (list_archs()):
+    tsn_r{18,34,50,101}, tsm_r{18,34,50,101}, i3d_r{18,34,50,101},
+    i3d_r50_nl_{embedded_gaussian,gaussian,dot_product}, tsm_r50_nl_{embedded_gaussian,gaussian,dot_product},
+    i3d_inception
+    Reference recipes: tsn_r50 (mmaction2 1x1x3), tsm_r50 (1x1x8), i3d_r50 (32x2x1), i3d_r50_nl_* (32x2x1),
+    tsm_r50_nl_embedded_gaussian (1x1x8), i3d_inception (piergiaj/pytorch-i3d); the others are lighter
+    or deeper variants built the same way (see resnet3d.py for the r18/r34/r101 inflate patterns).
+
 Options (keyword):
     dropout        classifier dropout (defaults: TSN 0.4, TSM 0.5, I3D 0.5, I3D Inception 0.5)
     init_std       std of the normal classifier init (TSN 0.01, TSM 0.001, I3D 0.01; Inception: PyTorch default)
@@ -31,6 +39,8 @@ def _spec():
     for mode in NL_MODES:
         archs[f"i3d_r50_nl_{mode}"] = (lambda m: lambda nc, ic, ns, **o: I3D(
             50, nc, ic, non_local=non_local_pattern(50), non_local_mode=m, **o))(mode), ()
+        archs[f"tsm_r50_nl_{mode}"] = (lambda m: lambda nc, ic, ns, **o: TSM(
+            50, nc, ic, ns, non_local_mode=m, **o))(mode), ("shift_div",)
     archs["i3d_inception"] = (lambda nc, ic, ns, **o: InceptionI3d(nc, ic, **o)), ()
     return archs
 

@@ -24,6 +24,7 @@ HEAD_KEYS = ("fc.weight", "fc.bias", "logits.conv3d.weight", "logits.conv3d.bias
 
 _MMACTION2_RULES = [  # applied in order to the key without "backbone."
     (r"\.conv\.net\.", ".conv."),                         # TSM wraps conv1 in TemporalShift(net=conv)
+    (r"^(layer\d+\.\d+)\.block\.", r"\1."),              # TSM-NL wraps blocks in NL3DWrapper(block)
     (r"non_local_block\.", "nonlocal_block."),
     (r"nonlocal_block\.(g|phi)\.0\.conv\.", r"nonlocal_block.\1."),
     (r"nonlocal_block\.(g|phi|theta)\.conv\.", r"nonlocal_block.\1."),

@@ -28,12 +28,13 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.nonlocal_block = None  # hook for TSM-NL: a non-local block after the residual add + ReLU
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(self.shift(x))))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out = self.relu(self.bn2(self.conv2(out)) + identity)
+        return out if self.nonlocal_block is None else self.nonlocal_block(out)
 
 
 class Bottleneck(nn.Module):
@@ -50,13 +51,14 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.nonlocal_block = None  # hook for TSM-NL: a non-local block after the residual add + ReLU
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(self.shift(x))))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out = self.relu(self.bn3(self.conv3(out)) + identity)
+        return out if self.nonlocal_block is None else self.nonlocal_block(out)
 
 
 class ResNet2d(nn.Module):
