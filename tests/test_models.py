@@ -15,7 +15,16 @@ from train.models.tsm import TemporalShift, temporal_shift
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECK = os.path.join(ROOT, "..", "shared", "reference", "check_models.py")
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small inputs gain little from more threads, and OpenMP threads stall badly (10x+) when other
+    jobs share the 2 cores.  Restored afterwards: other test modules run in the same process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _n_params(arch, **kw):
