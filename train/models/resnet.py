@@ -5,7 +5,6 @@ TSN runs every segment (frame or stacked flow snippet) through the same 2D netwo
 normal(0, 0.01) classifier.  Parameter names follow torchvision (conv1, bn1, layerN.i.convK/bnK,
 downsample.0/1), so torchvision ImageNet weights load after adding the "backbone." prefix.
 """
-import torch
 import torch.nn as nn
 
 from .heads import init_backbone, init_fc
