@@ -1,0 +1,45 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_prep(*args, check=True, cwd=None):
+    """`python -m prep …` in a subprocess, as a user runs it; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, "-m", "prep", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd or REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if check and result.returncode != 0:
+        raise AssertionError(f"prep {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def synthetic_small(tmp_path_factory):
+    """A small synthetic dataset (4 classes × 2 videos) with frames and flow, built once per session."""
+    from prep.datasets.synthetic import generate
+    from prep.flow import run_flow
+    from prep.frames import run_frames
+    from prep.index import build_index, write_index
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root / "raw", seed=3, num_classes=4, videos_per_class=2, frame_size=48, min_frames=6, max_frames=9,
+             test_fraction=0.5)
+    frame, classes = build_index("synthetic", root / "raw" / "splits", root / "raw" / "videos")
+    write_index(frame, classes, root / "index.parquet")
+    videos = [(v, root / "raw" / "videos" / p) for v, p in zip(frame["video_id"], frame["video_path"])]
+    frames_records = run_frames(videos, root / "rawframes", report=root / "frames.csv", short_side=None, size=None,
+                                quality=95, naming="mmaction")
+    flow_records = run_flow(list(frame["video_id"]), root / "rawframes", root / "flow", report=root / "flow.csv",
+                            algorithm="tvl1", bound=20.0, quality=95)
+    return {"root": root, "index": frame, "classes": classes, "frames": frames_records, "flow": flow_records}
+
+
+def snakemake_executable():
+    exe = BIN / "snakemake"
+    return str(exe) if exe.exists() else shutil.which("snakemake")
