@@ -68,7 +68,7 @@ def trajectory(motion, rng, num_frames, frame_size):
     angle = np.zeros(num_frames)
     scale = np.ones(num_frames)
     if motion in ("MoveRight", "MoveDown"):
-        speed = rng.uniform(1.5, 2.5)  # pixels per frame, well inside the flow bound
+        speed = rng.uniform(0.8, 1.4)  # pixels per frame, well inside the flow bound
         travel = speed * (num_frames - 1)
         start = rng.uniform(-0.5, 0.5) * max(frame_size * 0.5 - travel, 0) - travel / 2
         (dx if motion == "MoveRight" else dy)[:] = start + speed * steps
@@ -88,7 +88,7 @@ def trajectory(motion, rng, num_frames, frame_size):
 
 def render_clip(forward_motion, reverse, rng, num_frames, frame_size):
     """RGB frames (num_frames, H, W, 3) uint8 of one clip; ``reverse`` plays the forward motion backwards."""
-    background = random_texture(rng, frame_size, frame_size, cells=int(rng.integers(2, 5)), contrast=0.4, detail=15)
+    background = random_texture(rng, frame_size, frame_size, cells=int(rng.integers(2, 5)), contrast=0.15, detail=8)
     object_size = int(frame_size * 0.75)
     texture, mask = object_layer(rng, object_size)
     offset = (frame_size - object_size) / 2
