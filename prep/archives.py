@@ -553,6 +553,63 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2):
     return marker
 
 
+def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1):
+    """Extract each archive into ``out_dir/<archive stem>/`` (atomically, skipping finished ones).
+
+    Returns ``[(archive, reason)]`` of the archives that could not be extracted; those are only tolerated when
+    tolerate_failures (Kinetics: a bad archive means missing clips), else the first failure is raised. Two archives
+    with the same stem get ``<stem>``, ``<stem>.2``, … in the order given.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets, seen = [], {}
+    for archive in archives:
+        stem = archive_stem(Path(archive).name)
+        seen[stem] = seen.get(stem, 0) + 1
+        targets.append((Path(archive), out_dir / (stem if seen[stem] == 1 else f"{stem}.{seen[stem]}")))
+
+    def one(item):
+        archive, target = item
+        try:
+            extract_archive(archive, target, nested=nested)
+            return None
+        except UnsafeArchiveError:
+            raise
+        except UserError as error:
+            if not tolerate_failures:
+                raise
+            shutil.rmtree(target, ignore_errors=True)  # nothing half-extracted may survive
+            return (str(archive), str(error))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, targets))
+    return [r for r in results if r is not None]
+
+
+def run_unpack(args):
+    from prep.datasets import dataset_module
+    from prep.fetch import read_sources
+
+    sources = read_sources(args.sources)
+    module = dataset_module(args.dataset)
+    tolerate = getattr(module, "TOLERATE_MISSING", False)
+    failed = unpack(sources["archives"], args.out_dir, nested=getattr(module, "NESTED_ARCHIVES", False),
+                    tolerate_failures=tolerate, workers=args.workers)
+    report = Path(args.out_dir) / "unpack_failed.csv"
+    with open(report, "w", newline="", encoding="utf-8") as handle:
+        import csv
+        writer = csv.writer(handle)
+        writer.writerow(["archive", "reason"])
+        writer.writerows(failed)
+    print(f"unpack {args.dataset}: {len(sources['archives']) - len(failed)} of {len(sources['archives'])} archives "
+          f"extracted into {args.out_dir}" + (f"; {len(failed)} failed, see {report}" if failed else ""))
+    if sources["archives"] and len(failed) == len(sources["archives"]):
+        raise UserError(f"none of the archives could be extracted; reasons in {report}")
+    return 0
+
+
 def run(args):
     marker = extract_archive(args.archive, args.out_dir, nested=args.nested, force=args.force)
     print(f"extracted {args.archive} into {args.out_dir} (marker {marker.name})")
@@ -568,3 +625,12 @@ def add_parser(subparsers):
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")
     parser.set_defaults(func=run)
+
+    parser = subparsers.add_parser("unpack", help="extract every archive `prep fetch` found for a dataset",
+                                   description="Extract every archive of a `prep fetch` sources file into "
+                                               "OUT_DIR/<archive stem>/ (nested archives for HMDB51).")
+    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
+    parser.add_argument("sources", help="sources JSON written by `prep fetch`")
+    parser.add_argument("out_dir", help="directory to extract into")
+    parser.add_argument("--workers", type=int, default=1, help="archives extracted in parallel (default 1)")
+    parser.set_defaults(func=run_unpack)

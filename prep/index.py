@@ -20,9 +20,14 @@ def build_index(dataset, splits_dir, video_dir):
     index = read_dataset(dataset, splits_dir)
     video_dir = Path(video_dir)
     rows = []
+    found, reasons = index.locate(video_dir) if index.locate else (None, None)
+    reasons = dict(reasons or [])
     for video in index.videos:
         path = index.resolve_path(video_dir, video.path) if index.resolve_path else video_dir / video.path
-        if not path.is_file():
+        if found is not None:  # located in one scan (Kinetics: class-folder variants, flat, .mp4/.mkv/.webm)
+            path = found.get(video.video_id, video_dir / video.path)
+            status = "ok" if video.video_id in found else f"missing: {reasons[video.video_id]}"
+        elif not path.is_file():
             status = "missing: not found"
         elif path.stat().st_size == 0:
             status = "missing: empty file"

@@ -27,6 +27,8 @@ class DatasetIndex:
     split_names: list
     # (video_dir, Video.path) -> the file on disk, for datasets whose lists and folders disagree in case
     resolve_path: object = None
+    # video_dir -> ({video_id: Path}, [(video_id, reason)]), for datasets whose clips are found in one scan (Kinetics)
+    locate: object = None
 
     def label_of(self, class_name):
         return self.classes.index(class_name)
@@ -49,5 +51,18 @@ def read_dataset(dataset, splits_dir):
         return hmdb51.read_splits(splits_dir, name=dataset)
     if dataset == "kinetics400":
         from prep.datasets import kinetics400
-        return kinetics400.read_annotations(splits_dir, name=dataset)
+        index = kinetics400.read_annotations(splits_dir, name=dataset)
+        index.locate = lambda video_dir: kinetics400.locate_clips(index, video_dir)
+        return index
     raise UserError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+
+
+def dataset_module(dataset):
+    """The module of a dataset (prep.datasets.<name>): where it comes from and how its files are laid out."""
+    import importlib
+
+    from prep import UserError
+
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+    return importlib.import_module(f"prep.datasets.{dataset}")

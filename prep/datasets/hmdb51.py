@@ -94,3 +94,23 @@ def read_splits(split_dir, name="hmdb51", splits=None):
         for split in available:
             video.splits.setdefault(split, "unused")
     return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(available))
+
+
+# where it comes from: hmdb51_org.rar (one <class>.rar per class, each <class>/<video>.avi) and test_train_splits.rar
+# (testTrainMulti_7030_splits/<class>_test_split<N>.txt); URLs are in the config (sources.hmdb51.urls)
+NESTED_ARCHIVES = True
+TOLERATE_MISSING = False  # every archive is needed
+VIDEO_EXTENSIONS = (".avi",)
+
+
+def locate_sources(roots):
+    """``(split files, video_dir)`` of an HMDB51 copy under roots (extracted archives or a tree on disk)."""
+    from prep.arrange import best_class_tree, walk_dirs
+
+    for folder in walk_dirs(roots):
+        if any(SPLIT_FILE.match(p.name) for p in folder.glob("*_test_split*.txt")):
+            files = find_split_files(folder)
+            classes = sorted({cls for cls, _ in files})
+            return sorted(files.values()), best_class_tree(roots, VIDEO_EXTENSIONS, classes, "HMDB51")
+    raise UserError(f"HMDB51: no <class>_test_split<N>.txt files (test_train_splits.rar) found under "
+                    f"{', '.join(map(str, roots)) or 'nothing'}")

@@ -195,3 +195,50 @@ def locate_clips(index, video_dir):
         else:
             missing.append((video.video_id, f"empty file: {candidates[0]}"))
     return found, missing
+
+
+# where it comes from: the annotation CSVs (DeepMind's kinetics400.tar.gz: train.csv, validate.csv, test.csv) and the
+# clips: PaddleVideo's link lists (train_link.list, val_link.list) of tar.gz archives of class folders of clips, or a
+# copy on disk (class folders or flat). URLs are in the config (sources.kinetics400).
+NESTED_ARCHIVES = False
+TOLERATE_MISSING = True  # every copy lacks some clips: counted against sources.kinetics400.max_missing_fraction
+
+
+def find_csvs(roots, files=()):
+    """Kinetics CSVs among files and under roots (any depth), by name order; files that are not Kinetics CSVs
+    (no youtube_id,time_start,time_end columns) are left out."""
+    candidates = [Path(f) for f in files if str(f).lower().endswith(".csv")]
+    for root in roots:
+        for folder, _dirs, names in os.walk(root):
+            candidates += [Path(folder) / n for n in sorted(names) if n.lower().endswith(".csv")]
+    found = []
+    for path in candidates:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = [h.strip() for h in next(csv.reader(handle), [])]
+        if all(column in header for column in REQUIRED_COLUMNS):
+            found.append(path)
+    return found
+
+
+def scan_clips(roots):
+    """``{clip stem: [paths]}`` of every clip file (.mp4, .mkv, .webm) under roots, at any depth."""
+    by_stem = {}
+    for root in roots:
+        for folder, _dirs, names in os.walk(root, followlinks=True):
+            for name in names:
+                stem, dot, extension = name.rpartition(".")
+                if dot and f".{extension.lower()}" in CLIP_EXTENSIONS:
+                    by_stem.setdefault(stem, []).append(Path(folder) / name)
+    return by_stem
+
+
+def pick_clip(video, by_stem):
+    """The best file for a video among the scanned clips: in a class folder of its label, non-empty, .mp4 first;
+    None when there is none."""
+    stem = video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    paths = by_stem.get(stem, [])
+    folders = set(class_folder_variants(video.class_name))
+    rank = {extension: i for i, extension in enumerate(CLIP_EXTENSIONS)}
+    paths = sorted(paths, key=lambda p: (p.parent.name not in folders, p.stat().st_size == 0,
+                                         rank.get(p.suffix.lower(), 9), str(p)))
+    return paths[0] if paths else None

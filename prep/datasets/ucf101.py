@@ -75,3 +75,25 @@ def resolve_video_path(video_dir, rel_path):
                 if candidate.exists():
                     return candidate
     return direct
+
+
+# where it comes from: UCF101.rar (UCF-101/<Class>/v_*.avi) and UCF101TrainTestSplits-RecognitionTask.zip
+# (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt); URLs are in the config (sources.ucf101.urls)
+NESTED_ARCHIVES = False
+TOLERATE_MISSING = False  # every archive is needed
+VIDEO_EXTENSIONS = (".avi",)
+
+
+def locate_sources(roots):
+    """``(split files, video_dir)`` of a UCF101 copy under roots (extracted archives or a tree on disk):
+    the folder holding classInd.txt and trainlist01.txt, and the folder whose sub-folders are the classes."""
+    from prep.arrange import best_class_tree, walk_dirs
+
+    for folder in walk_dirs(roots):
+        if (folder / "classInd.txt").is_file() and (folder / "trainlist01.txt").is_file():
+            split_files = [p for p in sorted(folder.iterdir()) if p.is_file()
+                           and (p.name == "classInd.txt" or p.name.startswith(("trainlist0", "testlist0")))]
+            classes = read_class_index(folder)
+            return split_files, best_class_tree(roots, VIDEO_EXTENSIONS, classes, "UCF101")
+    raise UserError(f"UCF101: no ucfTrainTestlist (classInd.txt with trainlist01.txt) found under "
+                    f"{', '.join(map(str, roots)) or 'nothing'}")

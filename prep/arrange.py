@@ -1,0 +1,227 @@
+"""Arrange a real dataset's extracted archives (or a copy on disk) into the layout the pipeline reads.
+
+``python -m prep arrange DATASET SOURCES.json EXTRACTED_DIR OUT_RAW --missing MISSING.csv [--max-missing-fraction F]``
+
+OUT_RAW gets ``videos/<class>/<video>.<ext>`` and ``splits/`` (the official split / annotation files), as the
+synthetic dataset writes them; ``prep index DATASET OUT_RAW/splits OUT_RAW/videos`` reads it. Videos are hard links
+to the extracted files (no second copy on disk), else copies; videos of a tree already on disk (``sources.local``)
+are hard links, else symbolic links to it. Where each dataset's files are inside its archives is told by
+``prep.datasets.<name>.locate_sources`` (UCF101, HMDB51) or the Kinetics clip scan (class folders or flat, any
+depth; clips are put under their CSV label, spaces and parentheses kept).
+
+MISSING.csv (``video_id,class_name,splits,reason``) lists every video the official files name that is not in
+OUT_RAW (reasons: ``not found``, ``empty file: <path>``), and those videos are left out of every list later on.
+The run fails — OUT_RAW is not written, the report is kept as ``<MISSING>.rejected.csv`` — when the missing share
+is above ``--max-missing-fraction`` (sources.kinetics400.max_missing_fraction, default 0.15; UCF101 and HMDB51: 0).
+"""
+import csv
+import os
+import shutil
+from pathlib import Path
+
+from prep import UserError
+from prep.atomic import atomic_directory, atomic_file
+
+MAX_DEPTH = 4
+
+
+def walk_dirs(roots, max_depth=MAX_DEPTH):
+    """Every directory under roots (roots included), breadth first, at most max_depth levels down."""
+    level = [Path(r) for r in roots if Path(r).is_dir()]
+    for _depth in range(max_depth + 1):
+        following = []
+        for folder in level:
+            yield folder
+            try:
+                with os.scandir(folder) as entries:
+                    following += sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+        level = following
+
+
+def _has_video(folder, extensions):
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.is_file() and e.name.lower().endswith(extensions) for e in entries)
+    except OSError:
+        return False
+
+
+def best_class_tree(roots, extensions, classes, dataset):
+    """The folder under roots with the most sub-folders named after a class (case-insensitively) holding videos."""
+    wanted = {c.lower() for c in classes}
+    best, best_count = None, 0
+    for folder in walk_dirs(roots):
+        try:
+            with os.scandir(folder) as entries:
+                subdirs = [e.path for e in entries if e.is_dir() and e.name.lower() in wanted]
+        except OSError:
+            continue
+        count = sum(_has_video(d, extensions) for d in subdirs)
+        if count > best_count:
+            best, best_count = folder, count
+    if best is None:
+        raise UserError(f"{dataset}: no folder of class folders with {'/'.join(extensions)} videos found under "
+                        f"{', '.join(map(str, roots)) or 'nothing'}")
+    return best
+
+
+class Linker:
+    """Put a file under a new name without a second copy: hard link; else a copy (extracted files, which may be
+    removed later) or a symbolic link (a tree the user keeps on disk)."""
+
+    def __init__(self, local_trees):
+        self.local = [Path(t).resolve() for t in local_trees]
+        self.counts = {"hard links": 0, "copies": 0, "symbolic links": 0}
+
+    def __call__(self, source, target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+            self.counts["hard links"] += 1
+            return
+        except OSError:
+            pass
+        resolved = Path(source).resolve()
+        if any(resolved == t or t in resolved.parents for t in self.local):
+            os.symlink(resolved, target)
+            self.counts["symbolic links"] += 1
+        else:
+            shutil.copy2(source, target)
+            self.counts["copies"] += 1
+
+
+def _copy_split_files(paths, splits_dir):
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        target = splits_dir / path.name
+        if target.exists():
+            if target.read_bytes() != path.read_bytes():
+                raise UserError(f"two different split files named {path.name!r}: {path} and another one")
+            continue
+        shutil.copyfile(path, target)
+
+
+def arrange_class_tree(module, roots, tmp, link):
+    """UCF101 / HMDB51: split files copied, every video of a class folder linked."""
+    split_files, video_dir = module.locate_sources(roots)
+    _copy_split_files(split_files, tmp / "splits")
+    for class_dir in sorted(p for p in video_dir.iterdir() if p.is_dir()):
+        for video in sorted(class_dir.iterdir()):
+            if video.is_file() and video.name.lower().endswith(module.VIDEO_EXTENSIONS):
+                link(video, tmp / "videos" / class_dir.name / video.name)
+    (tmp / "videos").mkdir(exist_ok=True)
+    return f"splits from {split_files[0].parent}, videos from {video_dir}", {}
+
+
+def arrange_kinetics(roots, files, tmp, link):
+    """Kinetics-400: the CSVs copied, each labelled clip found by name and linked under its label."""
+    from prep.datasets import kinetics400
+
+    csvs = kinetics400.find_csvs(roots, files)
+    if not csvs:
+        raise UserError("Kinetics-400: no annotation CSV (label,youtube_id,time_start,time_end,split) found; "
+                        "set sources.kinetics400.annotations")
+    _copy_split_files(csvs, tmp / "splits")
+    index = kinetics400.read_annotations(tmp / "splits")
+    by_stem = kinetics400.scan_clips(roots)
+    (tmp / "videos").mkdir()
+    notes = {}
+    for video in index.videos:
+        path = kinetics400.pick_clip(video, by_stem)
+        if path is not None and path.stat().st_size == 0:
+            notes[video.video_id] = f"empty file: {path}"
+        elif path is not None:
+            target = tmp / "videos" / video.class_name / (video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                                                          + path.suffix.lower())
+            link(path, target)
+    return f"{len(csvs)} CSVs, {sum(len(p) for p in by_stem.values())} clip files found", notes
+
+
+def missing_rows(dataset, raw_dir, notes=None):
+    """``(rows, total)``: the missing report rows of an arranged tree (from the same index `prep index` builds);
+    notes: ``{video_id: reason}`` that say more than the index can (the source file that was empty)."""
+    from prep.index import build_index
+
+    frame, _classes = build_index(dataset, raw_dir / "splits", raw_dir / "videos")
+    split_cols = [c for c in frame.columns if c.startswith("split_")]
+    rows = []
+    for record in frame[frame["status"] != "ok"].to_dict("records"):
+        splits = " ".join(f"{c[len('split_'):]}:{record[c]}" for c in split_cols)
+        reason = record["status"].split(":", 1)[1].strip() if ":" in record["status"] else record["status"]
+        reason = (notes or {}).get(record["video_id"], reason)
+        rows.append([record["video_id"], record["class_name"], splits, reason])
+    return rows, len(frame)
+
+
+def write_missing(path, rows):
+    with atomic_file(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video_id", "class_name", "splits", "reason"])
+        writer.writerows(rows)
+
+
+def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_fraction=0.0):
+    """Build out_raw (atomically) and the missing report; raise when too much is missing."""
+    from prep.datasets import dataset_module
+
+    module = dataset_module(dataset)
+    out_raw, missing_csv = Path(out_raw), Path(missing_csv)
+    extracted = Path(extracted_dir) if extracted_dir else None
+    roots = sorted(p for p in extracted.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if extracted is not None and extracted.is_dir() else []
+    roots += [Path(t) for t in sources["trees"]]
+    link = Linker(sources["trees"])
+    if out_raw.exists():
+        shutil.rmtree(out_raw)
+    with atomic_directory(out_raw) as tmp:
+        if dataset == "kinetics400":
+            where, notes = arrange_kinetics(roots, sources["files"], tmp, link)
+        else:
+            where, notes = arrange_class_tree(module, roots, tmp, link)
+        rows, total = missing_rows(dataset, tmp, notes)
+        share = len(rows) / total if total else 1.0
+        if share > max_missing_fraction:
+            rejected = missing_csv.with_name(missing_csv.stem + ".rejected.csv")
+            write_missing(rejected, rows)
+            failed = sources.get("failed") or []
+            reasons = {}
+            for row in rows:
+                reasons[row[3].split(":")[0]] = reasons.get(row[3].split(":")[0], 0) + 1
+            raise UserError(
+                f"{dataset}: {len(rows)} of {total} videos ({share:.1%}) are missing, more than the "
+                f"{max_missing_fraction:.1%} allowed (sources.{dataset}.max_missing_fraction); "
+                f"reasons: {', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}"
+                + (f"; {len(failed)} archives could not be downloaded (rerun to resume them)" if failed else "")
+                + f"; the list is in {rejected}")
+        write_missing(missing_csv, rows)
+    missing_csv.with_name(missing_csv.stem + ".rejected.csv").unlink(missing_ok=True)
+    counts = ", ".join(f"{n} {kind}" for kind, n in link.counts.items() if n)
+    return {"where": where, "total": total, "missing": len(rows), "links": counts}
+
+
+def run(args):
+    from prep.fetch import read_sources
+
+    sources = read_sources(args.sources)
+    if sources["dataset"] != args.dataset:
+        raise UserError(f"{args.sources}: sources of {sources['dataset']}, not {args.dataset}")
+    result = arrange(args.dataset, sources, args.extracted, args.out_raw, args.missing,
+                     max_missing_fraction=args.max_missing_fraction)
+    print(f"arrange {args.dataset}: {result['where']}; {result['total'] - result['missing']} of {result['total']} "
+          f"videos in {args.out_raw} ({result['links'] or 'none'}); {result['missing']} missing → {args.missing}")
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("arrange", help="lay a dataset's extracted files out as raw/videos + raw/splits",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
+    parser.add_argument("sources", help="sources JSON written by `prep fetch`")
+    parser.add_argument("extracted", help="directory `prep unpack` extracted the archives into")
+    parser.add_argument("out_raw", help="the dataset's raw directory (videos/, splits/)")
+    parser.add_argument("--missing", required=True, help="missing report (CSV) to write")
+    parser.add_argument("--max-missing-fraction", type=float, default=0.0,
+                        help="fail when a larger share of the videos is missing (default 0)")
+    parser.set_defaults(func=run)

@@ -1,0 +1,191 @@
+"""Get a real dataset's files: download its archives (or take the copy already on disk) and say where they are.
+
+``python -m prep fetch DATASET OUT.json --sources JSON --downloads DIR [--cache DIR] [--workers N] [--retries N]``
+
+``--sources`` is the dataset's entry of the config's ``sources:`` section, as JSON:
+
+- ``urls``: archive URLs (UCF101: the video RAR and the split zip; HMDB51: the video RAR and the split RAR).
+- ``checksums``: ``{file name: hex digest}`` (md5 / sha1 / sha256 / sha512, told by the length).
+- ``local``: archives or extracted trees already on disk (one path or a list); when given, ``urls`` and
+  ``link_lists`` are not downloaded.
+- Kinetics-400 only: ``annotations`` (the CSVs, or archives holding them: URLs or paths; always fetched),
+  ``link_lists`` (PaddleVideo-style lists of archive URLs, one a line) and ``max_missing_fraction`` (read by
+  ``prep arrange``).
+
+Downloads go to DOWNLOADS (resumable: ``NAME.part`` files stay there when a run is interrupted), through the shared
+cache when ``--cache`` is given (see :mod:`prep.download`). What could not be had is in ``DOWNLOADS/missing.csv``.
+UCF101 and HMDB51 need every file; for Kinetics-400 a failed archive only makes clips missing, which ``prep arrange``
+counts against ``max_missing_fraction``.
+
+OUT.json: ``{"dataset", "archives": [paths], "trees": [directories], "files": [other files, e.g. CSVs],
+"failed": [[url, reason]]}`` — paths absolute, for ``prep unpack`` and ``prep arrange``.
+"""
+import json
+import os
+from pathlib import Path
+
+from prep import UserError
+from prep.archives import archive_kind
+from prep.atomic import atomic_file
+from prep.download import HASH_BY_LENGTH, MISSING_CSV, download_all, has_checksum
+
+REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")
+LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
+
+
+def as_list(value):
+    """A config value that may be one string, a list of them, or null → a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return [str(v) for v in value]
+
+
+def is_url(text):
+    return "://" in text and text.split("://", 1)[0].lower() in ("http", "https", "ftp", "file")
+
+
+def parse_checksums(mapping, where="checksums"):
+    """``{name: hex}`` → ``{name: (algorithm, hex)}`` as :func:`prep.download.download_all` takes it."""
+    parsed = {}
+    for name, digest in (mapping or {}).items():
+        digest = str(digest).strip().lower()
+        if ":" in digest:  # "sha256:abc…" is fine too
+            digest = digest.split(":", 1)[1]
+        algo = HASH_BY_LENGTH.get(len(digest))
+        if algo is None or any(c not in "0123456789abcdef" for c in digest):
+            raise UserError(f"{where}: {name!r}: {digest!r} is not an md5/sha1/sha256/sha512 hex digest")
+        parsed[name.replace("\\", "/").rsplit("/", 1)[-1]] = (algo, digest)
+    return parsed
+
+
+def _local_paths(paths, checksums, what):
+    """Check local sources exist (and match their checksum, if one is given); split into files and trees."""
+    files, trees = [], []
+    for text in paths:
+        path = Path(os.path.expanduser(text)).resolve()
+        if path.is_dir():
+            trees.append(str(path))
+        elif path.is_file():
+            checksum = checksums.get(path.name)
+            if checksum is not None and not has_checksum(path, checksum):
+                raise UserError(f"{what}: {path}: {checksum[0]} does not match sources.checksums[{path.name!r}]; "
+                                f"the copy is damaged or another version")
+            files.append(str(path))
+        else:
+            raise UserError(f"{what}: {path} does not exist")
+    return files, trees
+
+
+def _download(urls, out_dir, checksums, options):
+    done, missing = download_all(urls, out_dir, checksums=checksums, workers=options["workers"],
+                                 retries=options["retries"], cache_dir=options.get("cache"),
+                                 timeout=options.get("timeout", 60.0), backoff=options.get("backoff", 1.0))
+    return [str(outcome.path.resolve()) for outcome in done], missing
+
+
+def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0):
+    """Download (or find locally) the files of dataset; return the dict written to OUT.json."""
+    if dataset not in REAL_DATASETS:
+        raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
+    options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff}
+    checksums = parse_checksums(sources.get("checksums"), f"sources.{dataset}.checksums")
+    downloads = Path(downloads)
+    local = as_list(sources.get("local"))
+    files, trees, failed = [], [], []
+
+    if dataset == "kinetics400":
+        annotations = as_list(sources.get("annotations"))
+        if not annotations:
+            raise UserError("sources.kinetics400.annotations: empty; the CSVs (train.csv, validate.csv) are needed "
+                            "for labels and splits")
+        remote = [a for a in annotations if is_url(a)]
+        local_files, local_trees = _local_paths([a for a in annotations if not is_url(a)], checksums,
+                                                "sources.kinetics400.annotations")
+        files += local_files
+        trees += local_trees
+        if remote:
+            got, missing = _download(remote, downloads / "annotations", checksums, options)
+            if missing:
+                raise UserError("sources.kinetics400.annotations: could not download "
+                                + "; ".join(f"{url}: {reason}" for url, reason in missing))
+            files += got
+
+    if local:
+        local_files, local_trees = _local_paths(local, checksums, f"sources.{dataset}.local")
+        files += local_files
+        trees += local_trees
+    else:
+        urls = as_list(sources.get("urls"))
+        if dataset == "kinetics400":
+            from prep.datasets.kinetics400 import read_link_list
+            link_lists = as_list(sources.get("link_lists"))
+            if link_lists:
+                remote = [u for u in link_lists if is_url(u)]
+                got, missing = _download(remote, downloads / LIST_DIR, {}, options) if remote else ([], [])
+                if missing:
+                    raise UserError("sources.kinetics400.link_lists: could not download "
+                                    + "; ".join(f"{url}: {reason}" for url, reason in missing))
+                for path in got + [u for u in link_lists if not is_url(u)]:
+                    urls += read_link_list(path)
+        if not urls:
+            raise UserError(f"sources.{dataset}: neither urls nor local paths given")
+        got, failed = _download(urls, downloads, checksums, options)
+        files += got
+        if failed and dataset != "kinetics400":
+            raise UserError(f"sources.{dataset}: could not download "
+                            + "; ".join(f"{url}: {reason}" for url, reason in failed)
+                            + f" (details in {downloads / MISSING_CSV}; rerun to resume)")
+        if not got:
+            raise UserError(f"sources.{dataset}: none of the {len(urls)} archives could be downloaded "
+                            f"(reasons in {downloads / MISSING_CSV})")
+
+    archives = [f for f in files if archive_kind(f) is not None and not f.lower().endswith(".csv")]
+    plain = [f for f in files if f not in archives]
+    return {"dataset": dataset, "archives": archives, "trees": trees, "files": plain,
+            "failed": [list(item) for item in failed]}
+
+
+def read_sources(path):
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: not a sources file from `prep fetch` ({error})") from None
+    for key in ("dataset", "archives", "trees", "files", "failed"):
+        if key not in data:
+            raise UserError(f"{path}: not a sources file from `prep fetch` (no {key!r})")
+    return data
+
+
+def run(args):
+    try:
+        sources = json.loads(args.sources)
+    except ValueError as error:
+        raise UserError(f"--sources: not JSON ({error})") from None
+    if not isinstance(sources, dict):
+        raise UserError("--sources: expected a JSON object (the dataset's entry of the config's sources: section)")
+    result = fetch(args.dataset, sources, args.downloads, workers=args.workers, retries=args.retries,
+                   cache=args.cache or None, timeout=args.timeout, backoff=args.backoff)
+    with atomic_file(args.out) as handle:
+        json.dump(result, handle, indent=1)
+    print(f"fetch {args.dataset}: {len(result['archives'])} archives, {len(result['trees'])} trees, "
+          f"{len(result['files'])} other files" + (f"; {len(result['failed'])} archives could not be downloaded "
+                                                   f"(see {Path(args.downloads) / MISSING_CSV})"
+                                                   if result["failed"] else "") + f" → {args.out}")
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("fetch", help="download a real dataset's archives (or find a local copy)",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
+    parser.add_argument("out", help="JSON file naming the archives, trees and files obtained")
+    parser.add_argument("--sources", required=True, help="the dataset's sources: entry of the config, as JSON")
+    parser.add_argument("--downloads", required=True, help="directory to download into (resumable .part files)")
+    parser.add_argument("--cache", help="shared cache directory of archives (reused by name and checksum)")
+    parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
+    parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (default 1)")
+    parser.set_defaults(func=run)
