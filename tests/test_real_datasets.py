@@ -10,13 +10,11 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
