@@ -30,8 +30,9 @@ def atomic_directory(path):
 
 
 @contextlib.contextmanager
-def atomic_file(path, mode="w", **kwargs):
-    """Open a temporary file beside ``path``; on success it is flushed, synced and renamed to ``path``."""
+def atomic_file(path, mode="w", sync=True, **kwargs):
+    """Open a temporary file beside ``path``; on success it is flushed, synced (unless ``sync=False``: safe against
+    a killed process, not against a power cut — as the frame directories) and renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,7 +40,8 @@ def atomic_file(path, mode="w", **kwargs):
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -3,16 +3,22 @@
 Frames are counted as the decoder returns them — never through the ffmpeg CLI, whose default vsync duplicates or
 drops frames to fit a constant rate. A video that decodes to fewer frames than its container claims keeps what
 decoded and says so in the report's ``note``. Each video's frames go to a temporary directory renamed into place
-when complete, with an ``n_frames`` file (the largest image index, as 3D-ResNets / MindSpore-I3D read it).
+when complete, with an ``n_frames`` file (the largest image index, as 3D-ResNets / MindSpore-I3D read it);
+``--pack`` writes the same JPEG bytes into one file per video instead, ``OUT/[class/]video.pack`` (:mod:`prep.packed`).
+Decoding runs on one thread per worker (``--workers N`` uses N cores); bad videos (empty, corrupt, truncated before
+the first frame, audio only) are quarantined with the reason in the report's ``status``.
 """
 import argparse
+import contextlib
+import subprocess
 import time
 from pathlib import Path
 
 import cv2
 
 from prep import UserError
-from prep.atomic import atomic_directory, remove_stale_temporaries
+from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
+from prep.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
 
@@ -31,47 +37,97 @@ def output_size(width, height, short_side=None, size=None):
     return width, height
 
 
-def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, naming="mmaction"):
-    """Decode ``video_path`` into ``out_dir`` (which must not exist); return a report record (without video_id)."""
+def open_video(video_path):
+    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened."""
+    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if not capture.isOpened():
+        capture.release()
+        capture = cv2.VideoCapture(str(video_path))  # another backend, if the build has one
+    if not capture.isOpened():
+        capture.release()
+        return None
+    return capture
+
+
+def unreadable_reason(video_path):
+    """Why a video cannot be opened, for the quarantine status: an empty file, no video stream (audio only), …"""
+    video_path = Path(video_path)
+    if not video_path.is_file():
+        return "file not found"
+    if video_path.stat().st_size == 0:
+        return "empty file"
+    try:
+        from prep.media import ffmpeg_executable
+        probe_run = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(video_path)],
+                                   capture_output=True, text=True, errors="replace", timeout=60)
+        streams = [line for line in probe_run.stderr.splitlines() if line.strip().startswith("Stream #")]
+    except (UserError, OSError, subprocess.SubprocessError):
+        streams = None
+    if streams is not None:
+        if any(": Audio:" in line for line in streams) and not any(": Video:" in line for line in streams):
+            return "no video stream (audio only)"
+        if not any(": Video:" in line for line in streams):
+            return "no video stream (not a video or unknown format)"
+    return "cannot open (no video stream or unknown format)"
+
+
+def decoded_note(count, container_frames):
+    """The report's note when the decoder returned fewer frames than the container claims (kept, never padded)."""
+    if container_frames and count < container_frames:
+        return f"decoded {count} of {container_frames} frames the container claims"
+    return ""
+
+
+@contextlib.contextmanager
+def output_writer(out_path, pack):
+    """Yield ``add(name, data)`` writing into a temporary directory (or pack) that becomes ``out_path`` on success."""
+    if pack:
+        with atomic_file(out_path, "wb", sync=False) as handle:
+            writer = PackWriter(handle)
+            yield writer.add
+            writer.finish()
+    else:
+        with atomic_directory(out_path) as tmp:
+            yield lambda name, data: (tmp / name).write_bytes(data)
+
+
+def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, naming="mmaction", pack=False):
+    """Decode ``video_path`` into ``out_dir`` (which must not exist; with ``pack`` the file ``out_dir``.pack);
+    return a report record (without video_id)."""
     started = time.time()
     pattern = NAMING[naming]
-    video_path = Path(video_path)
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "note": ""}
-    if not video_path.is_file():
-        return dict(record, status="quarantined: file not found", seconds=0.0)
-    if video_path.stat().st_size == 0:
-        return dict(record, status="quarantined: empty file", seconds=0.0)
-    capture = cv2.VideoCapture(str(video_path))
+    capture = open_video(video_path) if Path(video_path).is_file() and Path(video_path).stat().st_size else None
+    if capture is None:
+        return dict(record, status=f"quarantined: {unreadable_reason(video_path)}", seconds=0.0)
+    out_path = Path(f"{out_dir}{PACK_SUFFIX}") if pack else Path(out_dir)
+    count = 0
     try:
-        if not capture.isOpened():
-            return dict(record, status="quarantined: cannot open (no video stream or unknown format)", seconds=0.0)
         record.update(container_frames=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
                       fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0))
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-        with atomic_directory(out_dir) as tmp:
-            count = 0
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                if count == 0:
-                    record.update(height=frame.shape[0], width=frame.shape[1])
-                    target = output_size(frame.shape[1], frame.shape[0], short_side, size)
-                if target != (frame.shape[1], frame.shape[0]):
-                    frame = cv2.resize(frame, target, interpolation=cv2.INTER_LINEAR)
+        with output_writer(out_path, pack) as add:
+            read, encode, resize = capture.read, cv2.imencode, cv2.resize
+            ok, frame = read()
+            if ok:
+                record.update(height=frame.shape[0], width=frame.shape[1])
+                target = output_size(frame.shape[1], frame.shape[0], short_side, size)
+                scale = target != (frame.shape[1], frame.shape[0])
+            while ok:
+                if scale:
+                    frame = resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 count += 1
-                ok, encoded = cv2.imencode(".jpg", frame, params)
-                (tmp / pattern.format(count)).write_bytes(encoded.tobytes())
+                add(pattern.format(count), encode(".jpg", frame, params)[1])
+                ok, frame = read()
             if count == 0:
                 raise _NoFrames()
-            (tmp / "n_frames").write_text(f"{count}\n")
+            add("n_frames", f"{count}\n".encode())
     except _NoFrames:
-        return dict(record, status="quarantined: no decodable video frames", seconds=time.time() - started)
+        return dict(record, status="quarantined: no decodable video frames", seconds=round(time.time() - started, 3))
     finally:
         capture.release()
-    if record["container_frames"] and count < record["container_frames"]:
-        record["note"] = f"decoded {count} of {record['container_frames']} frames the container claims"
+    record["note"] = decoded_note(count, record["container_frames"])
     return dict(record, n_frames=count, seconds=round(time.time() - started, 3))
 
 
@@ -80,7 +136,13 @@ class _NoFrames(Exception):
 
 
 def count_frames(frame_dir, naming="mmaction"):
-    """Number of frames in a finished frame directory (from its ``n_frames`` file, else by listing)."""
+    """Number of frames in a finished frame directory or pack (its ``n_frames`` entry, else by listing)."""
+    if str(frame_dir).endswith(PACK_SUFFIX):
+        with open_packed(frame_dir) as pack:
+            if "n_frames" in pack:
+                return int(pack.read("n_frames").split()[0])
+            prefix = NAMING[naming].split("{")[0]
+            return sum(1 for name in pack.names() if name.startswith(prefix))
     marker = Path(frame_dir) / "n_frames"
     if marker.is_file():
         return int(marker.read_text().split()[0])
@@ -90,7 +152,7 @@ def count_frames(frame_dir, naming="mmaction"):
 
 def probe(video_path):
     """Container facts without decoding: frame count, fps, width, height."""
-    capture = cv2.VideoCapture(str(video_path))
+    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     try:
         return {"container_frames": max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
                 "fps": float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
@@ -102,9 +164,12 @@ def probe(video_path):
 
 def process_video(video_id, video_path, out_root, options):
     out_dir = Path(out_root) / video_id
-    if out_dir.is_dir():  # renamed into place only when complete
-        return dict(video_id=video_id, status="skipped", n_frames=count_frames(out_dir, options["naming"]),
-                    note="", seconds=0.0, **probe(video_path))
+    done = Path(f"{out_dir}{PACK_SUFFIX}") if options.get("pack") else out_dir
+    if done.exists():  # renamed into place only when complete
+        n_frames = count_frames(done, options["naming"])
+        facts = probe(video_path)
+        return dict(video_id=video_id, status="skipped", n_frames=n_frames, seconds=0.0, **facts,
+                    note=decoded_note(n_frames, facts["container_frames"]))
     return dict(video_id=video_id, **extract_frames(video_path, out_dir, **options))
 
 
@@ -144,7 +209,7 @@ def run(args):
         videos = discover_videos(args.video_dir, args.level, {e.strip().lower() for e in args.ext.split(",")})
     videos = select_shard(videos, args.shard, args.num_shards)
     run_frames(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-               size=args.size, quality=args.quality, naming=args.naming)
+               size=args.size, quality=args.quality, naming=args.naming, pack=args.pack)
     return 0
 
 
@@ -161,5 +226,7 @@ def add_parser(subparsers):
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMING), default="mmaction",
                         help="img_00001.jpg (mmaction2, PaddleVideo) or image_00001.jpg (3D-ResNets, MindSpore-I3D)")
+    parser.add_argument("--pack", action="store_true",
+                        help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.packed)")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
