@@ -87,6 +87,21 @@ def checkpoint_paths(run_dir):
     return sorted((Path(run_dir) / "checkpoints").glob("epoch_*.pt"))
 
 
+def latest_checkpoint(run_dir):
+    """The checkpoint with the most training done: an interrupted one (mid-epoch) or the newest epoch's."""
+    candidates = checkpoint_paths(run_dir)[-1:]
+    interrupted = Path(run_dir) / "checkpoints" / "interrupted.pt"
+    if interrupted.is_file():
+        candidates.append(interrupted)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: _progress(torch.load(p, map_location="cpu", weights_only=False)))
+
+
+def _progress(state):
+    return (state["epoch"], state.get("step", 0))
+
+
 def save_checkpoint(path, state):
     """Atomic: a checkpoint half written by a killed job never stands under its name."""
     path = Path(path)
@@ -101,26 +116,41 @@ def load_classes(path):
 
 
 class StopRequested:
-    """SIGTERM / SIGUSR1 set a flag; the loop checkpoints at the next step boundary and exits cleanly."""
+    """SIGTERM / SIGUSR1 set a flag; the loop checkpoints at the next step boundary and exits cleanly.
 
-    def __init__(self):
+    Under DDP every rank must stop at the same step, so the flag is agreed on with an all-reduce (max).
+    """
+
+    def __init__(self, world_size=1):
         self.signal = None
+        self.world_size = world_size
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             signal.signal(sig, self.request)
 
     def request(self, signum, frame):
         self.signal = signum
 
+    def requested(self):
+        if self.world_size == 1:
+            return self.signal is not None
+        flag = torch.tensor([0 if self.signal is None else 1])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and self.signal is None:
+            self.signal = "peer"
+        return bool(flag.item())
 
-def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, scaler, stop, show_bar):
+
+def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, scaler, stop, show_bar,
+                    first_step=0, on_stop=None):
+    """One pass over the loader (from ``first_step`` when resuming mid-epoch); returns (totals, finished)."""
     model.train()
     loss_fn = torch.nn.CrossEntropyLoss()
     totals = {"loss": 0.0, "correct": 0, "seen": 0}
-    steps = len(loader)
+    steps = first_step + len(loader)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings["amp"])
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings['epochs']}", disable=not show_bar, leave=False,
                mininterval=2.0)
-    for step, (clips, labels, _) in enumerate(bar):
+    for step, (clips, labels, _) in enumerate(bar, start=first_step):
         for group in optimizer.param_groups:
             group["lr"] = base_lr * lr_factor(settings, epoch + step / steps)
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
@@ -138,7 +168,8 @@ def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, 
         totals["loss"] += loss.item() * len(labels)
         totals["correct"] += (logits.argmax(1) == labels).sum().item()
         totals["seen"] += len(labels)
-        if stop.signal is not None:
+        if stop.requested() and step + 1 < steps:
+            on_stop(step + 1)
             return totals, False
     return totals, True
 
@@ -176,13 +207,28 @@ def evaluate_loader(model, loader, settings, device, world_size, show_bar=False)
     return probabilities[rows], labels[rows], torch.tensor(sorted(order))
 
 
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (also for one process) whose epoch order depends only on (seed, epoch), and which can
+    skip the batches a resumed job has already trained on."""
+
+    def __init__(self, dataset, world_size, rank, shuffle, seed, drop_last):
+        super().__init__(dataset, world_size, rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.skip = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.skip:])
+
+    def __len__(self):
+        return super().__len__() - self.skip
+
+
 def make_loader(dataset, settings, world_size, rank, shuffle, batch_size, drop_last=False):
-    sampler = DistributedSampler(dataset, world_size, rank, shuffle=shuffle, seed=settings["seed"],
-                                 drop_last=drop_last) if world_size > 1 else None
-    generator = torch.Generator().manual_seed(settings["seed"])
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=settings["data_workers"], pin_memory=torch.cuda.is_available(),
-                      drop_last=drop_last, generator=generator, persistent_workers=False)
+    sampler = ResumableSampler(dataset, world_size, rank, shuffle, settings["seed"], drop_last)
+    # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
+    # resumed mid-epoch would see different dropout masks
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=settings["data_workers"],
+                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                      generator=torch.Generator().manual_seed(settings["seed"]))
 
 
 def run(args):
@@ -200,47 +246,60 @@ def run(args):
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // world_size or 1)
-    train_loader = make_loader(train_set, settings, world_size, rank, shuffle=True, batch_size=batch_size,
-                               drop_last=len(train_set) >= 2 * batch_size * world_size)
-    val_loader = make_loader(val_set, settings, world_size, rank, shuffle=False, batch_size=batch_size)
+    drop_last = len(train_set) >= 2 * batch_size * world_size
+    train_loader = make_loader(train_set, settings, world_size, rank, True, batch_size, drop_last)
+    val_loader = make_loader(val_set, settings, world_size, rank, False, batch_size)
 
     model = make_model(settings, len(classes)).to(device)
     if settings.get("sync_bn") and world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer, base_lr = make_optimizer(model, settings, world_size)
     scaler = torch.amp.GradScaler(device.type, enabled=settings["amp"] == "fp16" and device.type == "cuda")
-    start_epoch = 0
-    existing = checkpoint_paths(run_dir)
-    if existing:
-        state = torch.load(existing[-1], map_location=device, weights_only=False)
+    start_epoch, start_step = 0, 0
+    resume_from = latest_checkpoint(run_dir)
+    if resume_from is not None:
+        state = torch.load(resume_from, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        start_epoch = state["epoch"]
+        torch.set_rng_state(state["rng"][rank] if len(state["rng"]) > rank else state["rng"][0])
+        start_epoch, start_step = state["epoch"], state.get("step", 0)
         if is_main:
-            print(f"resuming from {existing[-1]} (epoch {start_epoch} done)", flush=True)
+            print(f"resuming from {resume_from} (epoch {start_epoch} + {start_step} steps done)", flush=True)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    stop = StopRequested()
-    best = max((json.loads(l).get("val_top1", 0) for l in _log_lines(run_dir)), default=-1.0)
+    stop = StopRequested(world_size)
+    best = max((json.loads(line).get("val_top1", 0) for line in _log_lines(run_dir)), default=-1.0)
+
+    def snapshot(epoch, step):
+        rng = gather_rng_states(world_size)
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch, "step": step, "rng": rng, "settings": settings, "classes": classes}
+
+    def save_interrupted(step):
+        state = snapshot(epoch, step)
+        if is_main:
+            save_checkpoint(run_dir / "checkpoints" / "interrupted.pt", state)
+            print(f"stopped by signal {stop.signal} in epoch {epoch + 1} after step {step}; checkpoint written, "
+                  "a rerun resumes from here", flush=True)
 
     for epoch in range(start_epoch, settings["epochs"]):
         started = time.time()
         train_set.set_epoch(epoch)
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
+        train_loader.sampler.set_epoch(epoch)
+        first_step = start_step if epoch == start_epoch else 0
+        train_loader.sampler.skip = first_step * batch_size
         totals, finished = train_one_epoch(ddp_model, train_loader, optimizer, settings, base_lr, epoch, device,
-                                           scaler, stop, show_bar=is_main and sys.stderr.isatty())
+                                           scaler, stop, show_bar=is_main and sys.stderr.isatty(),
+                                           first_step=first_step, on_stop=save_interrupted)
+        train_loader.sampler.skip = 0
         if not finished:
-            if is_main:  # a partial epoch is redone on resume; the last full epoch's checkpoint stands
-                print(f"stopped by signal {stop.signal} during epoch {epoch + 1}; resume continues from the last "
-                      "checkpoint", flush=True)
             break
         probabilities, labels, _ = evaluate_loader(model, val_loader, settings, device, world_size)
         val_top1 = (probabilities.argmax(1) == labels).float().mean().item() if len(labels) else 0.0
+        state = snapshot(epoch + 1, 0)
         if is_main:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "epoch": epoch + 1, "settings": settings, "classes": classes}
             save_checkpoint(run_dir / "checkpoints" / f"epoch_{epoch + 1:04d}.pt", state)
+            (run_dir / "checkpoints" / "interrupted.pt").unlink(missing_ok=True)
             if val_top1 > best:
                 best = val_top1
                 save_checkpoint(run_dir / "checkpoints" / "best.pt", state)
@@ -255,16 +314,29 @@ def run(args):
             print(json.dumps(record), flush=True)
         if world_size > 1:
             dist.barrier()
+        if stop.requested():  # the epoch's checkpoint is written: nothing more to save
+            if is_main:
+                print(f"stopped by signal {stop.signal} after epoch {epoch + 1}", flush=True)
+            break
     else:
         if is_main:
-            state = {"model": model.state_dict(), "epoch": settings["epochs"], "settings": settings,
-                     "classes": classes}
-            save_checkpoint(run_dir / "final.pt", state)
+            save_checkpoint(run_dir / "final.pt", {"model": model.state_dict(), "epoch": settings["epochs"],
+                                                   "settings": settings, "classes": classes})
             print(f"trained {settings['arch']} {settings['mode']} for {settings['epochs']} epochs → "
                   f"{run_dir / 'final.pt'}", flush=True)
     if world_size > 1:
         dist.destroy_process_group()
     return 0
+
+
+def gather_rng_states(world_size):
+    """Every rank's torch RNG state (dropout draws), so a resumed run continues each rank's stream."""
+    state = torch.get_rng_state()
+    if world_size == 1:
+        return [state]
+    states = [None] * world_size
+    dist.all_gather_object(states, state)
+    return states
 
 
 def _log_lines(run_dir):
