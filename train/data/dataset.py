@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from prep.packed import PACK_SUFFIX, open_packed
+
 from .sampling import sample_clips
 from .transforms import test_transform, train_transform
 
@@ -33,6 +35,14 @@ def read_frame(path, gray):
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"{path}: missing or unreadable frame")
+    return image[..., None] if gray else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_frame(data, gray, where):
+    """As read_frame, for JPEG bytes from a pack (prep frames/flow --pack)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{where}: unreadable frame")
     return image[..., None] if gray else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -65,13 +75,20 @@ class RawframeDataset(Dataset):
     def load_frames(self, video_id, numbers):
         """uint8 (len(numbers), H, W, C) for 1-based frame numbers, each distinct frame decoded once."""
         folder = self.root / video_id
+        pack = Path(f"{folder}{PACK_SUFFIX}")
+        if pack.is_file():  # one file per video: decode from the pack
+            with open_packed(pack) as packed:
+                return self._load(numbers, lambda name, gray: decode_frame(packed.read(name), gray, pack / name))
+        return self._load(numbers, lambda name, gray: read_frame(folder / name, gray))
+
+    def _load(self, numbers, read):
         cache = {}
         for n in np.unique(numbers):
             if self.mode == "rgb":
-                cache[n] = read_frame(folder / f"img_{n:05d}.jpg", gray=False)
+                cache[n] = read(f"img_{n:05d}.jpg", False)
             else:
-                cache[n] = np.concatenate([read_frame(folder / f"flow_x_{n:05d}.jpg", gray=True),
-                                           read_frame(folder / f"flow_y_{n:05d}.jpg", gray=True)], axis=-1)
+                cache[n] = np.concatenate([read(f"flow_x_{n:05d}.jpg", True),
+                                           read(f"flow_y_{n:05d}.jpg", True)], axis=-1)
         return np.stack([cache[n] for n in numbers.reshape(-1)])
 
     def to_tensor(self, frames, num_clips):
