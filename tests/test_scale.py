@@ -213,17 +213,24 @@ def test_audio_only_videos_are_quarantined_with_a_reason(tmp_path):
     assert flow["status"].tolist() == ["quarantined: no video stream (audio only)"] * 2
 
 
-def run_killed(args, delays):
-    """Start `python -m prep ARGS`, SIGKILL its process group after each delay (restarting in between)."""
+def entries(root):
+    return sum(1 for _ in Path(root).rglob("*")) if Path(root).exists() else 0
+
+
+def run_killed(args, watch, thresholds):
+    """Start `python -m prep ARGS` once per threshold and SIGKILL its process group as soon as ``watch`` holds that
+    many entries (temporaries included) — a random moment in the middle of the work; the kills that landed."""
     killed = 0
-    for delay in delays:
+    for threshold in thresholds:
         process = subprocess.Popen([sys.executable, "-m", "prep", *map(str, args)], cwd=REPO, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**os.environ, "PYTHONPATH": str(REPO)})
-        time.sleep(delay)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            killed += 1
+        while process.poll() is None:
+            if entries(watch) >= threshold:
+                os.killpg(process.pid, signal.SIGKILL)
+                killed += 1
+                break
+            time.sleep(0.002)
         process.wait()
     return killed
 
@@ -253,16 +260,19 @@ def test_kill_minus_nine_then_rerun_gives_the_same_bytes(synthetic_small, tmp_pa
         return frames, flow
 
     reference = tmp_path / "reference"
-    started = time.time()
+    sizes = []  # entries in the output tree before and after each stage
     for args in stages(reference):
+        before = entries(args[2])
         run_prep(*args)
-    duration = (time.time() - started) / 2  # per stage, start-up included
+        sizes.append((before, entries(args[2])))
 
     interrupted = tmp_path / "interrupted"
     rng = random.Random(1234)
-    for args in stages(interrupted):
-        run_killed(args, [rng.uniform(0.3, 1.0) * duration for _ in range(4)])
+    landed = 0
+    for args, (before, after) in zip(stages(interrupted), sizes):
+        landed += run_killed(args, args[2], sorted(rng.randint(before + 1, after - 1) for _ in range(3)))
         run_prep(*args)  # to completion
+    assert landed >= 3
     assert tree_files(interrupted / "rawframes") == tree_files(reference / "rawframes")
     if layout == "pack":
         assert tree_files(interrupted / "flow") == tree_files(reference / "flow")
@@ -270,3 +280,18 @@ def test_kill_minus_nine_then_rerun_gives_the_same_bytes(synthetic_small, tmp_pa
     assert stray == []
     for name in ("frames.csv", "flow.csv"):
         pd.testing.assert_frame_equal(normalised(interrupted / name), normalised(reference / name))
+
+
+def test_a_flow_shard_needs_only_the_frames_shards_the_workflow_names():
+    """workflow/rules/flow.smk: flow shard j depends on frames shards s ≡ j (mod gcd(R, F)) — enough for any list."""
+    import math
+
+    from prep.shards import select_shard
+
+    videos = [f"c{k % 7}/v{k:04d}" for k in range(997)]
+    for frames_shards, flow_shards in ((2, 4), (256, 1024), (6, 4), (5, 3), (4, 2)):
+        owner = {v: s for s in range(frames_shards) for v in select_shard(videos, s, frames_shards)}
+        step = math.gcd(frames_shards, flow_shards)
+        for j in range(flow_shards):
+            needed = {owner[v] for v in select_shard(videos, j, flow_shards)}
+            assert needed <= set(range(j % step, frames_shards, step))
