@@ -144,6 +144,10 @@ def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, 
                     first_step=0, on_stop=None):
     """One pass over the loader (from ``first_step`` when resuming mid-epoch); returns (totals, finished)."""
     model.train()
+    if settings.get("norm_eval"):  # mmaction2's norm_eval: BatchNorm uses (and keeps) its running statistics
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     loss_fn = torch.nn.CrossEntropyLoss()
     totals = {"loss": 0.0, "correct": 0, "seen": 0}
     steps = first_step + len(loader)

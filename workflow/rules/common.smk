@@ -74,10 +74,40 @@ def recipe_json(wildcards):
     return json.dumps(config["recipes"][wildcards.model], sort_keys=True)
 
 
-def torchrun_launch(wildcards, threads):
-    """`torchrun --standalone`: a private rendezvous per job, so jobs on one node never share port 29500."""
-    nproc = config["train"]["nproc_per_node"]
-    return f"torchrun --standalone --nproc-per-node {nproc}"
+def train_gpus():
+    """GPUs of one training job in total (0 on CPU): one per torchrun process on every node when train.gpu."""
+    t = config["train"]
+    return t["nproc_per_node"] * t["nodes"] if t.get("gpu") else 0
+
+
+def train_resources():
+    """The train rule's resources, for local runs (gpu) and snakemake-executor-plugin-slurm (nodes, tasks, mpi, gres).
+
+    One node: `gpu` = GPUs (local `--resources gpu=N` counts them; the plugin turns it into --gpus, with gpu_model
+    from the profile). Several nodes: one task (torchrun agent) per node; `mpi` makes the plugin's job step run the
+    rule's command as is (it calls srun itself, see train/launch.py); GPUs per node go through --gres (a --gpus total
+    could land unevenly), tasks_per_gpu=0 keeps the plugin from adding --ntasks-per-gpu, and gpu stays 0 so --gres
+    and --gpus never both appear.
+    """
+    nodes = config["train"]["nodes"]
+    if nodes == 1:
+        return {"gpu": train_gpus()}
+    resources = {"gpu": 0, "nodes": nodes, "tasks": nodes, "mpi": "srun"}
+    if train_gpus():
+        resources.update(gres=f"gpu:{config['train']['nproc_per_node']}", tasks_per_gpu=0)
+    return resources
+
+
+def torchrun_launch(wildcards, threads, resources):
+    """`python -m train.launch … --`: torchrun --standalone on one node (a private rendezvous per job, so jobs on one
+    node never share port 29500), srun + torchrun with a c10d rendezvous on several; per-worker threads; disjoint
+    local GPUs. The rule appends the training module and its arguments."""
+    t = config["train"]
+    gpus = resources.get("gpu", 0) or (train_gpus() if t["nodes"] > 1 else 0)
+    return (
+        f"python -m train.launch --nnodes {t['nodes']} --nproc-per-node {t['nproc_per_node']}"
+        f" --threads {threads} --gpus {gpus} --"
+    )
 
 
 def threads_per_process(wildcards, threads):

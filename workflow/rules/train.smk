@@ -14,7 +14,7 @@ rule train:
         threads=threads_per_process,
     threads: config["train"]["threads"]
     resources:
-        gpu=config["train"]["nproc_per_node"] if config["train"].get("gpu") else 0,
+        **train_resources(),
     log:
         "logs/train/{model}_{dataset}_{mode}.log",
     benchmark:
