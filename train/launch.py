@@ -177,13 +177,13 @@ def plan(args, environ=None):
         hosts = slurm_hosts(environ)
         if hosts:
             endpoint = args.rdzv_endpoint or rendezvous_endpoint(hosts, environ)
-    pool = visible = None
+    pool = None
     if args.gpus and not in_slurm:
         pool = GpuPool(args.gpu_lock_dir, machine_gpus(environ))
     argv = torchrun_command(args.nnodes, args.nproc_per_node, args.command, hosts=hosts, endpoint=endpoint,
                             job_id=environ.get("SLURM_JOB_ID"), threads=args.threads,
                             gpus_per_node=args.gpus // args.nnodes if args.nnodes > 1 else 0)
-    return argv, worker_environment(environ, args.threads, args.nproc_per_node, visible), pool
+    return argv, worker_environment(environ, args.threads, args.nproc_per_node), pool
 
 
 def run(argv, env, pool=None, gpus=0, timeout=None):
