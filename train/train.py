@@ -54,15 +54,42 @@ def seed_everything(seed, deterministic):
         torch.backends.cudnn.benchmark = True
 
 
+HEAD_PREFIXES = ("fc.", "logits.")
+
+
+def parameter_groups(model, settings, lr):
+    """Parameter groups with the recipe's multipliers: the head's weights ×head_lr_mult, its bias
+    ×head_bias_lr_mult without weight decay (mmaction2 / PaddleVideo TSM's fc_lr5); ``trainable_prefixes``
+    freezes every parameter whose name starts with none of them (MindSpore-I3D fine-tuning: logits, Mixed_5)."""
+    prefixes = settings.get("trainable_prefixes")
+    groups = {"body": [], "head_weight": [], "head_bias": []}
+    for name, parameter in model.named_parameters():
+        if prefixes and not name.startswith(tuple(prefixes)):
+            parameter.requires_grad_(False)
+            continue
+        if name.startswith(HEAD_PREFIXES):
+            groups["head_bias" if name.endswith(".bias") else "head_weight"].append(parameter)
+        else:
+            groups["body"].append(parameter)
+    if prefixes and not any(groups.values()):
+        raise ValueError(f"trainable_prefixes {prefixes} match no parameter of {settings['arch']}")
+    decay = settings["weight_decay"]
+    specs = {"body": (1.0, decay), "head_weight": (settings.get("head_lr_mult", 1.0), decay),
+             "head_bias": (settings.get("head_bias_lr_mult", 1.0),
+                           decay if settings.get("head_bias_weight_decay", True) else 0.0)}
+    return [{"params": params, "lr": lr * specs[name][0], "lr_mult": specs[name][0], "weight_decay": specs[name][1]}
+            for name, params in groups.items() if params]
+
+
 def make_optimizer(model, settings, world_size):
     """SGD or Adam; the learning rate scales linearly with the total batch (recipes quote it at reference_batch)."""
     total_batch = settings["batch_size"] * world_size
     lr = settings["lr"] * total_batch / (settings["reference_batch"] or total_batch)
+    groups = parameter_groups(model, settings, lr)
     if settings["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=settings["momentum"],
-                               weight_decay=settings["weight_decay"]), lr
+        return torch.optim.SGD(groups, lr=lr, momentum=settings["momentum"]), lr
     if settings["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=settings["weight_decay"]), lr
+        return torch.optim.Adam(groups, lr=lr), lr
     raise ValueError(f"unknown optimizer {settings['optimizer']!r} (sgd, adam)")
 
 
@@ -156,7 +183,7 @@ def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, 
                mininterval=2.0)
     for step, (clips, labels, _) in enumerate(bar, start=first_step):
         for group in optimizer.param_groups:
-            group["lr"] = base_lr * lr_factor(settings, epoch + step / steps)
+            group["lr"] = base_lr * group["lr_mult"] * lr_factor(settings, epoch + step / steps)
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None and device.type == "cuda"):

@@ -59,6 +59,15 @@ def three_crop(frames, size):
     return [frames[:, y:y + size, (width - size) // 2:(width - size) // 2 + size] for y in tops]
 
 
+def ten_crop(frames, size):
+    """Four corners and the centre, each also flipped (mmaction2's TenCrop); flow flips negate flow_x."""
+    height, width = frames.shape[1:3]
+    boxes = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+             ((height - size) // 2, (width - size) // 2)]
+    crops = [frames[:, y:y + size, x:x + size] for y, x in boxes]
+    return crops + [horizontal_flip(c, is_flow=frames.shape[-1] == 2) for c in crops]
+
+
 def horizontal_flip(frames, is_flow):
     flipped = frames[:, :, ::-1]
     if is_flow:
@@ -77,10 +86,12 @@ def train_transform(frames, input_size, rng, is_flow, flip=True, scales=(1, 0.87
 
 
 def test_transform(frames, input_size, resize_short, crops="center"):
-    """Resize the short side, then one centre crop (efficient) or three crops (accurate): a list of crops."""
+    """Resize the short side, then one centre crop, three crops or ten crops: a list of crops."""
     frames = resize_short_side(frames, resize_short)
     if crops == "three":
         return [np.ascontiguousarray(c) for c in three_crop(frames, input_size)]
+    if crops == "ten":
+        return [np.ascontiguousarray(c) for c in ten_crop(frames, input_size)]
     return [np.ascontiguousarray(center_crop(frames, input_size))]
 
 
