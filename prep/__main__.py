@@ -25,10 +25,14 @@ STAGE_MODULES = [
 ]
 
 
-def build_parser():
+# verbs run once per shard in their own process: import only their module (no pandas), ~0.5 s less per start
+SINGLE_VERB_MODULES = {"frames": "prep.frames", "flow": "prep.flow"}
+
+
+def build_parser(verb=None):
     parser = argparse.ArgumentParser(prog="python -m prep", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for name in STAGE_MODULES:
+    for name in [SINGLE_VERB_MODULES[verb]] if verb in SINGLE_VERB_MODULES else STAGE_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as missing:
@@ -40,7 +44,8 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.func(args) or 0
     except UserError as error:

@@ -4,6 +4,8 @@ A Snakemake job handles one shard (every ``num_shards``-th video of a sorted lis
 Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
 complete, so a rerun skips what is done and redoes what was cut short.
 """
+import csv
+import glob
 import multiprocessing
 import os
 import sys
@@ -72,11 +74,18 @@ def summarise(records, verb, started):
 
 
 def write_report(records, path, columns):
-    """The shard's report (CSV), written atomically: it is the Snakemake output that marks the shard done."""
-    import pandas as pd  # here, not at the top: `python -m prep frames` starts 0.3 s sooner
-    frame = pd.DataFrame.from_records(records, columns=columns)
+    """The shard's report (CSV), written atomically: it is the Snakemake output that marks the shard done.
+
+    Written with the csv module (as pandas' to_csv would: empty for None, repr for numbers), so the per-shard
+    processes never import pandas unless they read an index."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed run's report, half written
+        stale.unlink(missing_ok=True)
     with atomic_file(path, "w", newline="") as handle:
-        frame.to_csv(handle, index=False)
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow(["" if record.get(c) is None else record.get(c) for c in columns])
 
 
 def discover_videos(video_dir, level, extensions):
