@@ -16,7 +16,7 @@ Format (all integers little-endian)::
 
 The index sits at the end so a pack is written in one streaming pass; it is written to a hidden temporary file and
 renamed into place, so a pack that exists is complete (a truncated one fails its trailer check). Reading frame k is
-one ``pread`` after the index is loaded (two preads and one small read to open): faster than a zip (Python-level
+one ``pread`` after the index is loaded (opening reads the last 64 KiB once: trailer and index): faster than a zip (Python-level
 central-directory parsing plus a local header per member) and than tar (no index at all).
 
     from prep.packed import open_packed
@@ -32,6 +32,7 @@ MAGIC = b"AFPACK\x00\x01"
 END_MAGIC = b"AFPKEND\x00"
 TRAILER = struct.Struct("<QII8s")
 ENTRY = struct.Struct("<QI")
+TAIL_READ = 1 << 16
 
 
 class PackError(ValueError):
@@ -74,31 +75,35 @@ class PackedFile:
         try:
             self._load_index()
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     def _load_index(self):
         size = os.fstat(self._fd).st_size
-        if size < len(MAGIC) + TRAILER.size or os.pread(self._fd, len(MAGIC), 0) != MAGIC:
+        if size < len(MAGIC) + TRAILER.size:
             raise PackError(f"{self.path}: not a frame pack")
-        index_offset, names_length, count, end = TRAILER.unpack(os.pread(self._fd, TRAILER.size, size - TRAILER.size))
+        tail_start = max(0, size - TAIL_READ)  # one read: trailer and, for any usual video, the whole index
+        tail = os.pread(self._fd, size - tail_start, tail_start)
+        index_offset, names_length, count, end = TRAILER.unpack_from(tail, len(tail) - TRAILER.size)
         index_length = names_length + count * ENTRY.size
-        if end != END_MAGIC or index_offset + index_length + TRAILER.size != size:
-            raise PackError(f"{self.path}: damaged frame pack (bad trailer)")
-        index = os.pread(self._fd, index_length, index_offset)
-        names = index[:names_length].decode().split("\n") if count else []
-        table = list(ENTRY.iter_unpack(index[names_length:]))
-        if len(names) != count or len(table) != count:
+        if end != END_MAGIC or index_offset + index_length + TRAILER.size != size or index_offset < len(MAGIC):
+            raise PackError(f"{self.path}: not a frame pack, or a damaged one (bad trailer)")
+        if index_offset >= tail_start:
+            index = tail[index_offset - tail_start:len(tail) - TRAILER.size]
+        else:
+            index = os.pread(self._fd, index_length, index_offset)
+        self._names = index[:names_length].decode().split("\n") if count else []
+        self._table = index[names_length:]
+        if len(self._names) != count or len(self._table) != count * ENTRY.size:
             raise PackError(f"{self.path}: damaged frame pack (index)")
-        self._index = dict(zip(names, table))
-        self._names = names
+        self._position = {name: k for k, name in enumerate(self._names)}
 
     def names(self):
         return list(self._names)
 
     def read(self, name):
         try:
-            offset, size = self._index[name]
+            offset, size = ENTRY.unpack_from(self._table, self._position[name] * ENTRY.size)
         except KeyError:
             raise KeyError(f"{self.path}: no entry {name!r}") from None
         data = os.pread(self._fd, size, offset)
@@ -107,7 +112,7 @@ class PackedFile:
         return data
 
     def __contains__(self, name):
-        return name in self._index
+        return name in self._position
 
     def __len__(self):
         return len(self._names)

@@ -99,7 +99,8 @@ def make_videos(root, count, frames, size, seed=0):
         folder = Path(root) / f"class{k % 2}"
         folder.mkdir(parents=True, exist_ok=True)
         source = sources[(k + seed) % len(sources)]
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate=25",
+        spec = f"{source}{':' if '=' in source else '='}size={size}:rate=25"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", spec,
                         "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast",
                         "-crf", "20", str(folder / f"video{k:03d}.mp4")], check=True)
 
@@ -188,6 +189,69 @@ def bench_flow(work, args):
     return best
 
 
+def bench_pack_access(work, frames_root, reads=2000):
+    """Open a video's frames and read one random frame, ``reads`` times: directory vs pack vs zip (ZIP_STORED) vs
+    tar — the access pattern of the training loader (one item = one open + a few frames). Also the file count."""
+    import random
+    import tarfile
+    import zipfile
+
+    from prep.packed import open_packed
+    subprocess.run([sys.executable, "-m", "prep", "frames", str(work / "videos"), str(work / "packed"), "--pack",
+                    "--short-side", "128"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    folders = sorted(p for p in Path(frames_root).glob("*/*") if p.is_dir())
+    zips, tars = [], []
+    for folder in folders:
+        zips.append(folder.with_suffix(".zip"))
+        with zipfile.ZipFile(zips[-1], "w", zipfile.ZIP_STORED) as archive:
+            for f in sorted(folder.iterdir()):
+                archive.write(f, f.name)
+        tars.append(folder.with_suffix(".tar"))
+        with tarfile.open(tars[-1], "w") as archive:
+            for f in sorted(folder.iterdir()):
+                archive.add(f, f.name)
+    packs = [work / "packed" / f.relative_to(frames_root) for f in folders]
+    n = [len(list(f.glob("img_*.jpg"))) for f in folders]
+    rng = random.Random(0)
+    picks = [(rng.randrange(len(folders)), 0) for _ in range(reads)]
+    picks = [(v, rng.randint(1, n[v])) for v, _ in picks]
+
+    def read_dir(v, k):
+        return (folders[v] / f"img_{k:05d}.jpg").read_bytes()
+
+    def read_pack(v, k):
+        with open_packed(f"{packs[v]}.pack") as pack:
+            return pack.read(f"img_{k:05d}.jpg")
+
+    def read_zip(v, k):
+        with zipfile.ZipFile(zips[v]) as archive:
+            return archive.read(f"img_{k:05d}.jpg")
+
+    def read_tar(v, k):
+        with tarfile.open(tars[v]) as archive:
+            return archive.extractfile(f"img_{k:05d}.jpg").read()
+
+    print(f"random access: open a video + read one frame, {reads} times ({len(folders)} videos, "
+          f"{sum(n)} frames; directory tree {sum(1 for _ in Path(frames_root).rglob('*'))} entries, "
+          f"packed tree {sum(1 for _ in (work / 'packed').rglob('*'))})")
+    def read_pack8(v, k):  # a training item: one open, eight frames
+        with open_packed(f"{packs[v]}.pack") as pack:
+            return [pack.read(f"img_{min(n[v], k + j):05d}.jpg") for j in range(8)]
+
+    def read_dir8(v, k):
+        return [(folders[v] / f"img_{min(n[v], k + j):05d}.jpg").read_bytes() for j in range(8)]
+
+    for name, read in (("directory", read_dir), ("pack", read_pack), ("zip stored", read_zip),
+                       ("tar", read_tar), ("directory ×8", read_dir8), ("pack ×8", read_pack8)):
+        if "8" not in name:
+            assert all(read(v, k) == read_dir(v, k) for v, k in picks[:20])
+        count = reads if name != "tar" else reads // 10
+        started = time.perf_counter()
+        for v, k in picks[:count]:
+            read(v, k)
+        print(f"  {name:<12} {1e6 * (time.perf_counter() - started) / count:8.1f} µs per open + read")
+
+
 def bench_snakemake(work, count, snakefile=REPO / "Snakefile"):
     """`snakemake -n all` with datasets: [kinetics400] and an index of ``count`` videos in place."""
     import pandas as pd
@@ -253,7 +317,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench_frames_flow.") as tmp:
         work = Path(tmp)
         if not args.skip_frames:
-            bench_frames(work, args)
+            frames_root, _ = bench_frames(work, args)
+            bench_pack_access(work, frames_root)
         if not args.skip_flow:
             bench_flow(work, args)
         if not args.skip_snakemake:
