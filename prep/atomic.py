@@ -49,12 +49,22 @@ def atomic_file(path, mode="w", sync=True, **kwargs):
         raise
 
 
-def remove_stale_temporaries(directory):
-    """Delete temporaries a killed run left in ``directory`` (``.name.*.tmp``)."""
+def temporary_target(name):
+    """The name a temporary from :func:`temporary_sibling` / :func:`atomic_file` stands in for (``.NAME.RANDOM.tmp``,
+    RANDOM without dots), or None for other names."""
+    if not (name.startswith(".") and name.endswith(".tmp")) or name.count(".") < 3:
+        return None
+    return name[1:-4].rsplit(".", 1)[0]
+
+
+def remove_stale_temporaries(directory, names=None):
+    """Delete temporaries a killed run left in ``directory`` (``.name.*.tmp``) — only those standing in for
+    ``names`` if given: shards running side by side share directories, and each owns only its videos' temporaries."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
-    stale = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    stale = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+             and (names is None or temporary_target(p.name) in names)]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return len(stale)

@@ -30,7 +30,8 @@ import numpy as np
 
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
-from prep.frames import NAMING, decoded_note, open_video, output_size, parse_size, unreadable_reason
+from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
+                         unreadable_reason)
 from prep.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
@@ -279,12 +280,10 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
         raise UserError("flow from videos needs an OUT_DIR of its own (OUT == SRC puts flow beside rawframes)")
     create_estimator(options.get("algorithm", "tvl1"))  # fail early, once, on a missing backend
     in_place = Path(out_root).resolve() == Path(frames_root).resolve()
-    if not in_place:
-        for parent in {(Path(out_root) / vid).parent for vid in video_ids}:
-            remove_stale_temporaries(parent)
-    elif any(Path(f"{Path(out_root) / vid}{PACK_SUFFIX}").is_file() for vid in video_ids[:1]):
-        for parent in {(Path(out_root) / vid).parent for vid in video_ids}:
-            remove_stale_temporaries(parent)  # merged packs are rewritten beside the old ones
+    if in_place:  # merged packs are rewritten beside the old ones; in-place directories are cleaned per video
+        remove_own_temporaries(out_root, video_ids, PACK_SUFFIX)
+    else:
+        remove_own_temporaries(out_root, video_ids, PACK_SUFFIX if options.get("pack") else "")
     videos = videos or {}
     jobs = [(vid, str(videos[vid]) if vid in videos else None, str(frames_root), str(out_root), options)
             for vid in video_ids]

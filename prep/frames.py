@@ -173,12 +173,22 @@ def process_video(video_id, video_path, out_root, options):
     return dict(video_id=video_id, **extract_frames(video_path, out_dir, **options))
 
 
+def remove_own_temporaries(out_root, video_ids, suffix=""):
+    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
+    by_parent = {}
+    for vid in video_ids:
+        path = Path(out_root) / f"{vid}{suffix}"
+        by_parent.setdefault(path.parent, set()).add(path.name)
+    for parent, names in by_parent.items():
+        remove_stale_temporaries(parent, names)
+
+
 def run_frames(videos, out_root, workers=1, report=None, **options):
     """Extract every ``(video_id, path)``; skip finished videos; return the report records."""
     started = time.time()
     out_root = Path(out_root)
-    for parent in {(out_root / vid).parent for vid, _ in videos}:
-        remove_stale_temporaries(parent)
+    suffix = PACK_SUFFIX if options.get("pack") else ""
+    remove_own_temporaries(out_root, [vid for vid, _ in videos], suffix)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
     records = list(run_pool(process_video, jobs, workers, desc="frames"))
     if report:

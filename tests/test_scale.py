@@ -295,3 +295,17 @@ def test_a_flow_shard_needs_only_the_frames_shards_the_workflow_names():
         for j in range(flow_shards):
             needed = {owner[v] for v in select_shard(videos, j, flow_shards)}
             assert needed <= set(range(j % step, frames_shards, step))
+
+
+def test_a_shard_removes_only_its_own_videos_temporaries(videos, tmp_path):
+    """Shards run side by side in the same class directories: a starting shard must not delete the work in progress
+    of another (it did: the pipeline's second flow shard lost its temporary directory mid-video)."""
+    out = tmp_path / "frames"
+    ids = sorted(p.relative_to(videos).with_suffix("").as_posix() for p in videos.glob("*/*"))
+    mine, other = ids[0], next(v for v in ids[1:] if v.split("/")[0] == ids[0].split("/")[0])
+    stale = out / f"{Path(mine).parent}" / f".{Path(mine).name}.killed01.tmp"
+    busy = out / f"{Path(other).parent}" / f".{Path(other).name}.inprogr.tmp"
+    stale.mkdir(parents=True)
+    busy.mkdir(parents=True)
+    cli("frames", videos, out, "--num-shards", len(ids), "--shard", ids.index(mine))
+    assert not stale.exists() and busy.is_dir() and (out / mine).is_dir() and not (out / other).exists()

@@ -1,22 +1,20 @@
-def frames_reports_of_flow_shard(wildcards):
-    """The frames shards that hold the videos of one flow shard. Both stages deal the same sorted list round-robin,
-    so flow shard j needs only the frames shards s ≡ j (mod gcd(frames shards, flow shards)): one when one count
-    divides the other. Depending on every frames shard made `snakemake -n` take ~70 s for Kinetics-sized shard
-    counts (256 × 1024 edges); this takes ~9 s."""
-    import math
-
-    frames, flow = config["frames"]["shards"], config["flow"]["shards"]
-    step = math.gcd(frames, flow)
-    return expand(
-        "data/{dataset}/reports/frames_{shard}.csv",
-        dataset=wildcards.dataset,
-        shard=range(int(wildcards.shard) % step, frames, step),
-    )
+import math
 
 
 rule flow:
     input:
-        frames=frames_reports_of_flow_shard,
+        # only the frames shards holding this flow shard's videos: both stages deal one sorted list round-robin,
+        # so flow shard j needs frames shards s ≡ j (mod gcd) — with every frames shard as input of every flow
+        # shard, `snakemake -n` took ~70 s for Kinetics-sized shard counts (256 × 1024 edges); now ~9 s
+        frames=lambda wildcards: expand(
+            "data/{dataset}/reports/frames_{shard}.csv",
+            dataset=wildcards.dataset,
+            shard=range(
+                int(wildcards.shard) % math.gcd(config["frames"]["shards"], config["flow"]["shards"]),
+                config["frames"]["shards"],
+                math.gcd(config["frames"]["shards"], config["flow"]["shards"]),
+            ),
+        ),
         index="data/{dataset}/index.parquet",
     output:
         "data/{dataset}/reports/flow_{shard}.csv",
