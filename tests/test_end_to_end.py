@@ -80,7 +80,7 @@ def test_second_run_does_nothing(tiny_run):
 
 @pytest.mark.slow
 def test_single_target_plans_only_its_jobs(tmp_path):
-    result = snakemake(tmp_path, "-n", "--quiet", "rules", "results/i3d_synthetic_joint.json")
+    result = snakemake(tmp_path, "results/i3d_synthetic_joint.json", "-n", "--quiet", "rules")
     table = result.stdout + result.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in table.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
