@@ -24,7 +24,7 @@ RESULT_KEYS = {"model", "dataset", "mode", "top1", "top5", "mean_class_accuracy"
 def snakemake(workdir, *args, configfile=TINY, check=True):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
     command = [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(configfile), *args]
+               f"--configfile={configfile}", *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
