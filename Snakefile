@@ -16,6 +16,7 @@ include: "workflow/rules/flow.smk"
 include: "workflow/rules/annotations.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -23,4 +24,5 @@ rule all:
         all_results(),
         "results/summary.csv",
         "results/summary.md",
+        report_targets(),
     default_target: True

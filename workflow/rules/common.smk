@@ -112,3 +112,16 @@ def torchrun_launch(wildcards, threads, resources):
 
 def threads_per_process(wildcards, threads):
     return max(1, threads // config["train"]["nproc_per_node"])
+
+
+def report_targets():
+    """The report artefacts (workflow/rules/report.smk) that `rule all` builds, so `snakemake --report` finds them."""
+    runs = expand("{model}_{dataset}_{mode}", model=MODELS, dataset=DATASETS, mode=MODES)
+    results = expand("{model}_{dataset}_{mode}", model=MODELS, dataset=DATASETS, mode=RESULT_MODES)
+    return (
+        ["report/results.csv", "report/results.html"]
+        + expand("report/curves/{run}.png", run=runs)
+        + expand("report/classes/{result}.png", result=results)
+        + expand("report/datasets/{dataset}_{kind}", dataset=DATASETS, kind=["stats.png", "stats.html"])
+        + expand("report/flow/{dataset}.png", dataset=DATASETS)
+    )
