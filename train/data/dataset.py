@@ -58,7 +58,7 @@ class RawframeDataset(Dataset):
                  views=1, crops="center", seed=0):
         if mode not in ("rgb", "flow"):
             raise ValueError(f"mode must be rgb or flow, got {mode!r}")
-        self.items = read_list(list_path)
+        self.items = read_list(list_path) if isinstance(list_path, (str, Path)) else list(list_path)
         self.root = Path(root)
         self.mode, self.layout, self.test_mode = mode, layout, test_mode
         self.num_clips, self.clip_len, self.frame_interval = num_clips, clip_len, frame_interval
