@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from prep import UserError
+from prep.diskspace import disk_full_message, is_disk_full
 
 # verb modules, imported lazily so `python -m prep --help` stays fast and one broken optional backend
 # does not take every verb down
@@ -50,6 +51,11 @@ def main(argv=None):
         return args.func(args) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        print(f"error: {disk_full_message(error)}", file=sys.stderr)
         return 2
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
+from prep.diskspace import write_bytes
 from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
                          unreadable_reason)
 from prep.packed import PACK_SUFFIX, PackWriter, open_packed
@@ -161,7 +162,7 @@ def flow_writer(kind, out_path, source=None):
     added), ``inplace`` (files moved into the existing frame directory ``out_path``, marker last)."""
     if kind == "dir":
         with atomic_directory(out_path) as tmp:
-            yield lambda name, data: (tmp / name).write_bytes(data)
+            yield lambda name, data: write_bytes(tmp / name, data)
     elif kind in ("pack", "merge"):
         with atomic_file(out_path, "wb", sync=False) as handle:
             writer = PackWriter(handle)
@@ -175,7 +176,7 @@ def flow_writer(kind, out_path, source=None):
     else:  # inplace
         tmp = temporary_sibling(Path(out_path) / "flow")  # out_path/.flow.XXXX.tmp
         try:
-            yield lambda name, data: (tmp / name).write_bytes(data)
+            yield lambda name, data: write_bytes(tmp / name, data)
             marker = (tmp / DONE).read_text()
             for name in sorted(os.listdir(tmp)):
                 if name != DONE:

@@ -18,6 +18,7 @@ import cv2
 
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
+from prep.diskspace import write_bytes
 from prep.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
@@ -88,7 +89,7 @@ def output_writer(out_path, pack):
             writer.finish()
     else:
         with atomic_directory(out_path) as tmp:
-            yield lambda name, data: (tmp / name).write_bytes(data)
+            yield lambda name, data: write_bytes(tmp / name, data)
 
 
 def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, naming="mmaction", pack=False):

@@ -211,7 +211,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file (train the model and prepare the dataset first, e.g. "
+              "snakemake results/<model>_<dataset>_<mode>.json, or check the path)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from prep.diskspace import disk_full_message, is_disk_full
 from train.data import normalize_on_device
 from train.recipe import make_dataset, make_model, resolve
 
@@ -134,7 +135,14 @@ def save_checkpoint(path, state):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    try:
+        with open(tmp, "wb") as handle:  # a full disk then raises OSError(ENOSPC), not torch's opaque RuntimeError
+            torch.save(state, handle)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     os.replace(tmp, path)
 
 
@@ -389,7 +397,18 @@ def build_parser():
 
 
 def main(argv=None):
-    return run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file (run the data preparation first: snakemake "
+              "data/<dataset>/check.txt, or check the path)", file=sys.stderr, flush=True)
+        return 2
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        print(f"error: {disk_full_message(error)}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":
