@@ -23,6 +23,8 @@ DEFAULTS = {
     "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
     "schedule": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "grad_clip": None,
     "keep_checkpoints": 2, "amp": "none", "seed": 0, "deterministic": False, "data_workers": 2,
+    # optional augmentation (off by default) and gradient accumulation (optimizer step every `accumulate` batches)
+    "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": 1,
 }
 
 
@@ -88,4 +90,4 @@ def make_dataset(settings, list_path, root, test_mode, accurate=False):
         input_size=(settings["test_crop_size"] or settings["input_size"]) if accurate else settings["input_size"],
         resize_short=settings["resize_short"], flip=settings["flip"], scales=settings["scales"],
         views=settings["test_views"] if accurate else 1, crops=settings["test_crops"] if accurate else "center",
-        seed=settings["seed"])
+        seed=settings["seed"], randaugment=None if test_mode else settings.get("randaugment"))

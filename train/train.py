@@ -8,6 +8,7 @@ checkpoint in RUN/checkpoints; SIGTERM / SIGUSR1 (SLURM preemption) finish the c
 exit cleanly. Rank 0 logs one JSON line per epoch to RUN/log.jsonl; the finished model goes to RUN/final.pt.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from prep.diskspace import disk_full_message, is_disk_full
 from train.data import normalize_on_device
+from train.data.augment import mix_clips, mixed_targets, mixing_rng, soft_cross_entropy
 from train.recipe import make_dataset, make_model, resolve
 
 
@@ -83,8 +85,9 @@ def parameter_groups(model, settings, lr):
 
 
 def make_optimizer(model, settings, world_size):
-    """SGD or Adam; the learning rate scales linearly with the total batch (recipes quote it at reference_batch)."""
-    total_batch = settings["batch_size"] * world_size
+    """SGD or Adam; the learning rate scales linearly with the total batch (recipes quote it at reference_batch);
+    the total batch counts gradient accumulation (batch_size × world_size × accumulate)."""
+    total_batch = settings["batch_size"] * world_size * settings.get("accumulate", 1)
     lr = settings["lr"] * total_batch / (settings["reference_batch"] or total_batch)
     groups = parameter_groups(model, settings, lr)
     if settings["optimizer"] == "sgd":
@@ -177,7 +180,13 @@ class StopRequested:
 
 def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, scaler, stop, show_bar,
                     first_step=0, on_stop=None):
-    """One pass over the loader (from ``first_step`` when resuming mid-epoch); returns (totals, finished)."""
+    """One pass over the loader (from ``first_step`` when resuming mid-epoch); returns (totals, finished).
+
+    With ``accumulate`` N the optimizer steps every N batches on the mean of their gradients (a last, shorter
+    window at the epoch's end is averaged over its own batches), and a stop request is honoured only at a window's
+    end, so a checkpoint never holds half-accumulated gradients. MixUp / CutMix (``mixup_alpha`` /
+    ``cutmix_alpha``) mix the device batch with a generator seeded by (seed, rank, epoch, step).
+    """
     model.train()
     if settings.get("norm_eval"):  # mmaction2's norm_eval: BatchNorm uses (and keeps) its running statistics
         for module in model.modules():
@@ -186,28 +195,52 @@ def train_one_epoch(model, loader, optimizer, settings, base_lr, epoch, device, 
     loss_fn = torch.nn.CrossEntropyLoss()
     totals = {"loss": 0.0, "correct": 0, "seen": 0}
     steps = first_step + len(loader)
+    accumulate = int(settings.get("accumulate", 1))
+    if accumulate < 1 or first_step % accumulate:
+        raise ValueError(f"accumulate {accumulate}: resuming at step {first_step} is not an accumulation boundary")
+    mixing = settings.get("mixup_alpha", 0) or settings.get("cutmix_alpha", 0)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings["amp"])
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings['epochs']}", disable=not show_bar, leave=False,
                mininterval=2.0)
     for step, (clips, labels, _) in enumerate(bar, start=first_step):
-        for group in optimizer.param_groups:
-            group["lr"] = base_lr * group["lr_mult"] * lr_factor(settings, epoch + step / steps)
+        window_start = step - step % accumulate
+        window = min(accumulate, steps - window_start)  # batches in this accumulation window
+        last_of_window = step + 1 == window_start + window
+        if step == window_start:
+            for group in optimizer.param_groups:  # the window's lr: as one big batch at its first step
+                group["lr"] = base_lr * group["lr_mult"] * lr_factor(settings, epoch + window_start / steps)
+            optimizer.zero_grad(set_to_none=True)
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None and device.type == "cuda"):
-            logits = model(clips)
-            loss = loss_fn(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if settings["grad_clip"]:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
-        scaler.step(optimizer)
-        scaler.update()
+        mixed = None
+        if mixing:
+            mixed = mix_clips(clips, settings.get("mixup_alpha", 0), settings.get("cutmix_alpha", 0),
+                              mixing_rng(settings["seed"], epoch, step, rank))
+        if mixed is not None:
+            clips = mixed[0]
+        sync = last_of_window or not hasattr(model, "no_sync")  # DDP: all-reduce only at the window's end
+        with (contextlib.nullcontext() if sync else model.no_sync()):
+            with torch.autocast(device.type, dtype=amp_dtype,
+                                enabled=amp_dtype is not None and device.type == "cuda"):
+                logits = model(clips)
+                if mixed is None:
+                    loss = loss_fn(logits.float(), labels)
+                else:
+                    targets = mixed_targets(labels, mixed[1], mixed[2], logits.shape[1])
+                    loss = soft_cross_entropy(logits.float(), targets)
+            scaler.scale(loss / window if window > 1 else loss).backward()
+        if last_of_window:
+            if settings["grad_clip"]:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
         totals["loss"] += loss.item() * len(labels)
-        totals["correct"] += (logits.argmax(1) == labels).sum().item()
+        hard = labels if mixed is None else targets.argmax(1)  # mixed targets: their argmax
+        totals["correct"] += (logits.argmax(1) == hard).sum().item()
         totals["seen"] += len(labels)
-        if stop.requested() and step + 1 < steps:
+        if last_of_window and stop.requested() and step + 1 < steps:
             on_stop(step + 1)
             return totals, False
     return totals, True

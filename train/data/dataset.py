@@ -55,9 +55,13 @@ class RawframeDataset(Dataset):
 
     def __init__(self, list_path, root, mode, num_clips, clip_len=1, frame_interval=1, layout="segments",
                  test_mode=False, input_size=224, resize_short=256, flip=True, scales=(1, 0.875, 0.75, 0.66),
-                 views=1, crops="center", seed=0):
+                 views=1, crops="center", seed=0, randaugment=None):
         if mode not in ("rgb", "flow"):
             raise ValueError(f"mode must be rgb or flow, got {mode!r}")
+        if randaugment and mode != "rgb":
+            raise ValueError("randaugment works on rgb clips only: put it under the recipe's rgb: overrides "
+                             "(or set flow: {randaugment: null})")
+        self.randaugment = dict(randaugment) if randaugment else None
         self.items = read_list(list_path) if isinstance(list_path, (str, Path)) else list(list_path)
         self.root = Path(root)
         self.mode, self.layout, self.test_mode = mode, layout, test_mode
@@ -106,7 +110,8 @@ class RawframeDataset(Dataset):
                                self.views, rng)
         if not self.test_mode:
             frames = train_transform(self.load_frames(video_id, numbers[0]), self.input_size, rng,
-                                     is_flow=self.mode == "flow", flip=self.flip, scales=self.scales)
+                                     is_flow=self.mode == "flow", flip=self.flip, scales=self.scales,
+                                     randaugment=self.randaugment)
             return self.to_tensor(frames, self.num_clips), label, item
         views = []
         for view in numbers:

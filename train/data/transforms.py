@@ -76,10 +76,16 @@ def horizontal_flip(frames, is_flow):
     return np.ascontiguousarray(flipped)
 
 
-def train_transform(frames, input_size, rng, is_flow, flip=True, scales=(1, 0.875, 0.75, 0.66)):
-    """MultiScaleCrop → resize to input_size² → optional horizontal flip (p 0.5)."""
+def train_transform(frames, input_size, rng, is_flow, flip=True, scales=(1, 0.875, 0.75, 0.66), randaugment=None):
+    """MultiScaleCrop → resize to input_size² → optional RandAugment (``{num_ops, magnitude}``, rgb only) →
+    optional horizontal flip (p 0.5)."""
     top, left, crop_h, crop_w = multi_scale_crop_box(frames.shape[1], frames.shape[2], input_size, rng, scales)
     frames = resize_frames(frames[:, top:top + crop_h, left:left + crop_w], input_size, input_size)
+    if randaugment:
+        if is_flow:
+            raise ValueError("randaugment works on rgb clips only; set it to null for flow")
+        from .augment import rand_augment
+        frames = rand_augment(frames, rng, **randaugment)
     if flip and rng.random() < 0.5:
         frames = horizontal_flip(frames, is_flow)
     return np.ascontiguousarray(frames)
