@@ -231,6 +231,7 @@ def build_parser():
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
+        build_parser().parse_args(argv)  # --help / -h: print the help and exit
         build_parser().error("separate the training command with --, e.g. -- -m train.train …")
     split = argv.index("--")
     args = build_parser().parse_args(argv[:split])
