@@ -106,10 +106,10 @@ def normalize_on_device(clips, mode, scheme="imagenet"):
 
     ``imagenet``: RGB mean/std on 0–255 and flow (v − 128) / 128; ``unit``: everything to [−1, 1] (pytorch-i3d).
     """
-    clips = clips.float()
+    clips = clips.to(torch.float32, copy=True)  # our own buffer: the arithmetic below runs in place (same values)
     channels = clips.shape[-4]
     if scheme == "unit" or mode == "flow":
-        return clips / 127.5 - 1.0
+        return clips.div_(127.5).sub_(1.0)
     mean = torch.tensor(IMAGENET_MEAN, device=clips.device).repeat(channels // 3).view(channels, 1, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=clips.device).repeat(channels // 3).view(channels, 1, 1, 1)
-    return (clips - mean) / std
+    return clips.sub_(mean).div_(std)
