@@ -8,6 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def run_prep(*args, check=True, cwd=None):
@@ -43,3 +44,23 @@ def synthetic_small(tmp_path_factory):
 def snakemake_executable():
     exe = BIN / "snakemake"
     return str(exe) if exe.exists() else shutil.which("snakemake")
+
+
+def snakemake(workdir, *args, configfile=TINY, check=True):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    command = [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               f"--configfile={configfile}", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+                         if "rror" in p.read_text())
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stderr[-5000:]}\n{logs}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole pipeline on the tiny configuration, once per session (tests/test_end_to_end.py, test_report.py)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2", "all")
+    return workdir

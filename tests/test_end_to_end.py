@@ -13,31 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, snakemake_executable
+from tests.conftest import BIN, REPO, TINY, snakemake, snakemake_executable
 
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 MODELS = ("tsn", "tsm", "i3d")
 RESULT_KEYS = {"model", "dataset", "mode", "top1", "top5", "mean_class_accuracy", "efficient", "accurate",
                "num_videos", "num_classes", "per_class_accuracy", "confusion_matrix", "versions"}
-
-
-def snakemake(workdir, *args, configfile=TINY, check=True):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
-    command = [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               f"--configfile={configfile}", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
-                         if "rror" in p.read_text())
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stderr[-5000:]}\n{logs}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2", "all")
-    return workdir
 
 
 @pytest.mark.slow

@@ -297,7 +297,7 @@ def dequantize(jpeg_pixels, bound=20.0):
 
 
 def flow_to_rgb(flow_x, flow_y, bound=20.0):
-    """The HSV colour wheel: hue = direction, value = magnitude (saturated at ``bound``), full saturation."""
+    """The HSV colour wheel: hue = direction, value = magnitude (saturated at ``bound`` pixels), full saturation."""
     import cv2
 
     magnitude = np.hypot(flow_x, flow_y)
@@ -370,14 +370,17 @@ def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_cla
         row[0].set_title(f"{sample['class_name']}: frame {index}", fontsize="small")
         if fx is not None and fy is not None:
             flow_x, flow_y = dequantize(fx, bound), dequantize(fy, bound)
-            row[1].imshow(flow_to_rgb(flow_x, flow_y, bound))
+            # brightness relative to this image's strongest motion (99th percentile), so small motions show
+            scale = max(float(np.percentile(np.hypot(flow_x, flow_y), 99)), 0.5)
+            row[1].imshow(flow_to_rgb(flow_x, flow_y, scale))
             mean = (float(flow_x.mean()), float(flow_y.mean()))
-            row[1].set_title(f"flow {index}→{index + 1} (mean {mean[0]:+.1f}, {mean[1]:+.1f} px)", fontsize="small")
+            row[1].set_title(f"flow {index}→{index + 1}: full brightness = {scale:.1f} px\n"
+                             f"(mean {mean[0]:+.2f}, {mean[1]:+.2f} px)", fontsize="small")
         else:
             row[1].set_title("flow not found", fontsize="small")
-    axes[0, 2].imshow(colour_wheel(bound=bound), extent=(-bound, bound, bound, -bound))
+    axes[0, 2].imshow(colour_wheel(bound=1.0), extent=(-1, 1, 1, -1))
     axes[0, 2].axis("on")
-    axes[0, 2].set(xlabel="x (px)", ylabel="y (px, down)", title=f"key: hue = direction,\nvalue = magnitude (≤ {bound:g})")
+    axes[0, 2].set(xlabel="x", ylabel="y (down)", title="key: hue = direction,\nbrightness = magnitude")
     axes[0, 2].title.set_fontsize("small")
     if title:
         fig.suptitle(f"{title}: sample frames and their TV-L1 flow")
