@@ -115,3 +115,22 @@ def test_accumulation_equals_one_big_batch():
     for key in big:
         if big[key].is_floating_point():
             assert torch.allclose(big[key], small[key], atol=1e-5), key
+
+
+@pytest.mark.slow
+def test_resume_is_exact_with_accumulation_mixing_and_randaugment(synthetic_small, tmp_path):
+    import signal
+
+    from tests.test_training import (SETTINGS, assert_same_weights, final_weights, interrupt, run_to_end,
+                                     train_command, write_lists)
+
+    settings = {**SETTINGS, "accumulate": 2, "mixup_alpha": 0.8, "cutmix_alpha": 1.0,
+                "randaugment": {"num_ops": 2, "magnitude": 9}}
+    lists = write_lists(synthetic_small, tmp_path / "lists")
+    root = synthetic_small["root"] / "rawframes"
+    run_to_end(train_command(lists, root, tmp_path / "reference", settings))
+    command = train_command(lists, root, tmp_path / "run", settings)
+    code, out, err = interrupt(command, signal.SIGTERM, after_lines=1)
+    assert code == 0 and "stopped by signal" in out, err[-2000:]
+    assert "resuming from" in run_to_end(command).stdout
+    assert_same_weights(final_weights(tmp_path / "run"), final_weights(tmp_path / "reference"))
