@@ -7,7 +7,7 @@ named and the run stops; on success a report is written (the Snakemake output th
 import os
 from pathlib import Path
 
-from prep import UserError
+from prep import UserError, packed
 from prep.atomic import atomic_file
 from prep.index import read_index
 
@@ -15,16 +15,12 @@ MAX_NAMED = 20
 
 
 def count_prefixed(folder, prefix):
-    """Largest contiguous index 1..N of ``prefix{:05d}.jpg`` files (0 when the directory is absent)."""
+    """Contiguous count N of ``prefix{:05d}.jpg`` 1..N in a video's directory or, failing that, its ``.pack``;
+    ``-N - 1`` when a gap or stray file follows frame N; None when neither exists."""
     try:
-        names = set(os.listdir(folder))
+        return packed.count_names(os.listdir(folder), prefix)
     except FileNotFoundError:
-        return None
-    n = 0
-    while f"{prefix}{n + 1:05d}.jpg" in names:
-        n += 1
-    extra = sum(1 for name in names if name.startswith(prefix)) - n
-    return n if extra == 0 else -n - 1  # negative: a gap or stray file after frame n
+        return packed.count_prefixed(f"{folder}{packed.PACK_SUFFIX}", prefix)
 
 
 def check_dataset(annotations_dir, frames_root, flow_root):

@@ -150,7 +150,7 @@ def count_prefixed(path, prefix):
             names = set(pack.names())
     except FileNotFoundError:
         return None
-    return _count(names, prefix)
+    return count_names(names, prefix)
 
 
 def counts(path):
@@ -162,12 +162,15 @@ def counts(path):
             names = set(pack.names())
     except FileNotFoundError:
         return {"n_frames": None, "n_flow": None, "flow_done": False}
-    rgb = _count(names, "img_") or _count(names, "image_")
-    flow_x, flow_y = _count(names, "flow_x_"), _count(names, "flow_y_")
+    rgb = count_names(names, "img_") or count_names(names, "image_")
+    flow_x, flow_y = count_names(names, "flow_x_"), count_names(names, "flow_y_")
     return {"n_frames": rgb, "n_flow": flow_x if flow_x == flow_y else -1, "flow_done": ".flow_done" in names}
 
 
-def _count(names, prefix):
+def count_names(names, prefix):
+    """N when ``{prefix}00001.jpg … {prefix}N.jpg`` are among ``names`` and nothing else carries the prefix;
+    ``-N - 1`` after a gap or a stray name."""
+    names = set(names)
     n = 0
     while f"{prefix}{n + 1:05d}.jpg" in names:
         n += 1

@@ -13,6 +13,7 @@ rule frames:
             else ""
         ),
         quality=config["frames"]["quality"],
+        pack=PACK_OPTION,
     threads: config["frames"]["workers"]
     log:
         "logs/frames/{dataset}_{shard}.log",
@@ -23,4 +24,4 @@ rule frames:
     shell:
         "python -m prep frames {input.raw}/videos {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " {params.size} --quality {params.quality} --report {output} > {log} 2>&1"
+        " {params.size} --quality {params.quality} {params.pack} --report {output} > {log} 2>&1"
