@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from prep.atomic import atomic_file
 from train.recipe import make_dataset, make_model
 from train.train import predict
 
@@ -82,20 +83,14 @@ def result_record(model, dataset, mode, classes, efficient, accurate, extra):
 
 
 def write_json(path, record):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    with atomic_file(path) as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
 
 
 def save_scores(path, video_ids, labels, efficient, accurate, classes):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, video_ids=np.array(video_ids), labels=labels, efficient=efficient, accurate=accurate,
-             classes=np.array(classes))
-    tmp.replace(path)
+    with atomic_file(path, "wb") as handle:  # a file object: np.savez adds no ".npz" to the temporary's name
+        np.savez(handle, video_ids=np.array(video_ids), labels=labels, efficient=efficient, accurate=accurate,
+                 classes=np.array(classes))
 
 
 def run_score(args):
