@@ -64,3 +64,16 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
     snakemake(workdir, "--cores", "2", "all")
     return workdir
+
+
+def decoded_frames(path, gray=False):
+    """Every frame OpenCV decodes from a video (BGR, or grayscale): the reference the extracted frames must equal."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if gray else frame)

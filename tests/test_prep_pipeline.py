@@ -4,23 +4,12 @@ import json
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 
 from prep.annotations import build_manifest, read_reports, write_annotations
 from prep.datasets import ucf101
 from prep.datasets.synthetic import class_names, generate
 from prep.flow import quantize
-from tests.conftest import run_prep
-
-
-def decoded_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
+from tests.conftest import decoded_frames, run_prep
 
 
 def test_synthetic_dataset_is_deterministic_and_ucf_shaped(tmp_path):

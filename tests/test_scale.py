@@ -17,7 +17,7 @@ from prep.flow import quantize
 from prep.media import ffmpeg_executable
 from prep.packed import PackError, PackWriter, count_prefixed, counts, open_packed
 from prep.__main__ import main as prep_main
-from tests.conftest import REPO, run_prep
+from tests.conftest import REPO, decoded_frames, run_prep
 
 
 def cli(*args, check=True):
@@ -45,16 +45,6 @@ def pack_entries(root):
 
 def ffmpeg(*args):
     subprocess.run([ffmpeg_executable(), "-v", "error", "-y", *map(str, args)], check=True)
-
-
-def decoded_gray(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +150,7 @@ def test_flow_straight_from_videos(videos, tmp_path, capsys):
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     for video in sorted(videos.glob("*/*")):
         video_id = video.relative_to(videos).with_suffix("").as_posix()
-        gray = decoded_gray(video)
+        gray = decoded_frames(video, gray=True)
         assert report.loc[video_id, "n_flow"] == len(gray) - 1 and report.loc[video_id, "status"] == "done"
         out = tmp_path / "flow" / video_id
         assert len(list(out.glob("flow_x_*.jpg"))) == len(gray) - 1
@@ -181,7 +171,7 @@ def test_truncated_video_keeps_exactly_the_decoded_frames(tmp_path):
            "yuv420p", "-g", 1, "-bf", 0, "-movflags", "+faststart", tmp_path / "full.mp4")
     data = (tmp_path / "full.mp4").read_bytes()
     (videos / "cut.mp4").write_bytes(data[:int(len(data) * 0.6)])  # index says 30, the data ends early
-    decoded = len(decoded_gray(videos / "cut.mp4"))
+    decoded = len(decoded_frames(videos / "cut.mp4", gray=True))
     assert 2 <= decoded < 30
     cli("frames", tmp_path / "videos", tmp_path / "frames", "--report", tmp_path / "frames.csv")
     row = pd.read_csv(tmp_path / "frames.csv", keep_default_na=False).iloc[0]
