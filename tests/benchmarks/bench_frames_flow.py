@@ -1,7 +1,7 @@
 """Frames and TV-L1 flow side by side with the usual ways of doing it, on the same videos, in one run.
 
     python tests/benchmarks/bench_frames_flow.py [--videos 8] [--frames 120] [--size 320x240] [--short-side 128]
-                                                 [--flow-videos 4] [--flow-frames 9] [--flow-size 96x72]
+                                                 [--flow-videos 8] [--flow-frames 17] [--flow-size 96x72]
                                                  [--repeats 3] [--k400 250000] [--skip-snakemake]
 
 Every contender runs as whole processes (interpreter / ffmpeg start-up included) and the best of ``--repeats``
@@ -319,8 +319,8 @@ def main():
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--short-side", type=int, default=128)
-    parser.add_argument("--flow-videos", type=int, default=4)
-    parser.add_argument("--flow-frames", type=int, default=9)
+    parser.add_argument("--flow-videos", type=int, default=8)
+    parser.add_argument("--flow-frames", type=int, default=17)
     parser.add_argument("--flow-size", default="96x72")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--k400", type=int, default=250_000)
