@@ -1,73 +1,166 @@
-"""A recipe (model × dataset family hyperparameters) resolved for one run, and the objects it describes.
+"""Recipes: which published recipe a (model, dataset) runs, and the settings a run resolves to.
 
-A run's settings are the recipe from config.yaml with the mode's overrides (``rgb:`` / ``flow:`` sub-dicts) merged
-in; :func:`resolve` does that and fills defaults, so training and evaluation build identical models and data. A
-recipe may start from a published one with ``base: <name>`` (``train/recipes/<name>.yaml``) and override keys.
+``config.yaml`` maps each model to a recipe per dataset (``recipes.<model>.<dataset>``, normally ``{base: <name>}``
+naming ``train/recipes/<name>.yaml``, plus keys that override it); keys directly under ``recipes.<model>`` apply to
+every dataset. A recipe file may itself start from another with ``base:``. A run's settings are the defaults, then the
+recipe, then its mode's sub-dict (``rgb:`` / ``flow:``); :func:`resolve` does that, so training and evaluation build
+identical models and data, and ``python -m train.recipe MODEL DATASET MODE`` prints exactly what a target will run.
 """
+import argparse
 import copy
+import json
+import sys
 from pathlib import Path
 
 import yaml
 
-from train.data import RawframeDataset
-from train.models import build_model
-
 DEFAULTS = {
-    "model_options": {},
+    "recipe": None, "pretrained": None, "model_options": {},
     "num_clips": 8, "clip_len": 1, "frame_interval": 1,
-    "input_size": 224, "resize_short": 256, "flip": True, "scales": [1, 0.875, 0.75, 0.66],
+    # sampling: uniform (mmaction2 SampleFrames), dense (DenseSampleFrames), temporal_crop (3D-ResNets /
+    # MindSpore-I3D TemporalRandomCrop / TemporalCenterCrop with loop padding); test_sampling None = sampling
+    "sampling": "uniform", "test_sampling": None, "test_clip_len": None, "twice_sample": False,
+    "input_size": 224, "resize_short": 256, "flip": True,
+    # train_crop: multiscale (mmaction2 MultiScaleCrop), random_resized (RandomResizedCrop), random (RandomCrop)
+    "train_crop": "multiscale", "scales": [1, 0.875, 0.75, 0.66], "max_wh_scale_gap": 1, "num_fixed_crops": 5,
     "normalize": "imagenet",
     # accurate mode; efficient mode is always 1 view × centre crop of num_clips segments
     "test_views": 1, "test_crops": "center", "test_num_clips": None, "test_crop_size": None,
+    "average_clips": "prob", "eval_batch": 8, "eval_checkpoint": "final",
+    "fusion": None,  # None: config.yaml's `fusion:` weights
     "epochs": 10, "batch_size": 8, "reference_batch": None,
-    "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
-    "schedule": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "grad_clip": None,
+    "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "bn_weight_decay": True,
+    "schedule": "cosine", "milestones": [], "gamma": 0.1, "step_epochs": None, "lr_floor": None, "lr_restarts": 0,
+    "warmup_epochs": 0, "warmup_ratio": 0.1, "grad_clip": None,
     "keep_checkpoints": 2, "amp": "none", "seed": 0, "deterministic": False, "data_workers": 2,
     # optional augmentation (off by default) and gradient accumulation (optimizer step every `accumulate` batches)
     "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": 1,
 }
 
-
+REPO = Path(__file__).resolve().parents[1]
 RECIPES_DIR = Path(__file__).parent / "recipes"
+DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
+MODES = ("rgb", "flow")
 
 
-def load_recipe(name):
+class RecipeError(ValueError):
+    """A recipe that cannot be resolved; the message is one line naming the recipe or key."""
+
+
+def known_recipes():
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_recipe(name, _chain=()):
+    """``train/recipes/<name>.yaml`` with its own ``base:`` chain merged in (``source:`` is documentation)."""
+    if name in _chain:
+        raise RecipeError(f"recipe base cycle: {' -> '.join((*_chain, name))}")
     path = RECIPES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
-        raise ValueError(f"unknown recipe base {name!r} (known: {', '.join(known)})")
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        raise RecipeError(f"unknown recipe base {name!r} (known: {', '.join(known_recipes())})")
     recipe = yaml.safe_load(path.read_text())
-    recipe.pop("source", None)  # documentation of where the values come from
-    return recipe
+    recipe.pop("source", None)
+    base = recipe.pop("base", None)
+    return merged(load_recipe(base, (*_chain, name)), recipe) if base else recipe
 
 
 def merged(base, override):
-    """``override`` over ``base``, one level deep for the mode sub-dicts and model_options."""
+    """``override`` over ``base``, one level deep for the mode sub-dicts and model_options; any other value (e.g.
+    ``pretrained``) is replaced whole, so no key of a base's value leaks into an override's."""
     result = copy.deepcopy(base)
     for key, value in override.items():
         if key in ("rgb", "flow", "model_options") and isinstance(value, dict):
-            result[key] = {**result.get(key, {}), **copy.deepcopy(value)}
+            result[key] = {**(result.get(key) or {}), **copy.deepcopy(value)}
         else:
             result[key] = copy.deepcopy(value)
     return result
 
 
+def recipe_for(recipes, model, dataset):
+    """The recipe of ``model`` on ``dataset`` from config ``recipes``: its ``<dataset>`` entry, then the keys directly
+    under ``recipes.<model>`` (which apply to every dataset)."""
+    if model not in recipes:
+        raise RecipeError(f"config: model {model!r} has no entry under 'recipes' (known: {', '.join(sorted(recipes))})")
+    entry = recipes[model] or {}
+    model_wide = {k: v for k, v in entry.items() if k not in DATASETS}
+    if entry.get(dataset) is None and not model_wide:
+        raise RecipeError(f"config: no recipe for model {model!r} on dataset {dataset!r} (recipes.{model}.{dataset})")
+    recipe = merged(entry.get(dataset) or {}, model_wide)
+    if not recipe.get("base") and "arch" not in recipe:
+        raise RecipeError(f"config: recipes.{model}.{dataset} has neither 'base' nor 'arch'")
+    return recipe
+
+
 def resolve(recipe, mode):
     """Defaults < base recipe < recipe < recipe[mode]; the result is what the results JSON records."""
-    if mode not in ("rgb", "flow"):
-        raise ValueError(f"mode must be rgb or flow, got {mode!r}")
-    if recipe.get("base"):
-        recipe = merged(load_recipe(recipe["base"]), {k: v for k, v in recipe.items() if k != "base"})
+    if mode not in MODES:
+        raise RecipeError(f"mode must be rgb or flow, got {mode!r}")
+    name = recipe.get("base")
+    if name:
+        recipe = merged(load_recipe(name), {k: v for k, v in recipe.items() if k != "base"})
     resolved = copy.deepcopy(DEFAULTS)
     for key, value in recipe.items():
-        if key not in ("rgb", "flow"):
+        if key not in MODES and key != "base":
             resolved[key] = copy.deepcopy(value)
-    resolved.update(copy.deepcopy(recipe.get(mode, {})))
+    resolved.update(copy.deepcopy(recipe.get(mode) or {}))
+    resolved["recipe"] = name or resolved["recipe"]
     resolved["mode"] = mode
     if "arch" not in resolved:
-        raise ValueError("recipe has no 'arch'")
+        raise RecipeError("recipe has no 'arch'")
     resolved["layout"] = "clip" if resolved["arch"].startswith("i3d") else "segments"
     return resolved
+
+
+def update_config(config, overlay):
+    """``overlay`` over ``config`` recursively, as Snakemake merges ``--configfile`` files over config.yaml."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            update_config(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
+def load_config(configfiles=()):
+    """config.yaml of this checkout with ``configfiles`` merged over it in order (Snakemake's ``--configfile``)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for path in configfiles:
+        try:
+            overlay = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise RecipeError(f"cannot read config file {path}: {error}".splitlines()[0]) from None
+        if not isinstance(overlay, dict):
+            raise RecipeError(f"config file {path} is not a mapping")
+        update_config(config, overlay)
+    return config
+
+
+def settings_for(config, model, dataset, mode):
+    """What ``results/{model}_{dataset}_{mode}.json`` trains with (joint: both streams and their fusion)."""
+    recipe = recipe_for(config.get("recipes") or {}, model, dataset)
+    if mode == "joint":
+        streams = {m: resolve(recipe, m) for m in MODES}
+        fusion = streams["rgb"]["fusion"] or {"weights": dict(config.get("fusion") or {}), "rule": "prob"}
+        return {**streams, "fusion": fusion}
+    return resolve(recipe, mode)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m train.recipe", description=(
+        "Print the settings a target results/MODEL_DATASET_MODE.json trains with, as JSON "
+        "(config.yaml, then --configfile files merged over it as Snakemake does)."))
+    parser.add_argument("model")
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("mode", choices=(*MODES, "joint"))
+    parser.add_argument("--configfile", nargs="+", default=[], help="YAML files merged over config.yaml, in order")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_for(load_config(args.configfile), args.model, args.dataset, args.mode)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(settings, indent=2))
+    return 0
 
 
 def in_channels(settings):
@@ -76,11 +169,13 @@ def in_channels(settings):
 
 
 def make_model(settings, num_classes):
+    from train.models import build_model  # here, not at the top: the Snakefile imports this module without torch
     return build_model(settings["arch"], num_classes, in_channels=in_channels(settings),
                        num_segments=settings["num_clips"], **settings["model_options"])
 
 
 def make_dataset(settings, list_path, root, test_mode, accurate=False):
+    from train.data import RawframeDataset  # here, not at the top: the Snakefile imports this module without torch
     num_clips = settings["num_clips"]
     if accurate and settings["test_num_clips"]:  # TSN tests on 25 segments where it trains on 3
         num_clips = settings["test_num_clips"]
@@ -91,3 +186,7 @@ def make_dataset(settings, list_path, root, test_mode, accurate=False):
         resize_short=settings["resize_short"], flip=settings["flip"], scales=settings["scales"],
         views=settings["test_views"] if accurate else 1, crops=settings["test_crops"] if accurate else "center",
         seed=settings["seed"], randaugment=None if test_mode else settings.get("randaugment"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,11 @@
 import json
 import math
+import sys
 
 from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # train.recipe (pure Python + PyYAML) without installing the package
+from train.recipe import recipe_for
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -12,6 +16,9 @@ if unknown_models:
         f"config: models {unknown_models} have no entry under 'recipes' "
         f"(known: {sorted(config['recipes'])})"
     )
+for _model in config["models"]:  # every planned run has a recipe (a target outside them is checked by its job)
+    for _dataset in config["datasets"]:
+        recipe_for(config["recipes"], _model, _dataset)
 
 DATASETS = config["datasets"]
 MODELS = config["models"]
@@ -24,7 +31,7 @@ PACK_OPTION = "--pack" if config["frames"]["pack"] else ""
 
 wildcard_constraints:
     dataset="|".join(["synthetic", "ucf101", "hmdb51", "kinetics400"]),
-    model="[A-Za-z0-9]+",
+    model="[A-Za-z0-9-]+",
     mode="rgb|flow",
     shard=r"\d+",
 
@@ -85,7 +92,17 @@ def stream_root(wildcards):
 
 
 def recipe_json(wildcards):
-    return json.dumps(config["recipes"][wildcards.model], sort_keys=True)
+    """The run's recipe (config recipes.<model>.<dataset> and the model-wide keys; train.recipe resolves its base)."""
+    return json.dumps(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), sort_keys=True)
+
+
+def frames_size(wildcards):
+    """prep frames' resize option for a dataset: frames.datasets.<dataset> (size or short_side), else short_side."""
+    own = config["frames"]["datasets"].get(wildcards.dataset) or {}
+    if own.get("size"):
+        return f"--size {own['size']}"
+    short_side = own.get("short_side", config["frames"]["short_side"])
+    return f"--short-side {short_side}" if short_side else ""
 
 
 def train_gpus():

@@ -7,11 +7,7 @@ rule frames:
     params:
         out="data/{dataset}/rawframes",
         shards=config["frames"]["shards"],
-        size=(
-            f"--short-side {config['frames']['short_side']}"
-            if config["frames"]["short_side"]
-            else ""
-        ),
+        size=frames_size,
         quality=config["frames"]["quality"],
         pack=PACK_OPTION,
     threads: config["frames"]["workers"]
