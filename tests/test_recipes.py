@@ -64,8 +64,12 @@ PUBLISHED = {
     ("i3d-nl-dot-product", "kinetics400", "rgb"): {"arch": "i3d_r50_nl_dot_product", "clip_len": 32},
     ("i3d-dense", "kinetics400", "rgb"): {"arch": "i3d_r50", "sampling": "dense", "test_views": 10,
                                           "test_crops": "three", "clip_len": 32, "frame_interval": 2},
-    # tsn_r50_320p_1x1x8_100e_kinetics400_rgb.py (README row tsn_r50_1x1x8_100e_kinetics400_rgb)
-    ("tsn-1x1x8", "kinetics400", "rgb"): {"arch": "tsn_r50", "num_clips": 8, "lr": 0.01, "epochs": 100},
+    # mmaction2 1.x tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py (torchvision IMAGENET1K_V2 init)
+    ("tsn-1x1x8", "kinetics400", "rgb"): {
+        "arch": "tsn_r50", "num_clips": 8, "lr": 0.01, "reference_batch": 256, "epochs": 100, "milestones": [40, 80],
+        "train_crop": "multiscale", "test_num_clips": 25, "test_crops": "ten", "average_clips": "prob",
+        "pretrained": {"url": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "source": "torchvision",
+                       "sha256": "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"}},
     # tsm_mobilenetv2_dense_1x1x8_100e_kinetics400_rgb.py + sgd_tsm_mobilenet_v2_100e (lr 0.01 at 8 × 8, wd 2e-5)
     ("tsm-mobilenet-v2", "kinetics400", "rgb"): {
         "arch": "tsm_mobilenet_v2", "num_clips": 8, "sampling": "uniform", "test_sampling": "dense",
@@ -78,8 +82,12 @@ PUBLISHED = {
         "arch": "tsn_r50", "num_clips": 3, "lr": 0.00128, "reference_batch": 256, "weight_decay": 5e-4,
         "schedule": "constant", "epochs": 75, "train_crop": "random_resized", "test_num_clips": 25,
         "test_crops": "three", "test_crop_size": 256, "model_options": {"dropout": 0.4, "init_std": 0.001}},
-    ("tsn", "ucf101", "flow"): {"clip_len": 5, "lr": 0.005, "epochs": 110, "milestones": [70, 100],
-                                "weight_decay": 1e-4, "schedule": "multistep", "train_crop": "random_resized"},
+    ("tsn", "ucf101", "flow"): {"clip_len": 5, "num_clips": 3, "lr": 0.005, "epochs": 110, "milestones": [70, 100],
+                                "weight_decay": 1e-4, "schedule": "multistep", "train_crop": "random_resized",
+                                "test_num_clips": 25, "test_crops": "ten", "test_crop_size": None,
+                                "model_options": {"dropout": 0.4, "init_std": 0.01}},
+    ("tsn", "hmdb51", "flow"): {"clip_len": 5, "num_clips": 3, "lr": 0.005, "epochs": 110, "test_num_clips": 25,
+                                "test_crops": "ten", "test_crop_size": None, "pretrained": RESNET50},
     # tsn_r50_1x1x8_50e_hmdb51_imagenet_rgb.py: lr 0.025, sgd_50e (20/40), 8 segments × CenterCrop 256
     ("tsn", "hmdb51", "rgb"): {"num_clips": 8, "lr": 0.025, "epochs": 50, "milestones": [20, 40],
                                "test_num_clips": 8, "test_crops": "center", "test_crop_size": 256},
