@@ -148,7 +148,8 @@ def settings_for(config, model, dataset, mode):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m train.recipe", description=(
         "Print the settings a target results/MODEL_DATASET_MODE.json trains with, as JSON "
-        "(config.yaml, then --configfile files merged over it as Snakemake does)."))
+        "(this checkout's config.yaml, then the --configfile files merged over it, as Snakemake does when run "
+        "from the repository root)."))
     parser.add_argument("model")
     parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("mode", choices=(*MODES, "joint"))
