@@ -198,6 +198,12 @@ def test_unresolvable_recipes_name_the_key(config, model, dataset, message):
         settings_for(config, model, dataset, "rgb")
 
 
+def test_recipe_module_imports_without_torch():
+    """The Snakefile imports train.recipe while parsing: no torch at import time (seconds per snakemake call)."""
+    code = "import sys, train.recipe; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(REPO)}, timeout=60).returncode == 0
+
+
 def run_cli(*args):
     env = {"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)}
     return subprocess.run([sys.executable, "-m", "train.recipe", *args], capture_output=True, text=True, env=env,
