@@ -46,8 +46,11 @@ def snakemake_executable():
     return str(exe) if exe.exists() else shutil.which("snakemake")
 
 
-def snakemake(workdir, *args, configfile=TINY, check=True):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+def snakemake(workdir, *args, configfile=TINY, check=True, env=None):
+    """`snakemake` on the repository's Snakefile in ``workdir``; ``env`` (default os.environ) gets PATH/PYTHONPATH."""
+    env = dict(os.environ if env is None else env)
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}",
+               PYTHONPATH=os.pathsep.join(filter(None, [env.get("PYTHONPATH", ""), str(REPO)])))
     command = [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
                f"--configfile={configfile}", *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env)

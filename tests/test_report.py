@@ -4,12 +4,14 @@ The slow test reuses the session's one tiny run (the ``tiny_run`` fixture in tes
 report artefacts as part of `rule all`.
 """
 import json
+import os
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests import installed_only
 from tests.conftest import snakemake
 from train import report
 
@@ -96,3 +98,14 @@ def test_snakemake_report_holds_the_table_and_the_plots(tiny_run, tmp_path):
     assert len(curves) >= 6  # 3 curves (rgb runs) + 3 class plots
     for category in ("Results", "Training curves", "Per-class accuracy", "Datasets"):
         assert category in page, category
+
+
+@pytest.mark.slow
+def test_snakemake_report_works_with_what_pip_install_installs(tiny_run, tmp_path):
+    """The README's `snakemake --report report.html` after a plain `pip install -e .`: pytest's own dependencies
+    (pygments among them) are made unimportable, so a runtime dependency missing from pyproject.toml fails here."""
+    env = installed_only.environment(tmp_path / "site", base={**os.environ, "PYTHONPATH": ""})
+    out = tmp_path / "report.html"
+    result = snakemake(tiny_run, "--report", str(out), env=env, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Results" in out.read_text()
