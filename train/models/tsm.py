@@ -57,6 +57,19 @@ class SegmentNonLocal(NonLocalBlock3d):
         return super().forward(x).transpose(1, 2).reshape(nt, c, h, w)
 
 
+def segment_consensus(model, x):
+    """The TSM forward shared by its trunks: x (B, C, T, H, W) through ``model.backbone`` segment by segment (the
+    shifts mix neighbours), pooled, dropout, ``model.fc`` per segment, then the mean of the segment scores
+    (mmaction2 TSMHead with AvgConsensus)."""
+    b, c, t, h, w = x.shape
+    for module in model.shifts:
+        module.num_segments = t
+    x = x.transpose(1, 2).reshape(b * t, c, h, w)
+    feats = model.avgpool(model.backbone(x)).flatten(1)
+    scores = model.fc(model.dropout(feats))
+    return scores.view(b, t, -1).mean(dim=1)
+
+
 def _out_channels(block):
     last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2
     return last_bn.num_features
@@ -89,10 +102,4 @@ class TSM(TSN):
                     self.shifts.append(block.nonlocal_block)
 
     def forward(self, x):
-        b, c, t, h, w = x.shape
-        for s in self.shifts:
-            s.num_segments = t
-        x = x.transpose(1, 2).reshape(b * t, c, h, w)
-        feats = self.avgpool(self.backbone(x)).flatten(1)
-        scores = self.fc(self.dropout(feats))  # per-segment scores, then consensus (mmaction2 TSMHead)
-        return scores.view(b, t, -1).mean(dim=1)
+        return segment_consensus(self, x)
