@@ -28,6 +28,7 @@ from tqdm import tqdm
 from prep.diskspace import disk_full_message, is_disk_full
 from train.data import normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng, soft_cross_entropy
+from train.models import PretrainedError, apply_pretrained
 from train.recipe import make_dataset, make_model, resolve
 
 
@@ -323,12 +324,14 @@ def run(args):
     val_loader = make_loader(val_set, settings, world_size, rank, False, batch_size)
 
     model = make_model(settings, len(classes)).to(device)
+    resume_from = latest_checkpoint(run_dir)
+    # before DDP wrapping, and only into a fresh run: a resumed run's checkpoint holds the weights (and their record)
+    pretrained = apply_pretrained(model, settings, args.pretrained) if resume_from is None else None
     if settings.get("sync_bn") and world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer, base_lr = make_optimizer(model, settings, world_size)
     scaler = torch.amp.GradScaler(device.type, enabled=settings["amp"] == "fp16" and device.type == "cuda")
     start_epoch, start_step = 0, 0
-    resume_from = latest_checkpoint(run_dir)
     if resume_from is not None:
         state = torch.load(resume_from, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -336,6 +339,7 @@ def run(args):
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"][rank] if len(state["rng"]) > rank else state["rng"][0])
         start_epoch, start_step = state["epoch"], state.get("step", 0)
+        pretrained = state.get("pretrained")
         if is_main:
             print(f"resuming from {resume_from} (epoch {start_epoch} + {start_step} steps done)", flush=True)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
@@ -345,7 +349,8 @@ def run(args):
     def snapshot(epoch, step):
         rng = gather_rng_states(world_size)
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "step": step, "rng": rng, "settings": settings, "classes": classes}
+                "epoch": epoch, "step": step, "rng": rng, "settings": settings, "classes": classes,
+                "pretrained": pretrained}
 
     def save_interrupted(step):
         state = snapshot(epoch, step)
@@ -393,7 +398,8 @@ def run(args):
     else:
         if is_main:
             save_checkpoint(run_dir / "final.pt", {"model": model.state_dict(), "epoch": settings["epochs"],
-                                                   "settings": settings, "classes": classes})
+                                                   "settings": settings, "classes": classes,
+                                                   "pretrained": pretrained})
             print(f"trained {settings['arch']} {settings['mode']} for {settings['epochs']} epochs → "
                   f"{run_dir / 'final.pt'}", flush=True)
     if world_size > 1:
@@ -426,6 +432,9 @@ def build_parser():
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--threads", type=int, help="torch threads per process (default: torch's choice)")
+    parser.add_argument("--pretrained", metavar="PATH",
+                        help="the recipe's pretrained weights, fetched (the rule pretrained_weights); loaded into a "
+                             "fresh run only")
     return parser
 
 
@@ -433,6 +442,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return run(args)
+    except PretrainedError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file (run the data preparation first: snakemake "
               "data/<dataset>/check.txt, or check the path)", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@ rule train:
     input:
         check="data/{dataset}/check.txt",
         annotations="data/{dataset}/annotations",
+        pretrained=pretrained_file,
     output:
         "work/{model}_{dataset}_{mode}/final.pt",
     params:
@@ -12,6 +13,7 @@ rule train:
         root=stream_root,
         run_dir=subpath(output[0], parent=True),
         threads=threads_per_process,
+        pretrained=pretrained_option,
     threads: config["train"]["threads"]
     resources:
         **train_resources(),
@@ -25,4 +27,4 @@ rule train:
         "{params.launch} -m train.train --settings {params.settings:q} --mode {wildcards.mode}"
         " --train-list {params.train_list} --val-list {params.val_list} --root {params.root}"
         " --classes {input.annotations}/label_map.txt --run-dir {params.run_dir}"
-        " --threads {params.threads} > {log} 2>&1"
+        " --threads {params.threads} {params.pretrained} > {log} 2>&1"
