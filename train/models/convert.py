@@ -98,9 +98,12 @@ def _torchvision_mobilenet_v2_name(key):
     features.0 is the stem (conv1), features.18 the last 1x1 conv (conv2); features.1..17 are the inverted residual
     blocks in stage order. Inside a block torchvision numbers [ConvBNReLU(expand), ConvBNReLU(depthwise), Conv2d,
     BatchNorm2d] (no expanding conv when the expand ratio is 1), mmaction2 [ConvModule, ConvModule, ConvModule]."""
-    number, rest = re.fullmatch(r"features\.(\d+)\.(.+)", key).groups()
-    number = int(number)
-    if number in (0, sum(n for _, _, n, _ in STAGES) + 1):
+    match = re.fullmatch(r"features\.(\d+)\.(conv\.\d+\..+|[01]\..+)", key)
+    last = sum(n for _, _, n, _ in STAGES) + 1
+    if not match or int(match.group(1)) > last:
+        return key  # not a MobileNetV2 key: reported as unexpected
+    number, rest = int(match.group(1)), match.group(2)
+    if number in (0, last):
         name = "conv1" if number == 0 else "conv2"
         return f"{name}." + re.sub(r"^0\.", "conv.", re.sub(r"^1\.", "bn.", rest))
     stage, first = 1, 1
@@ -164,7 +167,7 @@ def _adapt(key, value, shape):
 
 
 def _first(keys, n=3):
-    keys = sorted(keys)
+    """The first n keys (in the order of their state dict: the first layers first), and how many more."""
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
