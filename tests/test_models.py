@@ -291,3 +291,70 @@ def test_tsm_nl_reference_keys_load_strictly():
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 8, 64, 64)).shape == (1, 400)
+
+
+def _module_imports(root, package):
+    """{module: imported modules of `package`} from the source, counting imports inside functions."""
+    import ast
+    from pathlib import Path
+
+    base = Path(root)
+    modules = {}
+    for path in (base / package).rglob("*.py"):
+        parts = list(path.relative_to(base).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        modules[name] = (path, is_package)
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        here = name if is_package else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                anchor = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here
+                stem = (anchor + ("." + node.module if node.module else "")) if node.level else node.module
+                # `from X import y` imports X.y when that is a module, else X
+                targets = [f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in modules else stem
+                           for alias in node.names]
+            else:
+                continue
+            edges.update(t for t in targets if t in modules and t != name)
+        graph[name] = edges
+    return graph
+
+
+def test_train_has_no_import_cycle():
+    """issue 12: train.models <-> train.models.convert was a cycle through an import inside a function."""
+    graph = _module_imports(ROOT, "train")
+    state = {}
+
+    def visit(module, stack):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycle = stack[stack.index(target):] + [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, stack + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert "train.models.registry" in graph["train.models.convert"]  # the walk sees imports inside functions too
+
+
+def test_tsm_mobilenet_v2_parameters_and_shift_positions():
+    """mmaction2 publishes 2.736M parameters for tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb
+    (configs/recognition/tsm/README.md); derivable as torchvision mobilenet_v2's 3,504,872 minus its 1000-class
+    classifier (1,281,000) plus a 400-class fc on 1280 features (512,400) = 2,736,272."""
+    assert _n_params("tsm_mobilenet_v2") == 2_736_272
+    model = build_model("tsm_mobilenet_v2", 400)
+    shifted = sorted(name for name, module in model.named_modules() if name.endswith(".conv.0.net"))
+    # mmaction2 shifts conv.0 of every block with an expanding conv and an identity shortcut: 10 of the 17
+    assert len(shifted) == len(model.shifts) == 10
+    assert shifted[0] == "backbone.layer2.1.conv.0.net" and "backbone.layer7.0.conv.0.net" not in shifted
+    assert all(isinstance(s, TemporalShift) and s.shift_div == 8 for s in model.shifts)
+    assert model.dropout.p == 0.5 and model.fc.weight.std().item() < 0.002  # TSMHead: dropout 0.5, normal(0, 0.001)
