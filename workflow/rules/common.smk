@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import shlex
 import sys
 
 from snakemake.utils import validate
@@ -150,3 +152,40 @@ def report_targets():
         + expand("report/datasets/{dataset}_{kind}", dataset=DATASETS, kind=["stats.png", "stats.html"])
         + expand("report/flow/{dataset}.png", dataset=DATASETS)
     )
+
+
+# pretrained weights (rule pretrained_weights in weights.smk, an input of rule train)
+PRETRAINED_CACHE = os.path.expanduser(config["pretrained_cache"])
+
+
+def run_pretrained(model, mode):
+    """The resolved `pretrained` of a run, checked, or None (torch is imported on first use, not at parse time)."""
+    from train.models.pretrained import pretrained_spec
+    from train.recipe import resolve
+
+    return pretrained_spec(resolve(config["recipes"][model], mode))
+
+
+def pretrained_file(wildcards):
+    """The train rule's input: the cached (or local) weights file of the run; none when the recipe has no weights."""
+    from train.models.pretrained import cached_file
+
+    spec = run_pretrained(wildcards.model, wildcards.mode)
+    return [] if spec is None else str(cached_file(spec, PRETRAINED_CACHE))
+
+
+def pretrained_option(wildcards, input):
+    return f"--pretrained {shlex.quote(str(input.pretrained))}" if input.pretrained else ""
+
+
+def pretrained_url(wildcards):
+    """The URL of a cached file, from the recipes of the configured models that name it."""
+    from train.models.pretrained import cached_file, is_remote
+
+    wanted = os.path.join(PRETRAINED_CACHE, wildcards.sha256, wildcards.name)
+    for model in MODELS:
+        for mode in MODES:
+            spec = run_pretrained(model, mode)
+            if spec and is_remote(spec["url"]) and str(cached_file(spec, PRETRAINED_CACHE)) == wanted:
+                return spec["url"]
+    raise ValueError(f"{wanted}: no recipe of models {MODELS} names these pretrained weights")
