@@ -217,6 +217,24 @@ def test_mmaction2_i3d_r50_loads_with_its_head(served):
     assert torch.equal(model.fc.weight, source["cls_head.fc_cls.weight"])
 
 
+@needs_reference
+def test_non_local_blocks_start_fresh_only_from_a_2d_network(tmp_path):
+    """mmaction2's I3D-NL recipes start from ImageNet ResNet-50: the non-local blocks are new (identity at start).
+    An mmaction2 I3D checkpoint without them is not an I3D-NL checkpoint: refused. (Local paths as `url`.)"""
+    resnet = tmp_path / "resnet50-0676ba61.pth"
+    digest = save(filled(read_keys(FIXTURE_KEYS / "torchvision_resnet50_keys.txt"), legacy=True), resnet)
+    model = build_model("i3d_r50_nl_dot_product", 400)
+    spec = {"url": str(resnet), "sha256": digest, "source": "torchvision"}
+    assert apply_pretrained(model, {"arch": "i3d_r50_nl_dot_product", "pretrained": spec})["head"] == "reinitialised"
+    assert torch.all(model.backbone.layer2[1].nonlocal_block.bn.weight == 0)  # the block's identity init
+    plain = tmp_path / "i3d_r50.pth"
+    digest = save({"state_dict": filled(read_keys(REFERENCE_KEYS / "mmaction2_i3d_r50_32x2x1_keys.txt"))}, plain)
+    spec = {"url": str(plain), "sha256": digest, "source": "mmaction2"}
+    with pytest.raises(PretrainedError, match=r"missing .*backbone\.layer2\.1\.nonlocal_block\.g\.weight"):
+        apply_pretrained(build_model("i3d_r50_nl_dot_product", 400), {"arch": "i3d_r50_nl_dot_product",
+                                                                        "pretrained": spec})
+
+
 def test_wrong_checksum_truncated_file_and_missing_keys_are_one_line(served, tmp_path):
     publish, cache, server = served
     source = filled(read_keys(FIXTURE_KEYS / "torchvision_mobilenet_v2_keys.txt"))

@@ -155,7 +155,7 @@ def report_targets():
 
 
 # pretrained weights (rule pretrained_weights in weights.smk, an input of rule train)
-PRETRAINED_CACHE = os.path.expanduser(config["pretrained_cache"])
+PRETRAINED_CACHE = os.path.normpath(os.path.expanduser(config["pretrained_cache"]))
 
 
 def run_pretrained(model, mode):
