@@ -19,8 +19,8 @@ import yaml
 from tests.conftest import REPO, TINY, snakemake
 from tests.http_server import FaultyFileServer
 from train.models import PretrainedError, apply_pretrained, build_model
-from train.models.pretrained import cached_file
-from train.models.pretrained import fetch as fetch_weights
+from train.weights import cached_file
+from train.weights import fetch as fetch_weights
 
 FIXTURE_KEYS = REPO / "tests" / "fixtures" / "keys"
 REFERENCE_KEYS = next((p for p in (REPO.parent / "shared" / "reference" / "keys",
@@ -91,8 +91,9 @@ def save(sd, path):
 
 
 def fetch_cli(url, sha256, out):
-    """`python -m train.models fetch` (what rule pretrained_weights runs); the other tests call its function."""
-    return subprocess.run([sys.executable, "-m", "train.models", "fetch", url, sha256, str(out), "--retries", "0"],
+    """`python -m train.weights fetch` (what rule pretrained_weights runs); the other tests call its function."""
+    return subprocess.run([sys.executable, "-m", "train.weights", "fetch", url, str(out), "--sha256", sha256,
+                           "--retries", "0"],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
@@ -127,7 +128,7 @@ def test_torchvision_resnet50_inflated_into_i3d_r50(served):
     spec, path = fetched(publish, cache, source, "resnet50-0676ba61.pth", "torchvision", prefix=8)  # prefix, as torchvision
     model = build_model("i3d_r50", 101)
     record = apply_pretrained(model, {"arch": "i3d_r50", "pretrained": spec}, path)
-    assert record == {**spec, "head": "reinitialised"}
+    assert record == {**spec, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "head": "reinitialised"}
     ours = model.state_dict()
     convs = 0
     for key, value in source.items():
@@ -166,6 +167,23 @@ def test_torchvision_mobilenet_v2_into_tsm_mobilenet_v2(served):
     ours = [v for k, v in model.state_dict().items() if k.startswith("backbone.")]
     assert len(theirs) == len(ours) == 312
     assert all(torch.equal(a, b) for a, b in zip(theirs, ours))
+
+
+def test_unpinned_weights_are_cached_by_url_and_recorded_by_digest(served):
+    """pytorch-i3d publishes no digest (recipes say sha256: null): the cache entry is named after the URL, and the
+    record carries the digest of the file that was loaded."""
+    publish, cache, server = served
+    source = filled(read_keys(FIXTURE_KEYS / "torchvision_mobilenet_v2_keys.txt"))
+    url, digest = publish(source, "mobilenet_v2-b0353104.pth")
+    spec = {"url": url, "sha256": None, "source": "torchvision"}
+    path = cached_file(spec, cache)
+    assert path.parent.name.startswith("url-") and path.name == "mobilenet_v2-b0353104.pth"
+    server.drop_connection("mobilenet_v2-b0353104.pth", attempts=1, after=100_000)  # resumed, not restarted
+    fetch_weights(url, None, path)
+    assert [r[1] for r in server.requests_for("mobilenet_v2-b0353104.pth")] == [None, "bytes=100000-"]
+    record = apply_pretrained(build_model("tsm_mobilenet_v2", 5), {"arch": "tsm_mobilenet_v2", "pretrained": spec},
+                              path)
+    assert record == {**spec, "sha256": digest, "head": "reinitialised"}
 
 
 def test_mmaction2_tsm_mobilenet_v2_loads_strictly(served):
@@ -342,7 +360,8 @@ def test_resumed_run_does_not_reload_pretrained(synthetic_small, served, tmp_pat
     first = subprocess.run(command + ["--pretrained", str(path)], capture_output=True, text=True, env=env, cwd=REPO)
     assert first.returncode == 0, first.stderr[-3000:]
     final = torch.load(run_dir / "final.pt", weights_only=False)
-    assert final["pretrained"] == {**settings["pretrained"], "head": "reinitialised"}
+    assert final["pretrained"] == {**settings["pretrained"], "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                   "head": "reinitialised"}
     epoch1 = torch.load(run_dir / "checkpoints" / "epoch_0001.pt", weights_only=False)
     assert epoch1["pretrained"] == final["pretrained"]
 
@@ -380,7 +399,6 @@ def test_pipeline_fetches_once_trains_and_records(served, tmp_path):
     cached = cache / digest[:8] / "resnet18-tiny.pth"
     assert cached.is_file() and len(server.requests_for("resnet18-tiny.pth")) == 1
     final = torch.load(workdir / "work" / "tsn_synthetic_rgb" / "final.pt", weights_only=False)
-    assert final["pretrained"] == {**spec, "head": "reinitialised"}
+    assert final["pretrained"] == {**spec, "sha256": digest, "head": "reinitialised"}
     result = json.loads((workdir / "results" / "tsn_synthetic_rgb.json").read_text())
-    recorded = result.get("protocol", {}).get("pretrained") or result["config"]["pretrained"]
-    assert {k: recorded[k] for k in ("url", "sha256", "source")} == spec
+    assert result["config"]["pretrained"] == spec  # the recipe's key; the checkpoint has the file's full digest

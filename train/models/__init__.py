@@ -23,8 +23,8 @@ Options (keyword):
                    tsm_mobilenet_v2: widths x base_channels / 64 (mmaction2's widen_factor)
     shift_div      TSM only: 1/shift_div of the channels shift each way (default 8)
 
-Module layering (no cycles): registry (the arch table) <- convert (checkpoint layouts) <- pretrained (files,
-checksums, the recipe's `pretrained` key) <- this package's re-exports.
+Module layering (no cycles): registry (the arch table) <- convert (checkpoint layouts) <- pretrained (loading;
+train/weights.py has the files and the recipe key) <- this package's re-exports.
 """
 from .convert import SOURCES, ConversionError, convert_state_dict, load_pretrained
 from .inception_i3d import InceptionI3d

@@ -7,7 +7,8 @@ import sys
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # train.recipe (pure Python + PyYAML) without installing the package
-from train.recipe import recipe_for
+from train.recipe import recipe_for, resolve
+from train.weights import cached_file, is_remote, pretrained_spec
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -158,19 +159,14 @@ def report_targets():
 PRETRAINED_CACHE = os.path.normpath(os.path.expanduser(config["pretrained_cache"]))
 
 
-def run_pretrained(model, mode):
-    """The resolved `pretrained` of a run, checked, or None (torch is imported on first use, not at parse time)."""
-    from train.models.pretrained import pretrained_spec
-    from train.recipe import resolve
-
-    return pretrained_spec(resolve(config["recipes"][model], mode))
+def run_pretrained(model, dataset, mode):
+    """The `pretrained` of a run as its resolved recipe says (checked), or None."""
+    return pretrained_spec(resolve(recipe_for(config["recipes"], model, dataset), mode))
 
 
 def pretrained_file(wildcards):
     """The train rule's input: the cached (or local) weights file of the run; none when the recipe has no weights."""
-    from train.models.pretrained import cached_file
-
-    spec = run_pretrained(wildcards.model, wildcards.mode)
+    spec = run_pretrained(wildcards.model, wildcards.dataset, wildcards.mode)
     return [] if spec is None else str(cached_file(spec, PRETRAINED_CACHE))
 
 
@@ -178,14 +174,14 @@ def pretrained_option(wildcards, input):
     return f"--pretrained {shlex.quote(str(input.pretrained))}" if input.pretrained else ""
 
 
-def pretrained_url(wildcards):
-    """The URL of a cached file, from the recipes of the configured models that name it."""
-    from train.models.pretrained import cached_file, is_remote
-
-    wanted = os.path.join(PRETRAINED_CACHE, wildcards.sha256, wildcards.name)
+def pretrained_fetch(wildcards):
+    """`URL --sha256 HEX` of a cache entry, from the configured runs whose recipes name it."""
+    wanted = os.path.join(PRETRAINED_CACHE, wildcards.key, wildcards.name)
     for model in MODELS:
-        for mode in MODES:
-            spec = run_pretrained(model, mode)
-            if spec and is_remote(spec["url"]) and str(cached_file(spec, PRETRAINED_CACHE)) == wanted:
-                return spec["url"]
-    raise ValueError(f"{wanted}: no recipe of models {MODELS} names these pretrained weights")
+        for dataset in DATASETS:
+            for mode in MODES:
+                spec = run_pretrained(model, dataset, mode)
+                if spec and is_remote(spec["url"]) and str(cached_file(spec, PRETRAINED_CACHE)) == wanted:
+                    sha256 = f" --sha256 {spec['sha256']}" if spec["sha256"] else ""
+                    return shlex.quote(spec["url"]) + sha256
+    raise ValueError(f"{wanted}: no recipe of the configured runs names these pretrained weights")

@@ -1,0 +1,130 @@
+"""A recipe's pretrained weights as files: the ``pretrained`` key checked, where its file is cached, its digest, and
+``python -m train.weights fetch``. Pure Python (no torch), so the Snakefile can plan with it; loading the weights into
+a model is train/models/pretrained.py.
+
+Recipe key (issue 11):  pretrained: {url: URL or path, sha256: HEX or null, source: torchvision | pytorch_i3d |
+                        mmaction2}, or null (train from the reference initialisation).
+
+sha256 is the file's full 64-digit digest, or a prefix of at least 8 hex digits: torchvision publishes only the first
+8, in its file names (resnet50-0676ba61.pth). A prefix pins the file against corruption and mix-ups but not against a
+deliberately forged one. null pins nothing (pytorch-i3d publishes no digest): the file is what its URL serves, and the
+record of a run carries the digest of the file it actually loaded.
+
+    python -m train.weights fetch URL OUT [--sha256 HEX]     # what the Snakemake rule pretrained_weights runs
+
+downloads URL with the project's downloader (resumes a .part, checks a full digest itself, renames into place only
+when complete; a prefix is checked here, and a file that fails it is removed) to OUT, which :func:`cached_file` names:
+CACHE/<sha256>/<file name of the URL>, or CACHE/url-<first 16 digits of the URL's sha256>/<name> without a digest.
+"""
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prep.download import download_one, file_name_for
+
+MIN_SHA256_PREFIX = 8
+REMOTE_SCHEMES = ("http", "https", "file")
+SPEC_KEYS = {"url", "sha256", "source"}
+
+
+class PretrainedError(Exception):
+    """Weights that cannot be used: the message is one line naming the file (or URL) and the problem."""
+
+
+def checked_sha256(value, url):
+    """The digest in lower case (a full sha256 or a prefix of >= MIN_SHA256_PREFIX hex digits), or None."""
+    if value is None:
+        return None
+    sha256 = str(value).lower()
+    if not re.fullmatch(r"[0-9a-f]{%d,64}" % MIN_SHA256_PREFIX, sha256):
+        raise PretrainedError(f"pretrained sha256 of {url}: expected {MIN_SHA256_PREFIX} to 64 hex digits (a full "
+                              f"digest or its prefix) or null, got {value!r}")
+    return sha256
+
+
+def pretrained_spec(settings):
+    """The run's ``pretrained`` dict, checked; None when it has none (``pretrained: null``)."""
+    spec = settings.get("pretrained")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) != SPEC_KEYS:
+        raise PretrainedError(f"recipe key pretrained must be null or {{url, sha256, source}}, got {spec!r}")
+    return {"url": str(spec["url"]), "sha256": checked_sha256(spec["sha256"], spec["url"]), "source": spec["source"]}
+
+
+def is_remote(url):
+    return urlparse(str(url)).scheme.lower() in REMOTE_SCHEMES
+
+
+def cached_file(spec, cache_dir):
+    """Where a run's weights are read from: the cache entry of a URL (one download per distinct file, whichever runs
+    share it), or the local path itself."""
+    if not is_remote(spec["url"]):
+        return Path(spec["url"]).expanduser()
+    folder = spec["sha256"] or "url-" + hashlib.sha256(spec["url"].encode()).hexdigest()[:16]
+    return Path(cache_dir) / folder / file_name_for(spec["url"])
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path, expected):
+    """The file's full sha256; PretrainedError unless it is `expected` or starts with it (None: anything)."""
+    try:
+        digest = sha256_of(path)
+    except FileNotFoundError:
+        raise PretrainedError(f"{path}: no such file (fetch the weights first: snakemake {path})") from None
+    if expected and not digest.startswith(expected):
+        raise PretrainedError(f"{path}: sha256 {digest[:len(expected)]} does not match the recipe's {expected} "
+                              f"({Path(path).stat().st_size} bytes: a truncated or corrupt download, or another file; "
+                              "delete it and fetch again)")
+    return digest
+
+
+def fetch(url, sha256, out, retries=3, timeout=60.0):
+    """Download url to `out` (named as the URL's file) through the project's downloader, resuming a partial ``.part``;
+    the file counts only once it matches sha256 (full digest or prefix; None: as served)."""
+    out = Path(out)
+    if out.name != file_name_for(url):
+        raise PretrainedError(f"{out}: must be named {file_name_for(url)!r} after the URL {url}")
+    checksum = ("sha256", sha256) if sha256 and len(sha256) == 64 else None  # a prefix is checked below
+    outcome = download_one(url, out.parent, checksum=checksum, retries=retries, timeout=timeout)
+    if not outcome.ok:
+        raise PretrainedError(f"{url}: {outcome.reason}")
+    try:
+        verify_sha256(out, sha256)
+    except PretrainedError:
+        out.unlink(missing_ok=True)  # a wrong file must not stand under the final name
+        raise
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m train.weights", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    fetch_parser = sub.add_parser("fetch", help="download URL to OUT (resumable) and check its sha256")
+    fetch_parser.add_argument("url")
+    fetch_parser.add_argument("out", help="the cache entry: CACHE/<sha256>/<file name of the URL>")
+    fetch_parser.add_argument("--sha256", help="full digest or a prefix of at least 8 hex digits (default: none)")
+    fetch_parser.add_argument("--retries", type=int, default=3)
+    fetch_parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    try:
+        path = fetch(args.url, checked_sha256(args.sha256, args.url), args.out, args.retries, args.timeout)
+    except PretrainedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{path}: " + ("sha256 checked" if args.sha256 else "fetched (no sha256 to check)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
