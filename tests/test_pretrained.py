@@ -390,7 +390,7 @@ def test_pipeline_fetches_once_trains_and_records(served, tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config.update(models=["tsn"], modes=["rgb"], pretrained_cache=str(cache))
     config["synthetic"].update(videos_per_class=6)  # what is tested here is the weights' path, not accuracy
-    config["recipes"]["tsn"].update(epochs=2, pretrained=spec)
+    config["recipes"]["tsn"]["synthetic"].update(epochs=2, pretrained=spec)
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
