@@ -7,7 +7,9 @@ import sys
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # train.recipe (pure Python + PyYAML) without installing the package
-from train.recipe import recipe_for, resolve
+from train.recipe import DATASETS as RECIPE_DATASETS
+from train.recipe import MODES as RECIPE_MODES
+from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 
 
@@ -175,13 +177,18 @@ def pretrained_option(wildcards, input):
 
 
 def pretrained_fetch(wildcards):
-    """`URL --sha256 HEX` of a cache entry, from the configured runs whose recipes name it."""
+    """`URL --sha256 HEX` of a cache entry, from any run of config `recipes` whose recipe names it (a target may be a
+    run outside `models` / `datasets`)."""
     wanted = os.path.join(PRETRAINED_CACHE, wildcards.key, wildcards.name)
-    for model in MODELS:
-        for dataset in DATASETS:
-            for mode in MODES:
-                spec = run_pretrained(model, dataset, mode)
+    for model in config["recipes"]:
+        for dataset in RECIPE_DATASETS:
+            try:
+                recipe = recipe_for(config["recipes"], model, dataset)
+            except RecipeError:  # no recipe for this pair
+                continue
+            for mode in RECIPE_MODES:
+                spec = pretrained_spec(resolve(recipe, mode))
                 if spec and is_remote(spec["url"]) and str(cached_file(spec, PRETRAINED_CACHE)) == wanted:
                     sha256 = f" --sha256 {spec['sha256']}" if spec["sha256"] else ""
                     return shlex.quote(spec["url"]) + sha256
-    raise ValueError(f"{wanted}: no recipe of the configured runs names these pretrained weights")
+    raise ValueError(f"{wanted}: no recipe under config `recipes` names these pretrained weights")
