@@ -167,6 +167,10 @@ def test_torchvision_mobilenet_v2_into_tsm_mobilenet_v2(served):
     ours = [v for k, v in model.state_dict().items() if k.startswith("backbone.")]
     assert len(theirs) == len(ours) == 312
     assert all(torch.equal(a, b) for a, b in zip(theirs, ours))
+    flow = build_model("tsm_mobilenet_v2", 400, in_channels=10)  # cross-modality: the stem averaged over RGB
+    apply_pretrained(flow, {"arch": "tsm_mobilenet_v2", "pretrained": spec}, path)
+    stem = source["features.0.0.weight"]
+    assert torch.allclose(flow.backbone.conv1.conv.weight, stem.mean(dim=1, keepdim=True).expand(-1, 10, -1, -1))
 
 
 def test_unpinned_weights_are_cached_by_url_and_recorded_by_digest(served):
@@ -189,7 +193,8 @@ def test_unpinned_weights_are_cached_by_url_and_recorded_by_digest(served):
 def test_mmaction2_tsm_mobilenet_v2_loads_strictly(served):
     publish, cache, _ = served
     source = filled(mmaction2_tsm_mobilenet_v2_keys())
-    spec, path = fetched(publish, cache, {"state_dict": source, "meta": {"epoch": 100}},
+    preprocessor = {"data_preprocessor.mean": torch.zeros(3, 1, 1), "data_preprocessor.std": torch.ones(3, 1, 1)}
+    spec, path = fetched(publish, cache, {"state_dict": {**source, **preprocessor}, "meta": {"epoch": 100}},
                          "tsm_imagenet-pretrained-mobilenetv2_8xb16-1x1x8-100e_kinetics400-rgb_20230414-401127fd.pth",
                          "mmaction2")
     model = build_model("tsm_mobilenet_v2", 400)
