@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from train.data import ClipWriter, TrainTransform
 from train.data.augment import OPS, apply_op, cutmix_clips, mix_batch, mixed_targets, mixup_clips, rand_augment
-from train.data.transforms import train_transform
+from train.predict import DecodedFrames
 
 
 def clip(frames=4, size=24, seed=0):
@@ -41,14 +42,15 @@ def test_every_op_is_the_same_on_every_frame(op):
 
 
 def test_randaugment_in_train_transform_and_flow_is_refused():
-    frames = clip(4, 40)
-    a = train_transform(frames, 32, np.random.default_rng(5), is_flow=False, randaugment={"num_ops": 2,
-                                                                                        "magnitude": 9})
-    b = train_transform(frames, 32, np.random.default_rng(5), is_flow=False, randaugment={"num_ops": 2,
-                                                                                        "magnitude": 9})
-    assert a.shape == (4, 32, 32, 3) and np.array_equal(a, b)
+    frames = DecodedFrames("clip", clip(4, 40), "rgb")
+    numbers = np.array([[[1], [2], [3], [4]]])
+    transform = TrainTransform(ClipWriter(3, 32), resize_short=40, randaugment={"num_ops": 2, "magnitude": 9})
+    a = transform(frames, numbers, np.random.default_rng(5))
+    b = transform(frames, numbers, np.random.default_rng(5))
+    plain = TrainTransform(ClipWriter(3, 32), resize_short=40)(frames, numbers, np.random.default_rng(5))
+    assert a.shape == (3, 4, 32, 32) and torch.equal(a, b) and not torch.equal(a, plain)
     with pytest.raises(ValueError, match="rgb"):
-        train_transform(frames[..., :2], 32, np.random.default_rng(5), is_flow=True, randaugment={"num_ops": 1})
+        TrainTransform(ClipWriter(2, 32, is_flow=True), randaugment={"num_ops": 1})
 
 
 @pytest.mark.parametrize("mixup_alpha, cutmix_alpha", [(0.8, 0.0), (0.0, 1.0), (0.8, 1.0)])

@@ -1,10 +1,16 @@
-"""Sampling indices against hand-worked mmaction2 SampleFrames examples, transforms, the dataset's tensors."""
+"""Sampling indices against hand-worked mmaction2 SampleFrames examples, crop boxes against MultiScaleCrop, the
+transforms' pixels against a direct crop + resize, the dataset's tensors, chunked evaluation plans."""
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from train.data import RawframeDataset, normalize_on_device, sample_clips
-from train.data.transforms import horizontal_flip, multi_scale_crop_box, three_crop
+from prep.base.frame_source import open_frames
+from train.data import (ClipChunks, ClipSampler, ClipWriter, FrameDataset, FrameSource, EvalTransform,
+                        TrainTransform, normalize_on_device, plan_chunks, sample_clips, shard_groups)
+from train.data.transforms import multi_scale_crop_box, resized_shape, eval_crop_boxes
+from train.presets import make_dataset
+from train.recipe import resolve
 
 
 def test_tsn_test_sampling_takes_segment_centres():
@@ -19,14 +25,14 @@ def test_tsn_train_sampling_takes_one_frame_inside_each_segment():
         assert 1 <= frames[0] <= 10 and 11 <= frames[1] <= 20 and 21 <= frames[2] <= 30
 
 
-def test_flow_stack_is_consecutive_and_fits():
-    # 23 flow frames, 3 segments × 5: avg_interval = (23-5+1)/3 = 6.33 → offsets int(3.17)=3, int(9.5)=9, 15
+def test_flow_stacks_spread_from_first_to_last_start():
+    # mmaction2 1.x: clip_len 5 takes the 3D branch; 23 flow frames, max offset 23 - 5 = 18, 3 clips → 0, 9, 18
     assert sample_clips(23, 3, clip_len=5, test_mode=True).tolist() == [
-        [[4, 5, 6, 7, 8], [10, 11, 12, 13, 14], [16, 17, 18, 19, 20]]]
+        [[1, 2, 3, 4, 5], [10, 11, 12, 13, 14], [19, 20, 21, 22, 23]]]
 
 
 def test_dense_clip_centre_and_wrap():
-    # I3D 8×2 on 30 frames: span 16, one clip, avg_interval 15 → offset int(7.5) = 7 → frames 8, 10, …, 22
+    # I3D 8×2 on 30 frames: test clip length 7·2 + 1 = 15, max offset 15 → 15 // 2 = 7 → frames 8, 10, …, 22
     assert sample_clips(30, 1, clip_len=8, frame_interval=2, test_mode=True).tolist() == [
         [[8, 10, 12, 14, 16, 18, 20, 22]]]
     # shorter than the clip: starts at frame 1 and loops, as mmaction2's out_of_bound_opt='loop'
@@ -37,34 +43,123 @@ def test_test_views_spread_evenly():
     views = sample_clips(40, 2, test_mode=True, views=2)
     # 4 clips over 40 frames: centres at 6, 16, 26, 36; view 0 takes clips 0 and 2, view 1 clips 1 and 3
     assert views.tolist() == [[[6], [26]], [[16], [36]]]
+    # I3D, 3 views of one 4-frame clip on 20 frames: max offset 16, offsets round(k · 16 / 2) = 0, 8, 16
+    assert sample_clips(20, 1, clip_len=4, test_mode=True, views=3)[:, 0, 0].tolist() == [1, 9, 17]
 
 
-def test_multi_scale_crop_boxes_fit_and_use_the_scales():
-    rng = np.random.default_rng(0)
-    sizes = set()
-    for _ in range(200):
-        top, left, h, w = multi_scale_crop_box(256, 340, 224, rng)
+def test_twice_sample_as_mmaction2():
+    # 2D: 16 frames, 4 segments of 4: centres 2, 6, 10, 14, then the segment starts 0, 4, 8, 12 (loading.py 294-295)
+    sampler = ClipSampler(4, test_mode=True, twice_sample=True)
+    assert sampler.num_views == 2
+    assert sampler(16).tolist() == [[[3], [7], [11], [15]], [[1], [5], [9], [13]]]
+    # 3D: 3 clips of 4 on 20 frames: 6 clips spaced 16 / (3 - 1) = 8 apart, 0 … 40, wrapping (loading.py 298-311)
+    twice = sample_clips(20, 1, clip_len=4, test_mode=True, views=3, twice_sample=True)
+    assert twice[:, 0, 0].tolist() == [1, 9, 17, 5, 13, 1]
+    assert twice[3, 0].tolist() == [5, 6, 7, 8]
+    # training ignores it
+    assert ClipSampler(4, twice_sample=True)(16, np.random.default_rng(0)).shape == (1, 4, 1)
+
+
+def test_multi_scale_crop_positions_gap_and_snap():
+    def draws(n=400, **kwargs):
+        rng = np.random.default_rng(0)
+        return [multi_scale_crop_box(256, 340, 224, rng, **kwargs) for _ in range(n)]
+
+    levels = [256, 224, 192, 168]
+    five = draws()
+    for top, left, h, w in five:
         assert top + h <= 256 and left + w <= 340
-        sizes.add((h, w))
-        assert abs([256, 224, 192, 168].index(h) - [256, 224, 192, 168].index(w)) <= 1
-    assert (256, 256) in sizes and (168, 168) in sizes
+        assert abs(levels.index(h) - levels.index(w)) <= 1
+        step_w, step_h = (340 - w) // 4, (256 - h) // 4
+        assert (left // max(step_w, 1), top // max(step_h, 1)) in {(0, 0), (4, 0), (0, 4), (4, 4), (2, 2)} or \
+            (step_w == 0 or step_h == 0)
+    assert {(h, w) for _, _, h, w in five} >= {(256, 256), (168, 168), (224, 192)}
+    positions = {(left // ((340 - w) // 4), top // ((256 - h) // 4)) for top, left, h, w in draws(num_fixed_crops=13)
+                 if h < 256}
+    assert len(positions) == 13 and (1, 3) in positions and (2, 0) in positions
+    squares = draws(scales=(1, 0.8), max_wh_scale_gap=0)  # the I3D configs: square crops of 256 or 204
+    assert {(h, w) for _, _, h, w in squares} == {(256, 256), (204, 204)}
+    # a side within 2 pixels of the input size is snapped to it (processing.py line 499): 256 · 0.87 = 222 → 224
+    assert {(h, w) for _, _, h, w in draws(scales=(0.87,))} == {(224, 224)}
+    with pytest.raises(ValueError, match="num_fixed_crops"):
+        multi_scale_crop_box(256, 340, 224, np.random.default_rng(0), num_fixed_crops=7)
 
 
-def test_flip_negates_horizontal_flow_only():
-    flow = np.zeros((1, 2, 3, 2), np.uint8)
-    flow[..., 0] = [[10, 20, 30], [40, 50, 60]]
-    flow[..., 1] = 77
-    flipped = horizontal_flip(flow, is_flow=True)
-    assert flipped[0, :, :, 0].tolist() == [[225, 235, 245], [195, 205, 215]]
-    assert (flipped[..., 1] == 77).all()
-    rgb = horizontal_flip(flow, is_flow=False)
-    assert rgb[0, :, :, 0].tolist() == [[30, 20, 10], [60, 50, 40]]
+def test_test_crop_boxes_follow_mmaction2():
+    assert eval_crop_boxes(256, 341, 224, "center") == [(16, 58, 224, 224, False)]
+    # ThreeCrop of 256 on 256×341: left, right (2 · step), middle (step = 42)
+    assert [b[:2] for b in eval_crop_boxes(256, 341, 256, "three")] == [(0, 0), (0, 84), (0, 42)]
+    ten = eval_crop_boxes(256, 341, 224, "ten")
+    assert [b[:2] for b in ten[:5]] == [(0, 0), (0, 116), (32, 0), (32, 116), (16, 58)] and all(b[4] for b in ten[5:])
+    assert resized_shape(240, 320, 256) == (256, 341)
 
 
-def test_three_crop_covers_the_long_side():
-    frames = np.arange(10 * 16).reshape(1, 10, 16, 1).astype(np.uint8)
-    crops = three_crop(frames, 10)
-    assert [c[0, 0, 0, 0] for c in crops] == [0, 3, 6]
+def write_frames(folder, frames, gray=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, frame in enumerate(frames, start=1):
+        if gray:
+            cv2.imwrite(str(folder / f"flow_x_{k:05d}.jpg"), frame[..., 0])
+            cv2.imwrite(str(folder / f"flow_y_{k:05d}.jpg"), frame[..., 1])
+        else:
+            cv2.imwrite(str(folder / f"img_{k:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+def smooth_frames(count, height, width, channels, seed=0):
+    """Smooth random images (JPEG keeps them close), different per frame."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (count, height // 8, width // 8, channels), dtype=np.uint8)
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC).reshape(height, width, channels)
+                     for f in small])
+
+
+def test_test_transform_crops_the_stored_frame_and_decodes_reduced(tmp_path):
+    write_frames(tmp_path / "v", smooth_frames(4, 48, 64, 3))
+    write_frames(tmp_path / "big", smooth_frames(4, 192, 256, 3))
+    # stored at the resize size: each crop is a plain slice of the decoded frame
+    transform = EvalTransform(ClipWriter(3, 32, "clip"), resize_short=48, crops="three")
+    numbers = np.array([[[1, 3]], [[2, 4]]])  # 2 views of one 2-frame clip
+    with open_frames(tmp_path, "v") as frames:
+        clips = transform(frames, numbers)
+        assert clips.shape == (6, 3, 2, 32, 32)
+        for view in range(2):
+            for crop, (top, left, h, w, _) in enumerate(eval_crop_boxes(48, 64, 32, "three")):
+                for t, k in enumerate(numbers[view, 0]):
+                    expected = frames.read(int(k))[top:top + h, left:left + w]
+                    assert np.array_equal(clips[view * 3 + crop, :, t].permute(1, 2, 0).numpy(), expected)
+        assert torch.equal(transform(frames, numbers, select=[4, 1]), clips[[4, 1]])
+    # stored at 4× the resize size: the centre box (128² of 192×256) is decoded at 1/4 and is already 32²
+    transform = EvalTransform(ClipWriter(3, 32, "clip"), resize_short=48, crops="center")
+    with open_frames(tmp_path, "big") as frames:
+        clip = transform(frames, np.array([[[2]]]))[0, :, 0].permute(1, 2, 0).numpy()
+        reduced = frames.read(2, reduce=4)
+        assert np.array_equal(clip, reduced[8:40, 16:48])
+        full = frames.read(2)
+        direct = cv2.resize(full[32:160, 64:192], (32, 32), interpolation=cv2.INTER_AREA)
+        assert np.abs(clip.astype(int) - direct).mean() < 3  # the same picture as crop + resize of the full frame
+
+
+def test_train_transform_flips_flow_and_stacks_pairs(tmp_path):
+    flow = smooth_frames(6, 40, 40, 2, seed=1)
+    write_frames(tmp_path / "f", flow, gray=True)
+    writer = ClipWriter(2, 40, "segments", is_flow=True)
+    transform = TrainTransform(writer, resize_short=40, scales=(1,), flip=True)
+    numbers = np.array([[[1, 2], [4, 5]]])  # 2 segments × stacks of 2
+    seen = set()
+    with open_frames(tmp_path, "f", "flow") as frames:
+        stored = {k: frames.read(k) for k in (1, 2, 4, 5)}
+        for seed in range(12):
+            clip = transform(frames, numbers, np.random.default_rng(seed))
+            assert clip.shape == (4, 2, 40, 40)  # channels: x1, y1, x2, y2 of each segment
+            first = torch.stack([clip[0, 1], clip[1, 1]], dim=-1).numpy()  # segment 1, its first flow frame (4)
+            if np.array_equal(first, stored[4]):
+                seen.add("plain")
+                assert np.array_equal(clip[3, 0].numpy(), stored[2][..., 1])  # y of the 2nd frame of segment 0
+            else:
+                mirrored = stored[4][:, ::-1].copy()
+                mirrored[..., 0] = 255 - mirrored[..., 0]  # mirrored motion goes the other way
+                assert np.array_equal(first, mirrored)
+                seen.add("flipped")
+    assert seen == {"plain", "flipped"}
 
 
 def test_normalisation():
@@ -75,40 +170,67 @@ def test_normalisation():
                                                        (255 - 103.53) / 57.375]))
 
 
-def test_dataset_tensors_follow_the_layouts(synthetic_small):
+def lists(synthetic_small):
     root = synthetic_small["root"]
-    lists = root / "lists"
-    lists.mkdir(exist_ok=True)
-    rows = [r for r in synthetic_small["frames"]]
-    (lists / "rgb.txt").write_text("".join(f"{r['video_id']} {r['n_frames']} 0\n" for r in rows))
-    (lists / "flow.txt").write_text("".join(f"{r['video_id']} {r['n_frames'] - 1} 0\n" for r in rows))
-    tsn_flow = RawframeDataset(lists / "flow.txt", root / "flow", "flow", num_clips=2, clip_len=3, input_size=32,
-                               resize_short=40, flip=False)
-    clip, label, index = tsn_flow[0]
-    assert clip.shape == (6, 2, 32, 32) and clip.dtype == torch.uint8
-    i3d_rgb = RawframeDataset(lists / "rgb.txt", root / "rawframes", "rgb", num_clips=1, clip_len=4,
-                              frame_interval=2, layout="clip", test_mode=True, input_size=32, resize_short=40,
-                              views=2, crops="three")
-    clips, _, _ = i3d_rgb[0]
+    directory = root / "lists"
+    directory.mkdir(exist_ok=True)
+    rows = synthetic_small["frames"]
+    (directory / "rgb.txt").write_text("".join(f"{r['video_id']} {r['n_frames']} 0\n" for r in rows))
+    (directory / "flow.txt").write_text("".join(f"{r['video_id']} {r['n_frames'] - 1} 0\n" for r in rows))
+    return directory
+
+
+def test_dataset_tensors_follow_the_layouts(synthetic_small):
+    root, directory, rows = synthetic_small["root"], lists(synthetic_small), synthetic_small["frames"]
+    tsn_flow = resolve({"arch": "tsn_r18", "num_clips": 2, "clip_len": 3, "input_size": 32, "resize_short": 40}, "flow")
+    clip, label, index = make_dataset(tsn_flow, directory / "flow.txt", root / "flow", test_mode=False)[0]
+    assert clip.shape == (6, 2, 32, 32) and clip.dtype == torch.uint8 and (label, index) == (0, 0)
+    i3d_rgb = resolve({"arch": "i3d_r18", "num_clips": 1, "clip_len": 4, "frame_interval": 2, "input_size": 32,
+                       "resize_short": 40, "test_views": 2, "test_crops": "three"}, "rgb")
+    clips, _, _ = make_dataset(i3d_rgb, directory / "rgb.txt", root / "rawframes", test_mode=True, accurate=True)[0]
     assert clips.shape == (6, 3, 4, 32, 32)
-    # the segments layout stacks x/y pairs in frame order: channel 0 = flow_x of the first frame
-    import cv2
+    # the segments layout stacks x/y pairs in frame order: channel 3 = flow_y of the second frame of the stack
     video_id = rows[0]["video_id"]
-    test_flow = RawframeDataset(lists / "flow.txt", root / "flow", "flow", num_clips=1, clip_len=2,
-                                test_mode=True, input_size=48, resize_short=48)
-    stacked = test_flow[0][0][0]
+    stacked = FrameDataset(directory / "flow.txt", FrameSource(str(root / "flow"), "flow"),
+                           ClipSampler(1, clip_len=2, test_mode=True),
+                           EvalTransform(ClipWriter(2, 48, "segments", is_flow=True), resize_short=48))[0][0][0]
     numbers = sample_clips(rows[0]["n_frames"] - 1, 1, clip_len=2, test_mode=True)[0, 0]
     expected_y2 = cv2.imread(str(root / "flow" / video_id / f"flow_y_{numbers[1]:05d}.jpg"), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(stacked[3, 0].numpy(), expected_y2)
 
 
 def test_training_randomness_is_reproducible_per_epoch(synthetic_small):
-    root = synthetic_small["root"]
-    rows = synthetic_small["frames"]
-    path = root / "lists_rgb.txt"
-    path.write_text("".join(f"{r['video_id']} {r['n_frames']} 0\n" for r in rows))
-    a = RawframeDataset(path, root / "rawframes", "rgb", num_clips=3, input_size=32, resize_short=40, seed=5)
-    b = RawframeDataset(path, root / "rawframes", "rgb", num_clips=3, input_size=32, resize_short=40, seed=5)
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({"arch": "tsn_r18", "num_clips": 3, "input_size": 32, "resize_short": 40, "seed": 5}, "rgb")
+    a = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=False)
+    b = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=False)
     assert torch.equal(a[1][0], b[1][0])
     b.set_epoch(1)
     assert not torch.equal(a[1][0], b[1][0])
+
+
+def test_chunk_plans_cover_every_clip_once_and_ignore_the_process_count():
+    for videos, per_video, batch in ((7, 3, 8), (3, 30, 8), (5, 1, 4), (4, 8, 8)):
+        groups = plan_chunks(videos, per_video, batch)
+        chunks = [chunk for group in groups for chunk in group]
+        assert all(sum(stop - start for _, start, stop in chunk) <= batch for chunk in chunks)
+        clips = sorted((video, clip) for chunk in chunks for video, start, stop in chunk for clip in range(start, stop))
+        assert clips == [(v, c) for v in range(videos) for c in range(per_video)]
+        for group in groups:  # a video never spans two groups
+            assert len({v for chunk in group for v, _, _ in chunk} & {v for g in groups if g is not group
+                                                                      for chunk in g for v, _, _ in chunk}) == 0
+        shards = [shard_groups(groups, rank, 3) for rank in range(3)]
+        assert sorted(map(str, sum(shards, []))) == sorted(map(str, chunks))
+
+
+def test_clip_chunks_return_the_clips_of_the_plan(synthetic_small):
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({"arch": "i3d_r18", "num_clips": 1, "clip_len": 2, "input_size": 32, "resize_short": 40,
+                        "test_views": 2, "test_crops": "three"}, "rgb")
+    dataset = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=True, accurate=True)
+    assert dataset.clips_per_video == 6
+    chunks = ClipChunks(dataset, shard_groups(plan_chunks(len(dataset), 6, 4), 0, 1))
+    clips, owners = chunks[1]  # the second chunk: clips 4 and 5 of video 0
+    assert owners.tolist() == [0, 0] and torch.equal(clips, dataset[0][0][4:6])
+    with pytest.raises(ValueError, match="eval_batch"):
+        plan_chunks(3, 2, 0)

@@ -84,7 +84,8 @@ def test_pack_format_roundtrip_and_damage(tmp_path):
 
 
 def test_packs_hold_the_directory_bytes_and_the_loader_reads_both(videos, tmp_path):
-    from train.data.dataset import RawframeDataset
+    from train.presets import make_dataset
+    from train.recipe import resolve
 
     cli("frames", videos, tmp_path / "dirs")
     cli("frames", videos, tmp_path / "packs", "--pack")
@@ -102,12 +103,13 @@ def test_packs_hold_the_directory_bytes_and_the_loader_reads_both(videos, tmp_pa
     for mode, dirs, packs, suffix in (("rgb", "dirs", "packs", "img_"), ("flow", "flow_dirs", "flow_packs", "flow_x_")):
         lines = [f"{v} {len(list((tmp_path / dirs / v).glob(suffix + '*')))} 0" for v in ids]
         (tmp_path / f"{mode}.txt").write_text("\n".join(lines) + "\n")
-        kwargs = dict(num_clips=2, clip_len=2, test_mode=True, input_size=32, resize_short=40)
-        a = RawframeDataset(tmp_path / f"{mode}.txt", tmp_path / dirs, mode, **kwargs)
-        b = RawframeDataset(tmp_path / f"{mode}.txt", tmp_path / packs, mode, **kwargs)
+        settings = resolve({"arch": "tsn_r18", "num_clips": 2, "clip_len": 2, "input_size": 32,
+                            "resize_short": 40}, mode)
+        a = make_dataset(settings, tmp_path / f"{mode}.txt", tmp_path / dirs, test_mode=True)
+        b = make_dataset(settings, tmp_path / f"{mode}.txt", tmp_path / packs, test_mode=True)
         for item in range(len(ids)):
-            assert np.array_equal(a.load_frames(ids[item], np.array([1, 2, 2])),
-                                  b.load_frames(ids[item], np.array([1, 2, 2])))
+            with a.source.open(ids[item]) as frames, b.source.open(ids[item]) as packed:
+                assert packed.storage == "pack" and np.array_equal(frames.read(2), packed.read(2))
             assert a[item][0].equal(b[item][0])
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from train.evaluate import fuse_scores, metrics
+from train.evaluate import EvaluationError, fuse_scores, metrics
 
 SETTINGS = {"arch": "tsn_r18", "model_options": {"base_channels": 4}, "num_clips": 2, "input_size": 32,
             "resize_short": 40, "flip": True, "epochs": 5, "batch_size": 1, "data_workers": 0, "lr": 0.01,
@@ -100,7 +100,8 @@ def test_metrics_by_hand():
     result = metrics(probabilities, [0, 1, 1, 1], 3)
     assert result["top1"] == 0.5  # videos 0 and 3 right
     assert result["confusion_matrix"] == [[1, 0, 0], [1, 1, 1], [0, 0, 0]]
-    assert result["mean_class_accuracy"] == pytest.approx((1.0 + 1 / 3) / 2)  # class 2 has no videos
+    # mmaction2's definition: class 2 has no videos but is predicted once, so it counts, as 0
+    assert result["mean_class_accuracy"] == pytest.approx((1.0 + 1 / 3 + 0.0) / 3)
 
 
 def test_fusion_matches_videos_by_id():
@@ -110,9 +111,9 @@ def test_fusion_matches_videos_by_id():
            "efficient": np.array([[0.6, 0.4], [0.6, 0.4]]), "accurate": np.array([[0.6, 0.4], [0.6, 0.4]])}
     flow = {"video_ids": np.array(["b", "a"]), "labels": np.array([1, 0]),
             "efficient": np.array([[0.0, 1.0], [1.0, 0.0]]), "accurate": np.array([[0.0, 1.0], [1.0, 0.0]])}
-    fused, labels, ids = fuse_scores(rgb, flow, (1.0, 1.0))
+    fused, labels, ids = fuse_scores(rgb, flow, (1.0, 1.0))  # streams without settings: probabilities
     assert ids == ["a", "b"]
     assert np.allclose(fused["accurate"], [[0.8, 0.2], [0.3, 0.7]])
     flow["video_ids"] = np.array(["b", "c"])
-    with pytest.raises(SystemExit, match="different videos"):
+    with pytest.raises(EvaluationError, match="different videos"):
         fuse_scores(rgb, flow, (1.0, 1.0))

@@ -175,19 +175,5 @@ def make_model(settings, num_classes):
                        num_segments=settings["num_clips"], **settings["model_options"])
 
 
-def make_dataset(settings, list_path, root, test_mode, accurate=False):
-    from train.data import RawframeDataset  # here, not at the top: the Snakefile imports this module without torch
-    num_clips = settings["num_clips"]
-    if accurate and settings["test_num_clips"]:  # TSN tests on 25 segments where it trains on 3
-        num_clips = settings["test_num_clips"]
-    return RawframeDataset(
-        list_path, root, settings["mode"], num_clips, settings["clip_len"], settings["frame_interval"],
-        layout=settings["layout"], test_mode=test_mode,
-        input_size=(settings["test_crop_size"] or settings["input_size"]) if accurate else settings["input_size"],
-        resize_short=settings["resize_short"], flip=settings["flip"], scales=settings["scales"],
-        views=settings["test_views"] if accurate else 1, crops=settings["test_crops"] if accurate else "center",
-        seed=settings["seed"], randaugment=None if test_mode else settings.get("randaugment"))
-
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,7 +29,8 @@ from prep.diskspace import disk_full_message, is_disk_full
 from train.data import normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng, soft_cross_entropy
 from train.models import PretrainedError, apply_pretrained
-from train.recipe import make_dataset, make_model, resolve
+from train.presets import make_dataset
+from train.recipe import make_model, resolve
 
 
 def setup_distributed():

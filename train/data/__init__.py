@@ -1,7 +1,7 @@
 """Data for training and evaluation: frame sampling, transforms, datasets over the rawframe lists."""
-from .dataset import RawframeDataset, read_list
-from .sampling import sample_clips
-from .transforms import normalize_on_device, test_transform, train_transform
+from .dataset import ClipChunks, FrameDataset, FrameSource, plan_chunks, read_list, shard_groups
+from .sampling import ClipSampler, sample_clips
+from .transforms import ClipWriter, EvalTransform, TrainTransform, normalize_on_device
 
-__all__ = ["RawframeDataset", "read_list", "sample_clips", "normalize_on_device", "test_transform",
-           "train_transform"]
+__all__ = ["ClipChunks", "ClipSampler", "ClipWriter", "FrameDataset", "FrameSource", "EvalTransform",
+           "TrainTransform", "normalize_on_device", "plan_chunks", "read_list", "sample_clips", "shard_groups"]

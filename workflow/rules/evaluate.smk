@@ -6,9 +6,15 @@ rule evaluate:
         result="results/{model}_{dataset}_{mode}.json",
         scores="work/{model}_{dataset}_{mode}/test_scores.npz",
     params:
+        launch=torchrun_launch,
         root=stream_root,
         test_list=stream_list("val"),
+        workers=threads_per_process,
+        naming=config["frames"].get("naming", "mmaction"),
+        flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-bound {config['flow']['bound']}",
     threads: config["train"]["threads"]
+    resources:
+        **train_resources(),
     log:
         "logs/evaluate/{model}_{dataset}_{mode}.log",
     benchmark:
@@ -16,9 +22,10 @@ rule evaluate:
     conda:
         PREP_ENV
     shell:
-        "python -m train.evaluate score --checkpoint {input.checkpoint} --list {params.test_list}"
-        " --root {params.root} --out {output.result} --scores {output.scores}"
-        " --model {wildcards.model} --dataset {wildcards.dataset} --workers {threads} > {log} 2>&1"
+        "{params.launch} -m train.evaluate score --checkpoint {input.checkpoint} --list {params.test_list}"
+        " --root {params.root} --out {output.result} --scores {output.scores} --naming {params.naming}"
+        " {params.flow} --model {wildcards.model} --dataset {wildcards.dataset} --workers {params.workers}"
+        " > {log} 2>&1"
 
 
 rule joint:
@@ -26,9 +33,8 @@ rule joint:
         rgb="work/{model}_{dataset}_rgb/test_scores.npz",
         flow="work/{model}_{dataset}_flow/test_scores.npz",
     output:
-        "results/{model}_{dataset}_joint.json",
-    params:
-        weights=f"{config['fusion']['rgb']} {config['fusion']['flow']}",
+        result="results/{model}_{dataset}_joint.json",
+        sweep="results/{model}_{dataset}_joint.sweep.json",
     log:
         "logs/joint/{model}_{dataset}.log",
     benchmark:
@@ -36,8 +42,8 @@ rule joint:
     conda:
         PREP_ENV
     shell:
-        "python -m train.evaluate fuse --rgb {input.rgb} --flow {input.flow} --weights {params.weights}"
-        " --model {wildcards.model} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "python -m train.evaluate fuse --rgb {input.rgb} --flow {input.flow} --sweep {output.sweep}"
+        " --model {wildcards.model} --dataset {wildcards.dataset} --out {output.result} > {log} 2>&1"
 
 
 rule summary:

@@ -1,0 +1,60 @@
+"""Train and test data presets built from a resolved recipe — the one place that says how a recipe's clips are
+sampled and transformed, shared by training, evaluation, prediction and export (as torchvision's
+references/video_classification/presets.py).
+
+Two test modes: *efficient* — ``num_clips`` segments (or one clip), one view, one centre crop of ``input_size``;
+*accurate* — the recipe's ``test_num_clips`` (default ``num_clips``) × ``test_views`` (doubled by
+``twice_sample``) × ``test_crops`` crops of ``test_crop_size`` (default ``input_size``).
+"""
+from train.data import ClipSampler, ClipWriter, FrameDataset, FrameSource, EvalTransform, TrainTransform
+
+
+def channels_per_frame(settings):
+    return 3 if settings["mode"] == "rgb" else 2
+
+
+def eval_protocol(settings, accurate):
+    """What a test mode samples and crops: {num_clips, views, twice_sample, crops, crop_size, clips_per_video}."""
+    if not accurate:
+        protocol = {"num_clips": settings["num_clips"], "views": 1, "twice_sample": False, "crops": "center",
+                    "crop_size": settings["input_size"]}
+    else:
+        protocol = {"num_clips": settings["test_num_clips"] or settings["num_clips"], "views": settings["test_views"],
+                    "twice_sample": bool(settings["twice_sample"]), "crops": settings["test_crops"],
+                    "crop_size": settings["test_crop_size"] or settings["input_size"]}
+    views = protocol["views"] * (2 if protocol["twice_sample"] else 1)
+    protocol["clips_per_video"] = views * {"center": 1, "three": 3, "ten": 10}[protocol["crops"]]
+    return protocol
+
+
+def train_sampler(settings):
+    return ClipSampler(settings["num_clips"], settings["clip_len"], settings["frame_interval"])
+
+
+def train_transform(settings):
+    writer = ClipWriter(channels_per_frame(settings), settings["input_size"], settings["layout"],
+                        is_flow=settings["mode"] == "flow")
+    return TrainTransform(writer, settings["resize_short"], settings["scales"], settings["max_wh_scale_gap"],
+                          settings["num_fixed_crops"], settings["flip"], settings.get("randaugment"))
+
+
+def eval_sampler(settings, accurate=False):
+    protocol = eval_protocol(settings, accurate)
+    return ClipSampler(protocol["num_clips"], settings["clip_len"], settings["frame_interval"], test_mode=True,
+                       views=protocol["views"], twice_sample=protocol["twice_sample"])
+
+
+def eval_transform(settings, accurate=False):
+    protocol = eval_protocol(settings, accurate)
+    writer = ClipWriter(channels_per_frame(settings), protocol["crop_size"], settings["layout"],
+                        is_flow=settings["mode"] == "flow")
+    return EvalTransform(writer, settings["resize_short"], protocol["crops"])
+
+
+def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction"):
+    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
+    source = FrameSource(str(root), settings["mode"], naming)
+    if test_mode:
+        return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
+                            seed=settings["seed"])
+    return FrameDataset(items, source, train_sampler(settings), train_transform(settings), seed=settings["seed"])
