@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from prep.base.frame_source import open_frames
-from train.data import (ClipChunks, ClipSampler, ClipWriter, FrameDataset, FrameSource, EvalTransform,
-                        TrainTransform, normalize_on_device, plan_chunks, sample_clips, shard_groups)
-from train.data.transforms import multi_scale_crop_box, resized_shape, eval_crop_boxes
+from train.data import (ClipChunks, ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource,
+                        TrainTransform, collate_clips, normalize_on_device, plan_chunks, sample_clips, shard_groups)
+from train.data.transforms import eval_crop_boxes, multi_scale_crop_box, resized_shape
 from train.presets import make_dataset
 from train.recipe import resolve
 
@@ -207,6 +207,19 @@ def test_training_randomness_is_reproducible_per_epoch(synthetic_small):
     assert torch.equal(a[1][0], b[1][0])
     b.set_epoch(1)
     assert not torch.equal(a[1][0], b[1][0])
+
+
+def test_collate_joins_clips_without_transposing_in_the_worker(synthetic_small):
+    from torch.utils.data import DataLoader, default_collate
+
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({"arch": "i3d_r18", "num_clips": 1, "clip_len": 4, "input_size": 32, "resize_short": 40}, "rgb")
+    dataset = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=False)
+    reference = default_collate([dataset[i] for i in range(4)])
+    clips, labels, indices = next(iter(DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=collate_clips)))
+    assert torch.equal(clips, reference[0]) and torch.equal(labels, reference[1]) and indices.tolist() == [0, 1, 2, 3]
+    assert clips.permute(0, 2, 3, 4, 1).is_contiguous()  # channels-last memory: joined with plain copies
+    assert normalize_on_device(clips, "rgb").is_contiguous()
 
 
 def test_chunk_plans_cover_every_clip_once_and_ignore_the_process_count():

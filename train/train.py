@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from prep.diskspace import disk_full_message, is_disk_full
-from train.data import normalize_on_device
+from train.data import collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng, soft_cross_entropy
 from train.models import PretrainedError, apply_pretrained
 from train.presets import make_dataset
@@ -301,7 +301,7 @@ def make_loader(dataset, settings, world_size, rank, shuffle, batch_size, drop_l
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=settings["data_workers"],
-                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                      pin_memory=torch.cuda.is_available(), drop_last=drop_last, collate_fn=collate_clips,
                       generator=torch.Generator().manual_seed(settings["seed"]))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from prep.base.frame_source import open_frames
 
@@ -92,7 +92,7 @@ class ClipChunks(Dataset):
         for item, start, stop in self.chunks[index]:
             parts.append(self.dataset.clips(item, select=range(start, stop)))
             owners += [item] * (stop - start)
-        clips = parts[0] if len(parts) == 1 else torch.cat(parts)
+        clips = parts[0] if len(parts) == 1 else join_clips(parts, torch.cat)
         return clips, torch.tensor(owners, dtype=torch.int64)
 
 
@@ -116,3 +116,33 @@ def plan_chunks(num_videos, clips_per_video, eval_batch):
 def shard_groups(groups, rank, world_size):
     """The chunks of process ``rank``: groups dealt round-robin, in order."""
     return [chunk for group in groups[rank::world_size] for chunk in group]
+
+
+def join_clips(clips, join=torch.stack):
+    """``join`` (stack or cat) of clip tensors in their memory order — the transforms hand out (…, C', T, H, W)
+    views of channels-last memory (…, T, H, W, C'), and joining in that order is a plain copy, not a transposing
+    one; the result is the same view of the joined memory. In a DataLoader worker the result goes to shared
+    memory directly, as default_collate does."""
+    dims = clips[0].dim()
+    if dims < 4:
+        return join(clips)
+    to_memory = (*range(dims - 4), dims - 3, dims - 2, dims - 1, dims - 4)  # (…, C', T, H, W) → (…, T, H, W, C')
+    memory = [c.permute(*to_memory) for c in clips]
+    if not all(m.is_contiguous() for m in memory):
+        return join(clips)
+    shape = list(memory[0].shape)
+    shape = [len(memory), *shape] if join is torch.stack else [sum(m.shape[0] for m in memory), *shape[1:]]
+    out = None
+    if get_worker_info() is not None:
+        numel = int(np.prod(shape))
+        out = memory[0].new(memory[0]._typed_storage()._new_shared(numel, device=memory[0].device)).resize_(shape)
+    joined = join(memory, out=out)
+    rank = joined.dim()
+    return joined.permute(*range(rank - 4), rank - 1, rank - 4, rank - 3, rank - 2)
+
+
+def collate_clips(batch):
+    """The DataLoader collate of (clip(s), label, index) items: clips joined without a transposing copy (the device
+    makes them contiguous in :func:`normalize_on_device`), the rest as default_collate."""
+    clips, labels, indices = zip(*batch)
+    return join_clips(list(clips)), default_collate(list(labels)), default_collate(list(indices))

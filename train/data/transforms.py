@@ -248,7 +248,9 @@ def normalize_on_device(clips, mode, scheme="imagenet"):
 
     ``imagenet``: RGB mean/std on 0–255 and flow (v − 128) / 128; ``unit``: everything to [−1, 1] (pytorch-i3d).
     """
-    clips = clips.to(torch.float32, copy=True)  # our own buffer: the arithmetic below runs in place (same values)
+    # our own contiguous buffer (the loader's clips are views of channels-last memory: the transpose happens here, in
+    # the same pass as the conversion, on the device); the arithmetic below runs in place
+    clips = clips.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     channels = clips.shape[-4]
     if scheme == "unit" or mode == "flow":
         return clips.div_(127.5).sub_(1.0)
