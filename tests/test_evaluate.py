@@ -227,3 +227,25 @@ def test_accurate_i3d_r50_memory_is_bounded_by_eval_batch(synthetic_small, tmp_p
     assert chunked <= 2 * per_clip + 32 * 1024, (chunked, whole)  # eval_batch 2: one more clip's worth, + 32 MiB
     assert chunked < whole / 3, (chunked, whole)
     assert np.allclose(runs[2]["accurate"], runs[12]["accurate"], atol=1e-5)
+
+
+def test_evaluate_rule_asks_for_the_training_gpus_and_launches_torchrun(tmp_path):
+    """Dry runs: evaluation goes through the training launcher with the train rule's resources (GPU pool, gres)."""
+    from tests.conftest import TINY, snakemake_executable
+
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(REPO)}
+    base = [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "-p",
+            "--cores", "2", "results/tsn_synthetic_joint.json", "--configfile", str(TINY)]
+    one = subprocess.run(base, capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    text = one.stdout + one.stderr
+    assert "python -m train.launch --nnodes 1 --nproc-per-node 1 --threads 1 --gpus 0 -- -m train.evaluate score" \
+        in text
+    assert "--sweep results/tsn_synthetic_joint.sweep.json" in text and "--flow-bound 20" in text
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text("train: {nodes: 1, nproc_per_node: 2, threads: 8, gpu: true}\n")
+    gpus = subprocess.run(base + [str(cluster)], capture_output=True, text=True, env=env)
+    assert gpus.returncode == 0, gpus.stderr[-3000:]
+    text = gpus.stdout + gpus.stderr
+    assert text.count("--gpus 2 -- -m train.evaluate score") == 2 and "gpu=2" in text

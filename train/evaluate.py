@@ -244,7 +244,9 @@ def run_score(args):
                      "eval_processes": world_size},
         "timings": {"train_seconds": train_seconds, "eval_seconds": round(time.time() - started, 2),
                     "efficient_seconds": round(outputs["efficient"][1], 2),
-                    "accurate_seconds": round(outputs["accurate"][1], 2)}})
+                    "accurate_seconds": round(outputs["accurate"][1], 2),
+                    "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+                    if device.type == "cuda" else None}})
     write_json(args.out, record)
     print(f"{args.model} {args.dataset} {settings['mode']}: top1 {accurate['top1']:.3f} "
           f"(efficient {efficient['top1']:.3f}) on {len(labels)} videos → {args.out}")
