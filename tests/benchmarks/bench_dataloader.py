@@ -160,7 +160,8 @@ def main(argv=None):
                 print(f"{name:9s} {mode:4s} decode only {decode:8.0f} frames/s  ours {loader:8.0f} frames/s  "
                       f"{loader / decode:5.2f}×", flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
-    print("\n| sampling | stream | decode only (JPEG frames/s) | ours (frames/s) | ours / decode |\n|---|---|---:|---:|---:|")
+    print("\n| sampling | stream | decode only (JPEG frames/s) | ours (frames/s) | ours / decode |\n"
+          "|---|---|---:|---:|---:|")
     for name, mode, decode, loader, ratio in rows:
         print(f"| {name} | {mode} | {decode:.0f} | {loader:.0f} | {ratio:.2f}× |")
     return 0
