@@ -8,7 +8,8 @@ import torch
 from prep.base.frame_source import open_frames
 from train.data import (ClipChunks, ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource,
                         TrainTransform, collate_clips, normalize_on_device, plan_chunks, sample_clips, shard_groups)
-from train.data.transforms import eval_crop_boxes, multi_scale_crop_box, resized_shape
+from train.data.transforms import (eval_crop_boxes, multi_scale_crop_box, random_crop_box, random_resized_crop_box,
+                                   resized_shape)
 from train.presets import make_dataset
 from train.recipe import resolve
 
@@ -58,6 +59,41 @@ def test_twice_sample_as_mmaction2():
     assert twice[3, 0].tolist() == [5, 6, 7, 8]
     # training ignores it
     assert ClipSampler(4, twice_sample=True)(16, np.random.default_rng(0)).shape == (1, 4, 1)
+
+
+def test_dense_sampling_as_mmaction2():
+    # DenseSampleFrames(clip_len=2, frame_interval=2, num_clips=2), sample_range 64 → clips 32 apart; 100 frames:
+    # start positions 1 + 100 - 64 = 37, 3 test starts linspace(0, 36, 3) = 0, 18, 36
+    dense = ClipSampler(2, clip_len=2, frame_interval=2, test_mode=True, views=3, kind="dense")
+    assert dense(100).tolist() == [[[1, 3], [33, 35]], [[19, 21], [51, 53]], [[37, 39], [69, 71]]]
+    # shorter than the range: one start, clips wrap around
+    assert dense(40)[:, :, 0].tolist() == [[1, 33], [1, 33], [1, 33]]
+    train = ClipSampler(1, clip_len=4, frame_interval=2, kind="dense")
+    starts = {int(train(100, np.random.default_rng(seed))[0, 0, 0]) for seed in range(200)}
+    assert min(starts) == 1 and max(starts) == 36  # randint(0, 37 - 1): starts 0 … 35
+
+
+def test_temporal_crop_as_mindspore_i3d():
+    # TemporalCenterCrop(8) of 20 frames: centre 10, begin 6 → frames 7 … 14; of 5 frames: looped 1 … 5, 1, 2, 3
+    centre = ClipSampler(1, clip_len=8, test_mode=True, kind="temporal_crop")
+    assert centre(20).tolist() == [[[7, 8, 9, 10, 11, 12, 13, 14]]]
+    assert centre(5).tolist() == [[[1, 2, 3, 4, 5, 1, 2, 3]]]
+    train = ClipSampler(1, clip_len=8, kind="temporal_crop")
+    begins = {int(train(20, np.random.default_rng(seed))[0, 0, 0]) for seed in range(300)}
+    assert begins == set(range(1, 13))  # randint(0, 20 - 8 - 1) inclusive: 0 … 11
+    with pytest.raises(ValueError, match="one clip"):
+        ClipSampler(2, clip_len=8, kind="temporal_crop")
+
+
+def test_random_resized_and_random_crops():
+    rng = np.random.default_rng(0)
+    boxes = [random_resized_crop_box(256, 341, rng) for _ in range(300)]
+    assert all(0 <= top and top + h <= 256 and 0 <= left and left + w <= 341 for top, left, h, w in boxes)
+    areas = [h * w / (256 * 341) for _, _, h, w in boxes]
+    assert min(areas) < 0.2 and max(areas) > 0.6
+    assert random_resized_crop_box(10, 10, rng, area_range=(1.0, 1.0), aspect_ratio_range=(4, 4)) == (0, 0, 10, 10)
+    crops = {random_crop_box(240, 320, 224, rng)[:2] for _ in range(200)}
+    assert all(0 <= top <= 16 and 0 <= left <= 96 for top, left in crops) and len(crops) > 100
 
 
 def test_multi_scale_crop_positions_gap_and_snap():

@@ -80,8 +80,9 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
     assert {k: protocol[k] for k in RUN_INFO if k != "git_commit"} == {k: v for k, v in RUN_INFO.items()
                                                                        if k != "git_commit"}
     assert protocol["git_commit"] == "0123abc" and protocol["checkpoint"] == {"kind": "final", "epoch": 3}
-    assert protocol["test"]["accurate"] == {"num_clips": 2, "views": 1, "twice_sample": True, "crops": "three",
-                                            "crop_size": 32, "clips_per_video": 6}
+    assert protocol["test"]["accurate"] == {"sampling": "uniform", "clip_len": 1, "num_clips": 2, "views": 1,
+                                            "twice_sample": True, "crops": "three", "crop_size": 32,
+                                            "clips_per_video": 6}
     assert protocol["test"]["efficient"]["clips_per_video"] == 1
     assert protocol["average_clips"] == "prob" and protocol["frame_naming"] == "mmaction"
     assert protocol["flow"] == {"algorithm": "tvl1", "bound": 20.0}
@@ -121,20 +122,27 @@ def test_predict_gives_the_evaluation_probabilities(synthetic_small, tmp_path, m
 
 
 def test_clip_averaging_prob_score_none(synthetic_small, tmp_path):
+    from train.data import normalize_on_device
+    from train.export import load_checkpoint
+    from train.presets import make_dataset
+
     lists = write_lists(synthetic_small, tmp_path / "lists", count=2)
     root = synthetic_small["root"] / "rawframes"
-    outputs = {}
+    scores = {}
     for average in ("prob", "score", "none"):
         checkpoint = write_checkpoint(tmp_path / average, {**TSN, "average_clips": average}, "rgb",
                                       synthetic_small["classes"])
-        outputs[average] = score(checkpoint, lists, root, tmp_path / average)
-    clip_logits = torch.from_numpy(outputs["none"][1]["accurate"])  # (videos, clips, classes): every clip's logits
-    assert clip_logits.shape == (2, 6, 4)
-    assert np.allclose(outputs["score"][1]["accurate"], clip_logits.mean(dim=1).numpy(), atol=1e-5)
-    assert np.allclose(outputs["prob"][1]["accurate"], clip_logits.softmax(dim=2).mean(dim=1).numpy(), atol=1e-6)
-    assert outputs["none"][0]["accurate"]["top1"] == metrics(clip_logits.numpy(), outputs["none"][1]["labels"],
-                                                             4)["top1"]
-    assert torch.allclose(video_probabilities(clip_logits[0], "none"), clip_logits[0].softmax(1).mean(0))
+        scores[average] = score(checkpoint, lists, root, tmp_path / average)[1]["accurate"]
+    model, settings, _ = load_checkpoint(checkpoint)
+    dataset = make_dataset(settings, lists / "rgb.txt", root, test_mode=True, accurate=True)
+    with torch.no_grad():  # every clip's logits: 2 videos × (2 views × 3 crops)
+        logits = torch.stack([model(normalize_on_device(dataset[i][0], "rgb")) for i in range(2)])
+    assert logits.shape == (2, 6, 4)
+    assert np.allclose(scores["score"], logits.mean(dim=1).numpy(), atol=1e-5)
+    assert np.allclose(scores["prob"], logits.softmax(dim=2).mean(dim=1).numpy(), atol=1e-6)
+    assert np.array_equal(scores["none"], scores["score"])  # the head-consensus reading of None: mean logits
+    assert torch.allclose(video_probabilities(torch.from_numpy(scores["score"]), "score"),
+                          torch.from_numpy(scores["score"]).softmax(1))
 
 
 def test_mean_class_accuracy_as_mmaction2():
@@ -148,7 +156,7 @@ def test_mean_class_accuracy_as_mmaction2():
 def streams(average="prob", fusion=None):
     rng = np.random.default_rng(0)
     settings = {"average_clips": average, "fusion": fusion or {"weights": {"rgb": 1.0, "flow": 1.5},
-                                                               "rule": "scores"}}
+                                                               "rule": "prob"}}
     rgb = {"video_ids": np.array(["a", "b", "c"]), "labels": np.array([0, 1, 2]), "classes": np.array(["x", "y", "z"]),
            "efficient": rng.normal(size=(3, 3)), "accurate": rng.normal(size=(3, 3)), "settings": settings}
     flow = {**rgb, "efficient": rng.normal(size=(3, 3)), "accurate": rng.normal(size=(3, 3)),
@@ -157,19 +165,24 @@ def streams(average="prob", fusion=None):
 
 
 def test_fusion_rules():
-    rgb, flow = streams("score", {"weights": {"rgb": 1, "flow": 1}, "rule": "scores"})
+    rgb, flow = streams("score", {"weights": {"rgb": 1, "flow": 1}, "rule": "score"})
     weights, rule = fusion_of(rgb, flow)
     fused, _, _ = fuse_scores(rgb, flow, weights, rule)
     # MindSpore I3D's eval_joint: argmax of the sum of the two models' logits
     assert np.array_equal(fused["accurate"].argmax(1), (rgb["accurate"] + flow["accurate"]).argmax(1))
-    soft, _, _ = fuse_scores(rgb, flow, {"rgb": 1.0, "flow": 1.5}, "softmax")
+    soft, _, _ = fuse_scores(rgb, flow, {"rgb": 1.0, "flow": 1.5}, "prob")  # logits: softmax first
     expected = (torch.tensor(rgb["accurate"]).softmax(1) + 1.5 * torch.tensor(flow["accurate"]).softmax(1)) / 2.5
     assert np.allclose(soft["accurate"], expected.numpy())
-    assert fusion_of(rgb, flow, weights=(2.0, 1.0), rule="softmax") == ({"rgb": 2.0, "flow": 1.0}, "softmax")
-    flow["settings"] = {**flow["settings"], "average_clips": "prob"}
+    assert fusion_of(rgb, flow, weights=(2.0, 1.0), rule="prob") == ({"rgb": 2.0, "flow": 1.0}, "prob")
+    probabilities = {**flow, "settings": {**flow["settings"], "average_clips": "prob"},
+                     "accurate": torch.tensor(flow["accurate"]).softmax(1).numpy()}
+    mixed, _, _ = fuse_scores(rgb, probabilities, {"rgb": 1.0, "flow": 1.5}, "prob")  # probabilities as they are
+    assert np.allclose(mixed["accurate"], expected.numpy(), atol=1e-6)
     with pytest.raises(EvaluationError, match="average_clips"):
-        fuse_scores(rgb, flow, weights, "scores")
-    flow["settings"]["fusion"] = {"weights": {"rgb": 1, "flow": 2}, "rule": "scores"}
+        fuse_scores(rgb, probabilities, weights, "score")
+    without = {**rgb, "settings": {"average_clips": "score", "fusion": None}}
+    assert fusion_of(without, {**without}, fallback_weights=(1.0, 1.5)) == ({"rgb": 1.0, "flow": 1.5}, "prob")
+    flow["settings"]["fusion"] = {"weights": {"rgb": 1, "flow": 2}, "rule": "score"}
     with pytest.raises(EvaluationError, match="different fusion"):
         fusion_of(rgb, flow)
 
@@ -184,7 +197,7 @@ def test_fuse_cli_writes_the_sweep_beside_the_result(tmp_path):
                           "--model", "m", "--dataset", "d"])
     assert code == 0
     record = json.loads((tmp_path / "joint.json").read_text())
-    assert record["fusion"]["weights"] == {"rgb": 1.0, "flow": 1.5} and record["fusion"]["rule"] == "scores"
+    assert record["fusion"]["weights"] == {"rgb": 1.0, "flow": 1.5} and record["fusion"]["rule"] == "prob"
     sweep = json.loads((tmp_path / "joint.sweep.json").read_text())
     row = next(r for r in sweep["sweep"] if r["weights"]["flow"] == 1.5)
     assert row["accurate"]["top1"] == record["accurate"]["top1"]

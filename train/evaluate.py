@@ -7,9 +7,11 @@
 
 Two test modes (train/presets.py): *efficient* (one view, centre crop) and *accurate* (the recipe's views × crops);
 the headline top1/top5/mean_class_accuracy are the accurate mode's. Clip scores are averaged per video as the
-recipe's ``average_clips`` says — ``prob`` (softmax, then mean), ``score`` (mean of the logits) or ``none`` (every
-clip scored on its own), as mmaction2's BaseHead.average_clip (open-mmlab/mmaction2 @4d6c934,
-mmaction/models/heads/base.py lines 193-226).
+recipe's ``average_clips`` says — ``prob`` (softmax, then mean) or ``score`` (mean of the logits), as mmaction2's
+BaseHead.average_clip (open-mmlab/mmaction2 @4d6c934, mmaction/models/heads/base.py lines 193-226); ``none`` leaves
+the logits unaveraged there, which only scores when the head has already merged a video's clips into one score —
+mmaction2 0.x's TSN head, whose consensus spans segments × crops (a mean of features before the linear fc: the mean of
+the clips' logits), or one clip per video (MindSpore I3D) — so here ``none`` is that: the video's mean logits.
 
 Under torchrun each process scores whole groups of chunks of at most ``eval_batch`` clips (memory stays bounded
 whatever the view count), and the per-video scores are summed across processes by video index with one all-reduce
@@ -41,7 +43,7 @@ from train.train import setup_distributed
 SUMMARY_COLUMNS = ["model", "dataset", "mode", "top1", "top5", "mean_class_accuracy", "efficient_top1",
                    "num_videos", "num_classes"]
 AVERAGE_CLIPS = ("prob", "score", "none")
-FUSION_RULES = ("scores", "softmax")
+FUSION_RULES = ("prob", "score")
 SWEEP_FLOW_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -60,15 +62,10 @@ def mean_class_accuracy(predicted, labels):
 
 
 def metrics(scores, labels, num_classes):
-    """top1, top5, mean class accuracy, per-class accuracy and the confusion matrix (rows: true class).
-
-    ``scores`` (videos, classes), or (videos, clips, classes) for ``average_clips: none`` — then every clip is
-    one sample with its video's label."""
+    """top1, top5, mean class accuracy, per-class accuracy and the confusion matrix (rows: true class) of
+    (videos, classes) scores."""
     scores = np.asarray(scores)
     labels = np.asarray(labels, dtype=np.int64)
-    if scores.ndim == 3:
-        labels = np.repeat(labels, scores.shape[1])
-        scores = scores.reshape(-1, scores.shape[-1])
     ranked = np.argsort(-scores, axis=1, kind="stable")
     predicted = ranked[:, 0]
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -82,7 +79,7 @@ def metrics(scores, labels, num_classes):
 
 
 def clip_scores(logits, average_clips):
-    """What a clip contributes to its video's score: softmax probabilities (prob) or the logits (score, none)."""
+    """What a clip contributes to its video's (mean) score: softmax probabilities (prob) or logits (score, none)."""
     if average_clips not in AVERAGE_CLIPS:
         raise EvaluationError(f"average_clips must be one of {', '.join(AVERAGE_CLIPS)}, got {average_clips!r}")
     return logits.softmax(dim=1) if average_clips == "prob" else logits
@@ -111,8 +108,8 @@ def checkpoint_to_score(checkpoint):
 @torch.no_grad()
 def score_dataset(model, dataset, settings, num_classes, device, eval_batch, rank=0, world_size=1, workers=0,
                   show_bar=False):
-    """Per-video scores (videos, classes) — or (videos, clips, classes) for ``average_clips: none`` — of a test
-    dataset, every process holding the full result; chunks of at most ``eval_batch`` clips."""
+    """Per-video scores (videos, classes) of a test dataset, every process holding the full result; chunks of at
+    most ``eval_batch`` clips."""
     from tqdm import tqdm
 
     average_clips = settings["average_clips"]
@@ -120,8 +117,7 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     groups = plan_chunks(len(dataset), per_video, eval_batch)
     loader = DataLoader(ClipChunks(dataset, shard_groups(groups, rank, world_size)), batch_size=None,
                         num_workers=workers, pin_memory=device.type == "cuda")
-    shape = (len(dataset), per_video, num_classes) if average_clips == "none" else (len(dataset), num_classes)
-    sums = torch.zeros(shape, device=device)
+    sums = torch.zeros((len(dataset), num_classes), device=device)
     seen = torch.zeros(len(dataset), dtype=torch.int64, device=device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.get("amp"))
     model.eval()
@@ -132,11 +128,7 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
         scores = clip_scores(logits.float(), average_clips)
         start = 0  # a chunk holds runs of whole videos, or one part of a video
         for video, count in zip(*(t.tolist() for t in torch.unique_consecutive(owners, return_counts=True))):
-            if average_clips == "none":
-                done = int(seen[video])
-                sums[video, done:done + count] = scores[start:start + count]
-            else:
-                sums[video] += scores[start:start + count].sum(dim=0)
+            sums[video] += scores[start:start + count].sum(dim=0)
             seen[video] += count
             start += count
     if world_size > 1:  # each video is scored on one process only: the sum over processes is exact
@@ -144,7 +136,7 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
         dist.all_reduce(seen)
     if not bool((seen == per_video).all()):
         raise RuntimeError(f"evaluation lost clips: {int((seen != per_video).sum())} videos incomplete")
-    return (sums if average_clips == "none" else sums / per_video).cpu()
+    return (sums / per_video).cpu()
 
 
 def git_commit():
@@ -275,14 +267,18 @@ def align_streams(rgb, flow):
     return order
 
 
-def fusion_of(rgb, flow, weights=None, rule=None):
-    """({rgb: w, flow: w}, rule): the command line's, else the recipe's ``fusion`` (both streams must agree)."""
-    recipe = rgb["settings"].get("fusion") or {}
-    if flow["settings"].get("fusion") and recipe and flow["settings"]["fusion"] != recipe:
-        raise EvaluationError(f"the rgb and flow recipes ask for different fusion: {recipe} vs "
-                              f"{flow['settings']['fusion']}")
+def fusion_of(rgb, flow, weights=None, rule=None, fallback_weights=None):
+    """({rgb: w, flow: w}, rule): the command line's, else the recipe's ``fusion`` (both streams must agree), else
+    ``fallback_weights`` (config.yaml's ``fusion:``) with rule ``prob``."""
+    recipe = rgb.get("settings", {}).get("fusion")
+    other = flow.get("settings", {}).get("fusion")
+    if recipe and other and other != recipe:
+        raise EvaluationError(f"the rgb and flow recipes ask for different fusion: {recipe} vs {other}")
+    recipe = recipe or other or {}
     weights = {"rgb": weights[0], "flow": weights[1]} if weights else recipe.get("weights")
-    rule = rule or recipe.get("rule", "scores")
+    if not weights and fallback_weights:
+        weights = {"rgb": fallback_weights[0], "flow": fallback_weights[1]}
+    rule = rule or recipe.get("rule", "prob")
     if not weights:
         raise EvaluationError("no fusion weights: set the recipe's fusion: {weights: {rgb: W, flow: W}} or pass "
                               "--weights")
@@ -291,34 +287,35 @@ def fusion_of(rgb, flow, weights=None, rule=None):
     return {"rgb": float(weights["rgb"]), "flow": float(weights["flow"])}, rule
 
 
-def fuse_scores(rgb, flow, weights, rule="scores"):
+def fuse_scores(rgb, flow, weights, rule="prob"):
     """Two streams' per-video scores, matched by video id, fused by ``rule``:
 
-    * ``scores`` — Σ w · scores of each stream as its average_clips left them (mmaction2
-      tools/analysis_tools/report_accuracy.py lines 57-64, get_weighted_score); with ``average_clips: prob`` a
-      weighted average of probabilities (TSN: rgb 1, flow 1.5); with ``average_clips: score`` and weights 1 : 1 the
-      sum of the two models' logits, MindSpore I3D's eval_joint (mindspore-ai/models @eab643f
-      research/cv/I3D/eval.py lines 331-334: ``logits = logits_flow + logits_rgb``, then argmax);
-    * ``softmax`` — Σ w · softmax(scores) (report_accuracy.py ``--apply-softmax``, lines 50-55).
+    * ``score`` — Σ w · the scores as each stream's average_clips left them (mmaction2
+      tools/analysis_tools/report_accuracy.py lines 57-64, get_weighted_score); with logits (``average_clips: score``
+      or ``none``) and weights 1 : 1 the sum of the two models' logits, MindSpore I3D's eval_joint
+      (mindspore-ai/models @eab643f research/cv/I3D/eval.py lines 331-334: ``logits = logits_flow + logits_rgb``,
+      then argmax); both streams must have averaged their clips alike;
+    * ``prob`` — Σ w · class probabilities: scores that are logits go through a softmax first (report_accuracy.py
+      ``--apply-softmax``, lines 50-55), probabilities (``average_clips: prob``) are used as they are.
 
     Divided by Σ w (the ranking is that of the plain weighted sum). Returns ({mode: fused}, labels, video ids).
     """
     order = align_streams(rgb, flow)
-    rgb_average = rgb.get("settings", {}).get("average_clips", "prob")
-    flow_average = flow.get("settings", {}).get("average_clips", "prob")
-    if rule == "scores" and rgb_average != flow_average:
-        raise EvaluationError(f"fusion rule 'scores' adds like to like, but rgb averaged clips by {rgb_average!r} and "
-                              f"flow by {flow_average!r}; use rule softmax or the same average_clips")
+    averages = {name: stream.get("settings", {}).get("average_clips", "prob")
+                for name, stream in (("rgb", rgb), ("flow", flow))}
+    if rule == "score" and averages["rgb"] != averages["flow"]:
+        raise EvaluationError(f"fusion rule 'score' adds like to like, but rgb averaged clips by {averages['rgb']!r} "
+                              f"and flow by {averages['flow']!r}; use rule prob or the same average_clips")
     w_rgb, w_flow = (weights["rgb"], weights["flow"]) if isinstance(weights, dict) else weights
 
-    def prepared(scores):
-        if rule == "softmax":
+    def prepared(scores, average):
+        if rule == "prob" and average != "prob":
             return torch.from_numpy(np.asarray(scores, dtype=np.float32)).softmax(dim=-1).numpy()
         return scores
 
     fused = {}
     for mode in ("efficient", "accurate"):
-        a, b = prepared(rgb[mode]), prepared(flow[mode][order])
+        a, b = prepared(rgb[mode], averages["rgb"]), prepared(flow[mode][order], averages["flow"])
         if a.shape != b.shape:
             raise EvaluationError(f"{mode}: rgb scores {a.shape} and flow scores {b.shape} cannot be fused")
         fused[mode] = (w_rgb * a + w_flow * b) / (w_rgb + w_flow)
@@ -343,7 +340,7 @@ def fusion_sweep(rgb, flow, rule, num_classes):
 
 def run_fuse(args):
     rgb, flow = load_scores(args.rgb), load_scores(args.flow)
-    weights, rule = fusion_of(rgb, flow, args.weights, args.rule)
+    weights, rule = fusion_of(rgb, flow, args.weights, args.rule, args.fallback_weights)
     fused, labels, video_ids = fuse_scores(rgb, flow, weights, rule)
     classes = [str(c) for c in rgb["classes"]]
     efficient = metrics(fused["efficient"], labels, len(classes))
@@ -407,6 +404,8 @@ def build_parser():
     fuse.add_argument("--weights", type=float, nargs=2, metavar=("RGB", "FLOW"),
                       help="override the recipe's fusion weights")
     fuse.add_argument("--rule", choices=FUSION_RULES, help="override the recipe's fusion rule")
+    fuse.add_argument("--fallback-weights", type=float, nargs=2, metavar=("RGB", "FLOW"),
+                      help="weights (rule prob) for recipes without their own fusion (config.yaml's fusion:)")
     fuse.add_argument("--out", required=True)
     fuse.add_argument("--sweep", help="also write a fusion-weight sweep (JSON) here")
     fuse.add_argument("--model", required=True)

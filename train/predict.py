@@ -110,12 +110,8 @@ def video_dataset(video, settings, accurate=False, bound=20.0, naming="mmaction"
 
 
 def video_probabilities(scores, average_clips):
-    """Class probabilities from a video's evaluation scores (probabilities already, or averaged / per-clip logits)."""
-    if average_clips == "prob":
-        return scores
-    if average_clips == "score":
-        return scores.softmax(dim=-1)
-    return scores.softmax(dim=-1).mean(dim=0)
+    """Class probabilities from a video's evaluation scores (probabilities already, or mean logits)."""
+    return scores if average_clips == "prob" else scores.softmax(dim=-1)
 
 
 def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="mmaction"):

@@ -6,7 +6,7 @@ Two test modes: *efficient* — ``num_clips`` segments (or one clip), one view, 
 *accurate* — the recipe's ``test_num_clips`` (default ``num_clips``) × ``test_views`` (doubled by
 ``twice_sample``) × ``test_crops`` crops of ``test_crop_size`` (default ``input_size``).
 """
-from train.data import ClipSampler, ClipWriter, FrameDataset, FrameSource, EvalTransform, TrainTransform
+from train.data import ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource, TrainTransform
 
 
 def channels_per_frame(settings):
@@ -14,7 +14,10 @@ def channels_per_frame(settings):
 
 
 def eval_protocol(settings, accurate):
-    """What a test mode samples and crops: {num_clips, views, twice_sample, crops, crop_size, clips_per_video}."""
+    """What a test mode samples and crops: {sampling, num_clips, clip_len, views, twice_sample, crops, crop_size,
+    clips_per_video} (``test_sampling`` / ``test_clip_len`` apply to both test modes)."""
+    sampling = {"sampling": settings["test_sampling"] or settings["sampling"],
+                "clip_len": settings["test_clip_len"] or settings["clip_len"]}
     if not accurate:
         protocol = {"num_clips": settings["num_clips"], "views": 1, "twice_sample": False, "crops": "center",
                     "crop_size": settings["input_size"]}
@@ -22,26 +25,29 @@ def eval_protocol(settings, accurate):
         protocol = {"num_clips": settings["test_num_clips"] or settings["num_clips"], "views": settings["test_views"],
                     "twice_sample": bool(settings["twice_sample"]), "crops": settings["test_crops"],
                     "crop_size": settings["test_crop_size"] or settings["input_size"]}
-    views = protocol["views"] * (2 if protocol["twice_sample"] else 1)
+    protocol = {**sampling, **protocol}
+    views = protocol["views"] * (2 if protocol["twice_sample"] and protocol["sampling"] == "uniform" else 1)
     protocol["clips_per_video"] = views * {"center": 1, "three": 3, "ten": 10}[protocol["crops"]]
     return protocol
 
 
 def train_sampler(settings):
-    return ClipSampler(settings["num_clips"], settings["clip_len"], settings["frame_interval"])
+    return ClipSampler(settings["num_clips"], settings["clip_len"], settings["frame_interval"],
+                       kind=settings["sampling"])
 
 
 def train_transform(settings):
     writer = ClipWriter(channels_per_frame(settings), settings["input_size"], settings["layout"],
                         is_flow=settings["mode"] == "flow")
     return TrainTransform(writer, settings["resize_short"], settings["scales"], settings["max_wh_scale_gap"],
-                          settings["num_fixed_crops"], settings["flip"], settings.get("randaugment"))
+                          settings["num_fixed_crops"], settings["flip"], settings.get("randaugment"),
+                          crop=settings["train_crop"])
 
 
 def eval_sampler(settings, accurate=False):
     protocol = eval_protocol(settings, accurate)
-    return ClipSampler(protocol["num_clips"], settings["clip_len"], settings["frame_interval"], test_mode=True,
-                       views=protocol["views"], twice_sample=protocol["twice_sample"])
+    return ClipSampler(protocol["num_clips"], protocol["clip_len"], settings["frame_interval"], test_mode=True,
+                       views=protocol["views"], twice_sample=protocol["twice_sample"], kind=protocol["sampling"])
 
 
 def eval_transform(settings, accurate=False):

@@ -1,5 +1,7 @@
-"""Which frames a clip takes: mmaction2's ``SampleFrames`` (open-mmlab/mmaction2 @4d6c934,
-mmaction/datasets/transforms/loading.py lines 170-398), the 1.x definitions.
+"""Which frames a clip takes: ``uniform`` — mmaction2's ``SampleFrames`` (open-mmlab/mmaction2 @4d6c934,
+mmaction/datasets/transforms/loading.py lines 170-398, the 1.x definitions); ``dense`` — its ``DenseSampleFrames``
+(lines 574-659); ``temporal_crop`` — 3D-ResNets / MindSpore-I3D's ``TemporalRandomCrop`` / ``TemporalCenterCrop``
+with loop padding (mindspore-ai/models @eab643f research/cv/I3D/src/transforms/temporal_transforms.py lines 54-93).
 
 ``num_clips`` clips of ``clip_len`` frames, ``frame_interval`` apart. TSN/TSM: ``num_clips`` = segments,
 ``clip_len`` 1 (rgb) or 5 (a flow stack); I3D: one clip of 32 frames every 2nd frame (R50) or 64 consecutive
@@ -51,6 +53,32 @@ def eval_offsets(num_frames, num_clips, clip_len, frame_interval, twice_sample=F
     return np.round(np.arange(total) * (max_offset / float(num_clips - 1))).astype(np.int64)
 
 
+def dense_offsets(num_frames, num_clips, test_mode, positions, rng, sample_range=64):
+    """0-based first frames of DenseSampleFrames (loading.py lines 628-659): ``num_clips`` clips
+    ``sample_range // num_clips`` apart from a random start (training) or from each of ``positions`` starts spread
+    over the video (testing), wrapping around."""
+    sample_position = max(1, 1 + num_frames - sample_range)
+    interval = sample_range // num_clips
+    base = np.arange(num_clips) * interval
+    if test_mode:
+        starts = np.linspace(0, sample_position - 1, num=positions, dtype=int)
+    else:
+        starts = [0 if sample_position == 1 else int(rng.integers(0, sample_position - 1))]
+    return np.concatenate([(base + start) % num_frames for start in starts])
+
+
+def temporal_crop(num_frames, size, test_mode, rng):
+    """0-based frames of TemporalRandomCrop / TemporalCenterCrop (temporal_transforms.py lines 54-93): ``size``
+    consecutive frames from a random start in [0, max(0, N − size − 1)] or centred, repeated cyclically when the video
+    is shorter."""
+    if test_mode:
+        begin = max(0, num_frames // 2 - size // 2)
+    else:
+        begin = int(rng.integers(0, max(0, num_frames - size - 1) + 1))
+    taken = min(begin + size, num_frames) - begin
+    return begin + np.arange(size) % taken
+
+
 @dataclass(frozen=True)
 class ClipSampler:
     """Frame numbers of one video, shape (views, num_clips, clip_len).
@@ -66,19 +94,32 @@ class ClipSampler:
     test_mode: bool = False
     views: int = 1
     twice_sample: bool = False
+    kind: str = "uniform"
+
+    def __post_init__(self):
+        if self.kind not in ("uniform", "dense", "temporal_crop"):
+            raise ValueError(f"sampling must be uniform, dense or temporal_crop, got {self.kind!r}")
+        if self.kind == "temporal_crop" and (self.num_clips, self.views) != (1, 1):
+            raise ValueError("temporal_crop sampling takes one clip (num_clips 1, test_views 1)")
 
     @property
     def num_views(self):
-        return self.views * (2 if self.twice_sample and self.test_mode else 1)
+        return self.views * (2 if self.twice_sample and self.test_mode and self.kind == "uniform" else 1)
 
     def __call__(self, num_frames, rng=None):
         if num_frames < 1:
             raise ValueError("a video needs at least one frame")
+        rng = rng if rng is not None else np.random.default_rng()
+        if self.kind == "temporal_crop":
+            return (temporal_crop(num_frames, self.clip_len, self.test_mode, rng) + 1).reshape(1, 1, self.clip_len)
+        if self.kind == "dense":  # views are the test start positions, each with its num_clips clips
+            offsets = dense_offsets(num_frames, self.num_clips, self.test_mode, self.views, rng)
+            frames = offsets[:, None] + np.arange(self.clip_len)[None, :] * self.frame_interval
+            return (np.mod(frames, num_frames) + 1).reshape(-1, self.num_clips, self.clip_len)
         clips = self.num_clips * self.views
         if self.test_mode:
             offsets = eval_offsets(num_frames, clips, self.clip_len, self.frame_interval, self.twice_sample)
         else:
-            rng = rng if rng is not None else np.random.default_rng()
             offsets = train_offsets(num_frames, clips, self.clip_len * self.frame_interval, rng)
         frames = offsets[:, None] + np.arange(self.clip_len)[None, :] * self.frame_interval
         frames = np.mod(frames, num_frames) + 1  # loading.py line 382: 'loop'

@@ -54,6 +54,29 @@ def multi_scale_crop_box(height, width, input_size, rng, scales=(1, 0.875, 0.75,
     return y * step_h, x * step_w, crop_h, crop_w
 
 
+def random_resized_crop_box(height, width, rng, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
+                            max_attempts=10):
+    """(top, left, crop_h, crop_w) as mmaction2's RandomResizedCrop (processing.py lines 290-338): up to 10 draws of
+    an area fraction and a log-uniform aspect ratio, the first that fits placed at random; else the centre square."""
+    aspect_ratios = np.exp(rng.uniform(np.log(aspect_ratio_range[0]), np.log(aspect_ratio_range[1]), max_attempts))
+    areas = rng.uniform(*area_range, size=max_attempts) * height * width
+    widths = np.round(np.sqrt(areas * aspect_ratios)).astype(int)
+    heights = np.round(np.sqrt(areas / aspect_ratios)).astype(int)
+    for crop_w, crop_h in zip(widths, heights):
+        if 0 < crop_h <= height and 0 < crop_w <= width:
+            left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
+            return top, left, int(crop_h), int(crop_w)
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+def random_crop_box(height, width, size, rng):
+    """(top, left, size, size) at a random place (MindSpore I3D's RandomCrop, src/transforms/spatial_transforms.py
+    lines 82-91; mmaction2's RandomCrop)."""
+    size_h, size_w = min(size, height), min(size, width)
+    return int(rng.integers(0, height - size_h + 1)), int(rng.integers(0, width - size_w + 1)), size_h, size_w
+
+
 def eval_crop_boxes(height, width, size, crops="center"):
     """[(top, left, h, w, flipped)] of the test crops in a (height, width) frame, mmaction2's order."""
     size_h, size_w = min(size, height), min(size, width)
@@ -185,12 +208,18 @@ class _FrameBoxes:
                 self.writer.negate_flow_x(out, clip)
 
 
+TRAIN_CROPS = ("multiscale", "random_resized", "random")
+
+
 class TrainTransform:
-    """MultiScaleCrop → resize to ``size``² → optional horizontal flip (p 0.5) → optional RandAugment
-    (``{num_ops, magnitude}``, rgb only); returns (C', T, H, W) uint8."""
+    """A crop box (``crop``: MultiScaleCrop, RandomResizedCrop or RandomCrop) → resize to ``size``² → optional
+    horizontal flip (p 0.5) → optional RandAugment (``{num_ops, magnitude}``, rgb only); returns (C', T, H, W) uint8."""
 
     def __init__(self, writer, resize_short=256, scales=(1, 0.875, 0.75, 0.66), max_wh_scale_gap=1,
-                 num_fixed_crops=5, flip=True, randaugment=None, crop_input_size=None):
+                 num_fixed_crops=5, flip=True, randaugment=None, crop_input_size=None, crop="multiscale"):
+        if crop not in TRAIN_CROPS:
+            raise ValueError(f"train_crop must be one of {', '.join(TRAIN_CROPS)}, got {crop!r}")
+        self.crop = crop
         if randaugment and writer.is_flow:
             raise ValueError("randaugment works on rgb clips only: put it under the recipe's rgb: overrides "
                              "(or set flow: {randaugment: null})")
@@ -204,8 +233,13 @@ class TrainTransform:
         numbers = numbers[0]
         shape, _ = self.frames.stored_shape(frames, numbers.flat[0])
         height, width = resized_shape(shape[0], shape[1], self.frames.resize_short)
-        box = multi_scale_crop_box(height, width, self.crop_input_size, rng, self.scales, self.max_wh_scale_gap,
-                                   self.num_fixed_crops)
+        if self.crop == "multiscale":
+            box = multi_scale_crop_box(height, width, self.crop_input_size, rng, self.scales, self.max_wh_scale_gap,
+                                       self.num_fixed_crops)
+        elif self.crop == "random_resized":
+            box = random_resized_crop_box(height, width, rng)
+        else:
+            box = random_crop_box(height, width, self.writer.size, rng)
         flip = bool(self.flip and rng.random() < 0.5)
         out = self.writer.allocate(1, numbers)
         self.frames.fill(out, frames, numbers, [(0, box, flip)])

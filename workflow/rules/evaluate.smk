@@ -35,6 +35,8 @@ rule joint:
     output:
         result="results/{model}_{dataset}_joint.json",
         sweep="results/{model}_{dataset}_joint.sweep.json",
+    params:
+        fallback=f"{config['fusion']['rgb']} {config['fusion']['flow']}",
     log:
         "logs/joint/{model}_{dataset}.log",
     benchmark:
@@ -43,6 +45,7 @@ rule joint:
         PREP_ENV
     shell:
         "python -m train.evaluate fuse --rgb {input.rgb} --flow {input.flow} --sweep {output.sweep}"
+        " --fallback-weights {params.fallback}"
         " --model {wildcards.model} --dataset {wildcards.dataset} --out {output.result} > {log} 2>&1"
 
 
