@@ -237,6 +237,7 @@ def test_accurate_i3d_r50_memory_is_bounded_by_eval_batch(synthetic_small, tmp_p
         runs[eval_batch] = json.loads(result.stdout.strip().splitlines()[-1])
     chunked, whole = runs[2]["extra_kib"], runs[12]["extra_kib"]
     per_clip = whole / 11  # 12 clips at once vs 1: what each further clip in a forward pass costs
+    print(f"peak memory above one clip per pass: eval_batch 2 {chunked / 1024:.0f} MiB, 12 {whole / 1024:.0f} MiB")
     assert chunked <= 2 * per_clip + 32 * 1024, (chunked, whole)  # eval_batch 2: one more clip's worth, + 32 MiB
     assert chunked < whole / 3, (chunked, whole)
     assert np.allclose(runs[2]["accurate"], runs[12]["accurate"], atol=1e-5)
