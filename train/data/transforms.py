@@ -78,7 +78,8 @@ def random_crop_box(height, width, size, rng):
 
 
 def eval_crop_boxes(height, width, size, crops="center"):
-    """[(top, left, h, w, flipped)] of the test crops in a (height, width) frame, mmaction2's order."""
+    """[(top, left, h, w, flipped)] of the test crops in a (height, width) frame, mmaction2's order. (Flipped flow
+    crops also get 255 − x, as training's flips: mmaction2's TenCrop mirrors flow without negating it.)"""
     size_h, size_w = min(size, height), min(size, width)
     if crops == "center":
         return [((height - size_h) // 2, (width - size_w) // 2, size_h, size_w, False)]
