@@ -442,9 +442,9 @@ class VideoDecoder:
     # facts
     def info(self):
         """Container facts: ``container_frames`` (what the container claims; 0 when it does not say), ``fps``,
-        ``width``, ``height``."""
+        ``rate`` (the same as a fraction, or None), ``width``, ``height``."""
         stream = self._open()
-        return {"container_frames": int(stream.frames or 0), "fps": float(self._rate or 0.0),
+        return {"container_frames": int(stream.frames or 0), "fps": float(self._rate or 0.0), "rate": self._rate,
                 "width": stream.codec_context.width, "height": stream.codec_context.height}
 
     def container_frames(self):
