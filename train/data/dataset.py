@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from prep.base.frame_source import find_video, open_frames
 from prep.base.packed import PACK_SUFFIX, open_packed
 
 from .sampling import sample_clips
@@ -83,6 +84,10 @@ class RawframeDataset(Dataset):
         if pack.is_file():  # one file per video: decode from the pack
             with open_packed(pack) as packed:
                 return self._load(numbers, lambda name, gray: decode_frame(packed.read(name), gray, pack / name))
+        if self.mode == "rgb" and not folder.is_dir() and find_video(self.root, video_id):  # the videos storage
+            with open_frames(self.root, video_id, storage="video") as video:  # opened here, in the worker
+                decoded = {n: video.read(int(n)) for n in np.unique(numbers)}  # ascending: decoding runs forward
+            return np.stack([decoded[n] for n in numbers.reshape(-1)])
         return self._load(numbers, lambda name, gray: read_frame(folder / name, gray))
 
     def _load(self, numbers, read):
