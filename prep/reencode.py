@@ -41,7 +41,7 @@ def even_size(width, height, short_side=None):
     if short_side:
         scale = short_side / min(width, height)
         width, height = width * scale, height * scale
-    return max(2, 2 * round(width / 2)), max(2, 2 * round(height / 2))
+    return max(2, 2 * int(width / 2 + 0.5)), max(2, 2 * int(height / 2 + 0.5))  # half up: 33 → 34
 
 
 def encoder_command(size, fps, out_path, crf=DEFAULT_CRF):
