@@ -410,25 +410,29 @@ class VideoDecoder:
 
     def __init__(self, path, threads=1):
         self.path, self.threads = Path(path), threads
-        self._container = self._owner = None
+        self._container = self._file = self._owner = None
 
     def __getstate__(self):
-        return {"path": self.path, "threads": self.threads, "_container": None, "_owner": None}
+        return {"path": self.path, "threads": self.threads, "_container": None, "_file": None, "_owner": None}
 
     def _open(self):
         if self._container is not None and self._owner == os.getpid():
             return self._stream
         av = _av()
-        self._container = None
+        self._container = self._file = None
+        source = str(self.path)
+        if not self.path.is_file():
+            raise FrameError(f"{self.path}: no such video")
         try:
-            self._file = open(self.path, "rb")  # a Python file: any file-name bytes (PyAV encodes str paths as UTF-8)
-        except FileNotFoundError:
-            raise FrameError(f"{self.path}: no such video") from None
+            source.encode()
+        except UnicodeEncodeError:  # not UTF-8: PyAV passes str paths on as UTF-8, so read it as a Python file
+            source = self._file = open(self.path, "rb")
         try:
-            self._container = av.open(self._file, "r")
+            self._container = av.open(source, "r")
         except (av.FFmpegError, ValueError) as error:
-            self._file.close()
-            raise FrameError(f"{self.path}: not a readable video ({error})") from None
+            self.close()
+            raise FrameError(f"{self.path}: not a readable video ({getattr(error, 'strerror', None) or error})") \
+                from None
         if not self._container.streams.video:
             self.close()
             raise FrameError(f"{self.path}: no video stream")
@@ -519,8 +523,10 @@ class VideoDecoder:
     def close(self):
         if self._container is not None:
             self._container.close()
-            self._file.close()
             self._container = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __del__(self):
         self.close()
