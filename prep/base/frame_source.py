@@ -386,7 +386,6 @@ def _av():
         import av
     except ImportError:
         raise UserError("the videos storage needs PyAV: pip install av") from None
-    av.logging.set_level(None)  # decoder warnings about damaged packets are handled here, not printed per packet
     return av
 
 
