@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 from prep import UserError
-from prep.atomic import remove_stale_temporaries
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.media import ffmpeg_executable
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
-                         write_report)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, remove_own_temporaries, run_stage,
+                         select_shard)
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
@@ -148,26 +147,11 @@ def process_video(video_id, video_path, out_root, options):
     return dict(video_id=video_id, **reencode_video(video_path, out_path, **options))
 
 
-def remove_own_temporaries(out_root, video_ids):
-    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
-    by_parent = {}
-    for vid in video_ids:
-        path = Path(f"{Path(out_root) / vid}{SUFFIX}")
-        by_parent.setdefault(path.parent, set()).add(path.name)
-    for parent, names in by_parent.items():
-        remove_stale_temporaries(parent, names)
-
-
 def run_reencode(videos, out_root, workers=1, report=None, **options):
     """Re-encode every ``(video_id, path)``; skip finished videos; return the report records."""
-    started = time.time()
-    remove_own_temporaries(out_root, [vid for vid, _ in videos])
+    remove_own_temporaries(out_root, [vid for vid, _ in videos], SUFFIX)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
-    records = list(run_pool(process_video, jobs, workers, desc="reencode"))
-    if report:
-        write_report(records, report, REPORT_COLUMNS)
-    print(summarise(records, "reencode", started))
-    return records
+    return run_stage(process_video, jobs, workers, "reencode", report, REPORT_COLUMNS)
 
 
 def run(args):

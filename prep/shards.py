@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from prep import UserError
-from prep.atomic import atomic_file
+from prep.atomic import atomic_file, remove_stale_temporaries
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -60,6 +60,16 @@ def run_pool(function, jobs, workers, desc):
 def _star(function_and_job):
     function, job = function_and_job
     return function(*job)
+
+
+def run_stage(function, jobs, workers, verb, report=None, columns=()):
+    """A per-video stage over its jobs: the pool, the shard's report (if asked) and the closing line; the records."""
+    started = time.time()
+    records = list(run_pool(function, jobs, workers, desc=verb))
+    if report:
+        write_report(records, report, columns)
+    print(summarise(records, verb, started))
+    return records
 
 
 def summarise(records, verb, started):
@@ -118,3 +128,13 @@ def index_videos(index_path):
     frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
     frame = frame[frame["status"] == "ok"]
     return list(zip(frame["video_id"], frame["video_path"]))
+
+
+def remove_own_temporaries(out_root, video_ids, suffix=""):
+    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
+    by_parent = {}
+    for vid in video_ids:
+        path = Path(out_root) / f"{vid}{suffix}"
+        by_parent.setdefault(path.parent, set()).add(path.name)
+    for parent, names in by_parent.items():
+        remove_stale_temporaries(parent, names)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -38,6 +37,9 @@ from prep.frames import run_frames  # noqa: E402
 from prep.media import ffmpeg_executable  # noqa: E402
 from prep.reencode import run_reencode  # noqa: E402
 from train.data import RawframeDataset  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dataloader import Repeated, throughput  # noqa: E402  (the same measurement as the loader benchmark)
 
 SAMPLINGS = {"TSN 8×1": dict(num_clips=8, clip_len=1, frame_interval=1, layout="segments"),
              "I3D 32×2": dict(num_clips=1, clip_len=32, frame_interval=2, layout="clip")}
@@ -55,19 +57,6 @@ class DecordDataset(RawframeDataset):
         reader = decord.VideoReader(str(find_video(self.root, video_id)), num_threads=1)
         unique, inverse = np.unique(numbers.reshape(-1), return_inverse=True)
         return reader.get_batch(list(unique - 1)).asnumpy()[inverse]
-
-
-class Repeated(Dataset):
-    """``length`` items cycling over a dataset (more clips than videos without a sampler)."""
-
-    def __init__(self, dataset, length):
-        self.dataset, self.length = dataset, length
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, item):
-        return self.dataset[item % len(self.dataset)]
 
 
 def make_sources(folder, count, frames, width, height):
@@ -104,16 +93,6 @@ def prepare(tmp, videos, short_side, workers):
     items = [(r["video_id"], int(r["n_frames"]), 0) for r in records if r["status"] == "done"]
     sizes = {name: tree_bytes(tmp / name) / len(items) for name in ("frames", "packs", "videos")}
     return items, sizes
-
-
-def throughput(dataset, batch, workers):
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=False)
-    iterator = iter(loader)
-    next(iterator)  # workers started, first batch out
-    started, clips = time.perf_counter(), 0
-    for batch_clips, _, _ in iterator:
-        clips += len(batch_clips)
-    return clips / (time.perf_counter() - started)
 
 
 def main(argv=None):
