@@ -307,3 +307,12 @@ def test_synthetic_signature_holds_with_each_storage(tmp_path, storage):
         assert top1[(model, "flow")] >= 0.8, (model, top1)
     assert top1[("tsm", "rgb")] >= 0.8 and top1[("i3d", "rgb")] >= 0.8, top1
     assert top1[("tsn", "rgb")] <= 0.6, top1
+
+
+def test_an_unknown_storage_stops_with_the_key_named(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["storage"] = {"synthetic": "tapes"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert result.returncode != 0 and "tapes" in result.stdout + result.stderr
