@@ -32,11 +32,11 @@ import numpy as np
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
 from prep.diskspace import write_bytes
-from prep.frames import NAMING, decoded_note, open_video, output_size, parse_size, unreadable_reason
+from prep.frames import NAMING, decoded_note, open_video, output_size, unreadable_reason
 from prep.base.frame_source import find_video
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, remove_own_temporaries, run_pool,
-                         select_shard, summarise, write_report)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
+                         run_pool, select_shard, summarise, write_report)
 
 DONE = ".flow_done"
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}

@@ -20,8 +20,8 @@ from prep import UserError
 from prep.atomic import atomic_directory, atomic_file
 from prep.diskspace import write_bytes
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, remove_own_temporaries, run_stage,
-                         select_shard)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
+                         run_stage, select_shard)
 
 NAMING = {"mmaction": "img_{:05d}.jpg", "3dresnets": "image_{:05d}.jpg"}
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
@@ -181,14 +181,6 @@ def run_frames(videos, out_root, workers=1, report=None, **options):
     remove_own_temporaries(out_root, [vid for vid, _ in videos], suffix)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
     return run_stage(process_video, jobs, workers, "frames", report, REPORT_COLUMNS)
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
-    return width, height
 
 
 def run(args):

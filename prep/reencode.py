@@ -3,7 +3,7 @@
 Each source is decoded once (PyAV, damaged packets skipped as the frames stage's decoder skips them) and every decoded
 frame is piped, in order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
 ``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
-the short side scaled to ``--short-side`` (Kinetics-400: 256). So frame k of the re-encoded video is frame k of the
+the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded video is frame k of the
 source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
 decoded and its frame count — and the count its container states, which the frame source reads as the video's length
 — must equal the source's decoded count; else the video is quarantined with the reason.
@@ -22,8 +22,8 @@ from pathlib import Path
 from prep import UserError
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.media import ffmpeg_executable
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, remove_own_temporaries, run_stage,
-                         select_shard)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
+                         run_stage, select_shard)
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
@@ -34,10 +34,12 @@ UMASK = os.umask(0)
 os.umask(UMASK)
 
 
-def even_size(width, height, short_side=None):
-    """(width, height) of the re-encoded video: the short side scaled to ``short_side`` (if given), both even
-    (yuv420p halves the chroma planes)."""
-    if short_side:
+def even_size(width, height, short_side=None, size=None):
+    """(width, height) of the re-encoded video: ``size`` (width, height), or the short side scaled to ``short_side``,
+    or as it is — made even (yuv420p halves the chroma planes)."""
+    if size:
+        width, height = size
+    elif short_side:
         scale = short_side / min(width, height)
         width, height = width * scale, height * scale
     return max(2, 2 * int(width / 2 + 0.5)), max(2, 2 * int(height / 2 + 0.5))  # half up: 33 → 34
@@ -58,18 +60,18 @@ class _Quarantine(Exception):
     pass
 
 
-def encode(source, tmp_path, short_side, crf):
+def encode(source, tmp_path, short_side, size, crf):
     """Decode ``source`` (a VideoDecoder) into ffmpeg; (decoded frames, source facts, output size)."""
     facts = source.info()
     rate = facts.pop("rate") or 25  # the exact rational (30000/1001), not a rounded float
-    process, count, size = None, 0, None
+    process, count, out_size = None, 0, None
     try:
         for frame in source.frames():
             if process is None:
-                size = even_size(frame.width, frame.height, short_side)
-                process = subprocess.Popen(encoder_command(size, str(rate), tmp_path, crf), stdin=subprocess.PIPE,
+                out_size = even_size(frame.width, frame.height, short_side, size)
+                process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, crf), stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            planes = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BILINEAR")
+            planes = frame.reformat(width=out_size[0], height=out_size[1], format="yuv420p", interpolation="BILINEAR")
             try:
                 process.stdin.write(planes.to_ndarray().tobytes())
             except BrokenPipeError:
@@ -84,10 +86,10 @@ def encode(source, tmp_path, short_side, crf):
                 raise _Quarantine(f"ffmpeg failed: {error[-300:]}")
     if count == 0:
         raise _Quarantine("no decodable video frames")
-    return count, dict(facts, fps=float(rate)), size
+    return count, dict(facts, fps=float(rate)), out_size
 
 
-def reencode_video(video_path, out_path, short_side=None, crf=DEFAULT_CRF):
+def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT_CRF):
     """Re-encode ``video_path`` to ``out_path`` (which must not exist); a report record (without video_id)."""
     started = time.time()
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
@@ -103,8 +105,8 @@ def reencode_video(video_path, out_path, short_side=None, crf=DEFAULT_CRF):
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
     source = VideoDecoder(video_path)
     try:
-        count, facts, size = encode(source, tmp, short_side, crf)
-        record.update(facts, n_frames=count, out_width=size[0], out_height=size[1])
+        count, facts, out_size = encode(source, tmp, short_side, size, crf)
+        record.update(facts, n_frames=count, out_width=out_size[0], out_height=out_size[1])
         written = VideoDecoder(tmp)
         try:
             decoded = sum(1 for _ in written.frames())
@@ -159,11 +161,13 @@ def run(args):
         videos = [(vid, Path(args.video_dir) / path) for vid, path in index_videos(args.index)]
     else:
         videos = discover_videos(args.video_dir, args.level, VIDEO_EXTENSIONS)
+    if args.size and args.short_side:
+        raise UserError("--size and --short-side exclude each other")
     if Path(args.out_dir).resolve() == Path(args.video_dir).resolve():
         raise UserError(f"{args.out_dir}: the re-encoded videos need a directory of their own (not the sources')")
     videos = select_shard(videos, args.shard, args.num_shards)
     run_reencode(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-                 crf=args.crf)
+                 size=args.size, crf=args.crf)
     return 0
 
 
@@ -173,6 +177,7 @@ def add_parser(subparsers):
     parser.add_argument("video_dir", help="directory of source videos (SRC/class/video.ext with --level 2)")
     parser.add_argument("out_dir", help="root of the re-encoded videos: OUT/[class/]video.mp4")
     parser.add_argument("--short-side", type=int, help="scale so the short side has this length (Kinetics: 256)")
+    parser.add_argument("--size", type=parse_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
     parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)

@@ -4,6 +4,7 @@ A Snakemake job handles one shard (every ``num_shards``-th video of a sorted lis
 Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
 complete, so a rerun skips what is done and redoes what was cut short.
 """
+import argparse
 import csv
 import glob
 import multiprocessing
@@ -109,6 +110,14 @@ def discover_videos(video_dir, level, extensions):
         if path.is_file() and path.suffix.lower().lstrip(".") in extensions and not path.name.startswith("."):
             found.append((path.relative_to(video_dir).with_suffix("").as_posix(), path))
     return sorted(found)
+
+
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+    return width, height
 
 
 def add_selection_arguments(parser):

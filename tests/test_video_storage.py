@@ -175,6 +175,8 @@ def test_odd_sizes_short_side_and_unusual_file_names(tmp_path):
     record, = run_reencode([(video_id, os.fsdecode(source))], tmp_path / "out", short_side=32)
     assert record["status"] == "done" and record["n_frames"] == 21
     assert (record["width"], record["height"], record["out_width"], record["out_height"]) == (75, 33, 72, 32)
+    record, = run_reencode([(video_id, os.fsdecode(source))], tmp_path / "sized", size=(41, 23))
+    assert (record["out_width"], record["out_height"]) == (42, 24)
     with open_frames(tmp_path / "out", video_id) as video:
         assert len(video) == 21 and video.read(21).shape == (32, 72, 3)
     assert even_size(1280, 720, 256) == (456, 256) and even_size(33, 75) == (34, 76)
@@ -243,11 +245,9 @@ def dry_run_jobs(workdir, dataset, target, **overrides):
     data = workdir / "data" / dataset
     (data / "raw").mkdir(parents=True)
     (data / "index.parquet").write_bytes(b"")
-    config = yaml.safe_load(TINY.read_text())
-    for stage in ("frames", "flow"):
-        config[stage] = {k: v for k, v in config[stage].items() if k not in ("shards", "workers")}
+    config = yaml.safe_load((REPO / "config.yaml").read_text())  # the defaults: shards and workers per dataset
     config.update(datasets=[dataset], **overrides)
-    path = workdir / "config.yaml"
+    path = workdir / "dry_run.yaml"
     path.write_text(yaml.safe_dump(config))
     result = snakemake(workdir, target, "-n", "-p", "--cores", "64", configfile=path)
     jobs = {}
@@ -276,6 +276,8 @@ def test_each_dataset_plans_its_storage_and_fills_64_cores(tmp_path, dataset, st
     assert jobs["flow"][0] * jobs["flow"][1] >= 64 and jobs[rgb_rule][0] * jobs[rgb_rule][1] >= 64
     assert f"--frames data/{dataset}/{'videos' if storage == 'videos' else 'rawframes'}" in stdout
     assert ("--pack" in stdout.split("prep flow", 1)[1].split("\n", 1)[0]) == (storage == "videos")
+    if storage == "videos":  # at the frame size the recipes assume (config.yaml frames.datasets.kinetics400)
+        assert "--short-side 256 --crf 18" in stdout.split("prep reencode", 1)[1].split("\n", 1)[0]
 
 
 def test_storage_switches_per_dataset(tmp_path):

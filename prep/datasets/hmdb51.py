@@ -104,7 +104,6 @@ VIDEO_EXTENSIONS = (".avi",)
 
 # how the pipeline stores and prepares it (see prep/datasets/ucf101.py): half UCF101's size
 STORAGE = "frames"
-REENCODE_SHORT_SIDE = None
 PREP_JOBS = {"frames": {"shards": 8, "workers": 4}, "reencode": {"shards": 8, "workers": 4},
              "flow": {"shards": 32, "workers": 8}}
 

@@ -31,7 +31,6 @@ CONTAINERS = {"avi", "mp4"}
 
 # how the pipeline stores and prepares it (see prep/datasets/ucf101.py): a few hundred tiny videos
 STORAGE = "frames"
-REENCODE_SHORT_SIDE = None
 PREP_JOBS = {"frames": {"shards": 2, "workers": 1}, "reencode": {"shards": 2, "workers": 1},
              "flow": {"shards": 4, "workers": 1}}
 

@@ -87,7 +87,6 @@ VIDEO_EXTENSIONS = (".avi",)
 # small enough for JPEG frames (~60 GB); 13 320 videos, TV-L1 ~27 core-days → 64 flow jobs of ~210 videos on 8 cores
 # (~10 core-hours each, a sensible SLURM job), so `--cores 64` runs 8 of them side by side.
 STORAGE = "frames"
-REENCODE_SHORT_SIDE = None  # videos storage: keep 320×240
 PREP_JOBS = {"frames": {"shards": 16, "workers": 4}, "reencode": {"shards": 16, "workers": 4},
              "flow": {"shards": 64, "workers": 8}}
 

@@ -69,11 +69,6 @@ def prep_jobs(dataset, stage, key):
     return config[stage].get(key) or dataset_module(dataset).PREP_JOBS[stage][key]
 
 
-def reencode_short_side(dataset):
-    side = config["reencode"].get("short_side") or dataset_module(dataset).REENCODE_SHORT_SIDE
-    return f"--short-side {side}" if side else ""
-
-
 def prep_threads(stage):
     return lambda wildcards: prep_jobs(wildcards.dataset, stage, "workers")
 

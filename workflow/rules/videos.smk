@@ -9,7 +9,7 @@ rule reencode:
     params:
         out="data/{dataset}/videos",
         shards=lambda wildcards: prep_jobs(wildcards.dataset, "reencode", "shards"),
-        short_side=lambda wildcards: reencode_short_side(wildcards.dataset),
+        size=frames_size,  # the frame size the dataset's recipes assume, as for rawframes
         crf=config["reencode"]["crf"],
     threads: prep_threads("reencode")
     log:
@@ -21,4 +21,4 @@ rule reencode:
     shell:
         "python -m prep reencode {input.raw}/videos {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " {params.short_side} --crf {params.crf} --report {output} > {log} 2>&1"
+        " {params.size} --crf {params.crf} --report {output} > {log} 2>&1"
