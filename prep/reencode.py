@@ -3,8 +3,8 @@
 Each source is decoded once (PyAV, damaged packets skipped as the frames stage's decoder skips them) and every decoded
 frame is piped, in order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
 ``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
-the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded video is frame k of the
-source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
+the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
+video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
 decoded and its frame count — and the count its container states, which the frame source reads as the video's length
 — must equal the source's decoded count; else the video is quarantined with the reason.
 
