@@ -371,9 +371,9 @@ class VideoFrames:
 
 
 # ----------------------------------------------------------------------------------------------------- video files
-# The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV — the decoder the
-# storage benchmark chose over decord 0.6 (README, "Storage"): as fast or faster on short-GOP H.264, any frame size
-# (decord 0.6 fails on widths below 64: `from_size == to_size`), file names of any bytes (opened as Python files),
+# The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV rather than decord
+# 0.6 (README, "Storage"; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
+# fails on widths below 64: `from_size == to_size`), file names of any bytes (non-UTF-8 ones opened as Python files),
 # maintained. Only the frames asked for are decoded: a read seeks to the keyframe before frame k (every
 # KEYFRAME_INTERVAL frames in a re-encoded video) or decodes forward from the last frame read.
 
@@ -439,7 +439,7 @@ class VideoDecoder:
         stream.codec_context.thread_count = self.threads
         self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self._start = stream.start_time or 0
-        self._owner, self._packets, self._pending, self._next = os.getpid(), None, [], None
+        self._owner, self._packets, self._pending, self._next, self._last = os.getpid(), None, [], None, None
         return stream
 
     # facts
@@ -494,6 +494,8 @@ class VideoDecoder:
     def frame(self, index):
         """Frame ``index`` (0-based) as an ``av.VideoFrame``; IndexError past the frames that decode."""
         stream = self._open()
+        if self._last is not None and self._last[0] == index:  # asked again (read, then read_gray): no new decode
+            return self._last[1]
         if self._next is None or index < self._next or index - self._next > KEYFRAME_INTERVAL:
             pts = self._start + int(index / (self._rate * stream.time_base)) if self._rate else 0
             self._container.seek(max(pts, self._start), stream=stream, backward=True)
@@ -512,6 +514,7 @@ class VideoDecoder:
                 position = self._next
             self._next = position + 1
             if position == index:
+                self._last = (index, frame)
                 return frame
             if position > index:  # the seek landed past the frame (a damaged index): decode from the start, once
                 if restarted:
@@ -549,7 +552,7 @@ class VideoFileFrames:
 
     def __len__(self):
         """The container's frame count: re-encoded videos state it, checked against the decoded count when written
-        (prep/reencode.py); a frame past the end that really decodes raises FrameError on read, never hangs."""
+        (prep/reencode.py). Reading past the frames that really decode raises FrameError, never hangs."""
         if self._length is None:
             self._length = self.decoder.container_frames()
         return self._length
