@@ -318,3 +318,15 @@ def test_an_unknown_storage_stops_with_the_key_named(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert result.returncode != 0 and "tapes" in result.stdout + result.stderr
+
+
+def test_reencode_usage_errors_are_one_line(tmp_path):
+    (tmp_path / "src").mkdir()
+    for args, words in ((["--size", "64x48", "--short-side", "32"], "exclude each other"),
+                        ([], "directory of their own")):
+        out = tmp_path / "src" if not args else tmp_path / "out"
+        result = run_prep("reencode", tmp_path / "src", out, *args, check=False)
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    result = run_prep("reencode", tmp_path / "absent", tmp_path / "out", check=False)
+    assert result.returncode == 2 and "absent" in result.stderr and "Traceback" not in result.stderr
