@@ -20,6 +20,7 @@ STAGE_MODULES = [
     "prep.archives",
     "prep.arrange",
     "prep.frames",
+    "prep.reencode",
     "prep.flow",
     "prep.annotations",
     "prep.check",
@@ -27,7 +28,7 @@ STAGE_MODULES = [
 
 
 # verbs run once per shard in their own process: import only their module (no pandas), ~0.5 s less per start
-SINGLE_VERB_MODULES = {"frames": "prep.frames", "flow": "prep.flow"}
+SINGLE_VERB_MODULES = {"frames": "prep.frames", "reencode": "prep.reencode", "flow": "prep.flow"}
 
 
 def build_parser(verb=None):

@@ -4,7 +4,8 @@ N−1 flow frames for N RGB frames: flow k is the motion from frame k to frame k
 contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames; each component is quantized
 with bound b into a grayscale JPEG: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b), rounding half up.
 
-Sources (detected): SRC holds videos at ``--level`` → frames are decoded in memory (exact decoded count, optional
+Sources (detected): SRC holds videos at ``--level`` (or re-encoded ones, ``prep reencode``'s
+``SRC/[class/]video.mp4``) → frames are decoded in memory (exact decoded count, optional
 ``--short-side`` / ``--size``, nothing written but the flow); else SRC is a rawframes tree of directories
 ``SRC/[class/]video/img_*.jpg`` or packs ``SRC/[class/]video.pack``.
 
@@ -31,11 +32,11 @@ import numpy as np
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
 from prep.diskspace import write_bytes
-from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
-                         unreadable_reason)
+from prep.frames import NAMING, decoded_note, open_video, output_size, unreadable_reason
+from prep.base.frame_source import find_video
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
-                         write_report)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
+                         run_pool, select_shard, summarise, write_report)
 
 DONE = ".flow_done"
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
@@ -286,7 +287,7 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
     else:
         remove_own_temporaries(out_root, video_ids, PACK_SUFFIX if options.get("pack") else "")
     videos = videos or {}
-    jobs = [(vid, str(videos[vid]) if vid in videos else None, str(frames_root), str(out_root), options)
+    jobs = [(vid, str(videos[vid]) if videos.get(vid) else None, str(frames_root), str(out_root), options)
             for vid in video_ids]
     records = list(run_pool(process_video, jobs, workers, desc="flow"))
     if report:
@@ -315,10 +316,10 @@ def frame_directories(frames_root, level):
 def video_sources(src_dir, level, index=None):
     """{video_id: video path} when SRC holds videos (at ``level``, or as the index names them), else None."""
     src_dir = Path(src_dir)
-    if index is not None:
-        listed = {vid: src_dir / path for vid, path in index}
-        sample = list(listed.values())[:20]
-        return listed if any(p.is_file() for p in sample) else None
+    if index is not None:  # the index's files, or the videos storage's re-encoded ones (SRC/video_id.mp4)
+        listed = {vid: src_dir / path if (src_dir / path).is_file() else find_video(src_dir, vid)
+                  for vid, path in index}
+        return listed if any(listed.values()) else None
     if not src_dir.is_dir():
         raise UserError(f"{src_dir}: no such directory")
     found = dict(discover_videos(src_dir, level, VIDEO_EXTENSIONS))

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 
 from prep import UserError
-from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
+from prep.atomic import atomic_directory, atomic_file
 from prep.diskspace import write_bytes
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
-                         write_report)
+from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
+                         run_stage, select_shard)
 
 NAMING = {"mmaction": "img_{:05d}.jpg", "3dresnets": "image_{:05d}.jpg"}
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
@@ -174,36 +174,13 @@ def process_video(video_id, video_path, out_root, options):
     return dict(video_id=video_id, **extract_frames(video_path, out_dir, **options))
 
 
-def remove_own_temporaries(out_root, video_ids, suffix=""):
-    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
-    by_parent = {}
-    for vid in video_ids:
-        path = Path(out_root) / f"{vid}{suffix}"
-        by_parent.setdefault(path.parent, set()).add(path.name)
-    for parent, names in by_parent.items():
-        remove_stale_temporaries(parent, names)
-
-
 def run_frames(videos, out_root, workers=1, report=None, **options):
     """Extract every ``(video_id, path)``; skip finished videos; return the report records."""
-    started = time.time()
     out_root = Path(out_root)
     suffix = PACK_SUFFIX if options.get("pack") else ""
     remove_own_temporaries(out_root, [vid for vid, _ in videos], suffix)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
-    records = list(run_pool(process_video, jobs, workers, desc="frames"))
-    if report:
-        write_report(records, report, REPORT_COLUMNS)
-    print(summarise(records, "frames", started))
-    return records
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
-    return width, height
+    return run_stage(process_video, jobs, workers, "frames", report, REPORT_COLUMNS)
 
 
 def run(args):

@@ -4,6 +4,7 @@ A Snakemake job handles one shard (every ``num_shards``-th video of a sorted lis
 Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
 complete, so a rerun skips what is done and redoes what was cut short.
 """
+import argparse
 import csv
 import glob
 import multiprocessing
@@ -15,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from prep import UserError
-from prep.atomic import atomic_file
+from prep.atomic import atomic_file, remove_stale_temporaries
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -62,6 +63,16 @@ def _star(function_and_job):
     return function(*job)
 
 
+def run_stage(function, jobs, workers, verb, report=None, columns=()):
+    """A per-video stage over its jobs: the pool, the shard's report (if asked) and the closing line; the records."""
+    started = time.time()
+    records = list(run_pool(function, jobs, workers, desc=verb))
+    if report:
+        write_report(records, report, columns)
+    print(summarise(records, verb, started))
+    return records
+
+
 def summarise(records, verb, started):
     """One line a person reads at the end of a stage."""
     counts = {}
@@ -101,6 +112,14 @@ def discover_videos(video_dir, level, extensions):
     return sorted(found)
 
 
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+    return width, height
+
+
 def add_selection_arguments(parser):
     """Options shared by the per-video verbs: which videos, which shard, how many workers, where the report goes."""
     parser.add_argument("--level", type=int, choices=(1, 2), default=2,
@@ -118,3 +137,13 @@ def index_videos(index_path):
     frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
     frame = frame[frame["status"] == "ok"]
     return list(zip(frame["video_id"], frame["video_path"]))
+
+
+def remove_own_temporaries(out_root, video_ids, suffix=""):
+    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
+    by_parent = {}
+    for vid in video_ids:
+        path = Path(out_root) / f"{vid}{suffix}"
+        by_parent.setdefault(path.parent, set()).add(path.name)
+    for parent, names in by_parent.items():
+        remove_stale_temporaries(parent, names)

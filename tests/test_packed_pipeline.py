@@ -1,4 +1,4 @@
-"""`frames.pack: true` through Snakemake: one file per video for frames and flow, lists and the gate over packs."""
+"""`storage: {synthetic: packs}` through Snakemake: one file per video for frames and flow, lists and the gate over packs."""
 import pytest
 import yaml
 
@@ -11,7 +11,7 @@ from tests.test_end_to_end import TINY, snakemake
 def test_packed_trees_through_the_pipeline_to_the_gate(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["synthetic"].update(num_classes=2, videos_per_class=4, frame_size=32, min_frames=6, max_frames=8)
-    config["frames"]["pack"] = True
+    config["storage"] = {"synthetic": "packs"}
     config["flow"]["algorithm"] = "farneback"  # the layout is under test here, not TV-L1
     path = tmp_path / "packed.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -9,7 +9,8 @@
         flow.read_bytes(1, "x")     # the stored JPEG bytes
 
 Storages (detected unless given): ``folder`` — ``root/video_id/`` holding one JPEG per frame; ``pack`` —
-``root/video_id.pack`` (:mod:`prep.base.packed`) holding the same JPEGs under the same names.
+``root/video_id.pack`` (:mod:`prep.base.packed`) holding the same JPEGs under the same names; ``video`` —
+``root/video_id.mp4``, rgb only, re-encoded for random access by ``prep reencode`` (:class:`VideoFileFrames`).
 
 Namings (:data:`NAMINGS`, the only table of frame names in the project; indices 1-based, ``{:05d}``):
 
@@ -253,7 +254,7 @@ class VideoFrames:
         if storage is None:
             found = find_storage(root, video_id)
             if found is None:
-                raise FrameError(f"{Path(root) / video_id}: no frames (neither a folder nor a {PACK_SUFFIX} file)")
+                raise FrameError(f"{Path(root) / video_id}: no frames (no folder, {PACK_SUFFIX} file or video)")
             storage, path = found
         else:
             path = storage_path(root, video_id, storage)
@@ -369,8 +370,242 @@ class VideoFrames:
         self.close()
 
 
+# ----------------------------------------------------------------------------------------------------- video files
+# The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV rather than decord
+# 0.6 (README, "Storage"; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
+# fails on widths below 64: `from_size == to_size`), file names of any bytes (non-UTF-8 ones opened as Python files),
+# maintained. Only the frames asked for are decoded: a read seeks to the keyframe before frame k (every
+# KEYFRAME_INTERVAL frames in a re-encoded video) or decodes forward from the last frame read.
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+KEYFRAME_INTERVAL = 16  # re-encoded videos: a keyframe every 16 frames, so frame k costs at most 16 decodes
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise UserError("the videos storage needs PyAV: pip install av") from None
+    return av
+
+
+def find_video(root, video_id):
+    """The video file of ``video_id`` under ``root`` (``root/video_id.mp4`` or another VIDEO_SUFFIXES), or None."""
+    for suffix in VIDEO_SUFFIXES:
+        path = Path(f"{Path(root) / video_id}{suffix}")
+        if path.is_file():
+            return path
+    return None
+
+
+class VideoDecoder:
+    """The frames of one video file, 0-based, on ``threads`` decoder threads.
+
+    Opened lazily and again after a fork or unpickling (a DataLoader worker opens its own; no handle is pickled).
+    ``frames()`` yields every frame that decodes, in order, skipping damaged packets as the ffmpeg CLI and OpenCV
+    do (the count is the frames storage's count); ``frame(i)`` is random access, bounded: it never decodes more
+    than the video holds, and a frame past the decodable end is an error, whatever the container claims.
+    """
+
+    def __init__(self, path, threads=1):
+        self.path, self.threads = Path(path), threads
+        self._container = self._file = self._owner = None
+
+    def __getstate__(self):
+        return {"path": self.path, "threads": self.threads, "_container": None, "_file": None, "_owner": None}
+
+    def _open(self):
+        if self._container is not None and self._owner == os.getpid():
+            return self._stream
+        av = _av()
+        self._container = self._file = None
+        source = str(self.path)
+        if not self.path.is_file():
+            raise FrameError(f"{self.path}: no such video")
+        try:
+            source.encode()
+        except UnicodeEncodeError:  # not UTF-8: PyAV passes str paths on as UTF-8, so read it as a Python file
+            source = self._file = open(self.path, "rb")
+        try:
+            self._container = av.open(source, "r")
+        except (av.FFmpegError, ValueError) as error:
+            self.close()
+            raise FrameError(f"{self.path}: not a readable video ({getattr(error, 'strerror', None) or error})") \
+                from None
+        if not self._container.streams.video:
+            self.close()
+            raise FrameError(f"{self.path}: no video stream")
+        stream = self._stream = self._container.streams.video[0]
+        stream.codec_context.thread_count = self.threads
+        self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self._start = stream.start_time or 0
+        self._owner, self._packets, self._pending, self._next, self._last = os.getpid(), None, [], None, None
+        return stream
+
+    # facts
+    def info(self):
+        """Container facts: ``container_frames`` (what the container claims; 0 when it does not say), ``fps``,
+        ``rate`` (the same as a fraction, or None), ``width``, ``height``."""
+        stream = self._open()
+        return {"container_frames": int(stream.frames or 0), "fps": float(self._rate or 0.0), "rate": self._rate,
+                "width": stream.codec_context.width, "height": stream.codec_context.height}
+
+    def container_frames(self):
+        """The frame count the container states, or — when it states none — its video packets, counted without
+        decoding."""
+        stream = self._open()
+        if stream.frames:
+            return int(stream.frames)
+        count = sum(1 for packet in self._container.demux(stream) if packet.size)
+        self._rewind()
+        return count
+
+    # decoding
+    def _rewind(self):
+        self._container.seek(0, stream=self._stream, backward=True)
+        self._packets, self._pending, self._next = self._container.demux(self._stream), [], 0
+
+    def _decoded(self):
+        """The next decoded frame (damaged packets skipped), or None at the end."""
+        av = _av()
+        while not self._pending:
+            packet = next(self._packets, None)
+            if packet is None:
+                return None
+            try:
+                self._pending = list(packet.decode())  # the flush packet at the end drains the decoder
+            except (av.FFmpegError, ValueError):
+                continue
+        return self._pending.pop(0)
+
+    def frames(self):
+        """Every frame that decodes, in order (``av.VideoFrame``)."""
+        self._open()
+        self._rewind()
+        while (frame := self._decoded()) is not None:
+            self._next += 1
+            yield frame
+
+    def _index_of(self, frame):
+        if frame.pts is None or not self._rate:
+            return None
+        return int(round(float((frame.pts - self._start) * frame.time_base * self._rate)))
+
+    def frame(self, index):
+        """Frame ``index`` (0-based) as an ``av.VideoFrame``; IndexError past the frames that decode."""
+        stream = self._open()
+        if self._last is not None and self._last[0] == index:  # asked again (read, then read_gray): no new decode
+            return self._last[1]
+        if self._next is None or index < self._next or index - self._next > KEYFRAME_INTERVAL:
+            pts = self._start + int(index / (self._rate * stream.time_base)) if self._rate else 0
+            self._container.seek(max(pts, self._start), stream=stream, backward=True)
+            self._packets, self._pending, self._next = self._container.demux(stream), [], None
+        restarted = False
+        while True:
+            frame = self._decoded()
+            if frame is None:
+                self._next = None
+                raise IndexError(f"{self.path}: frame {index + 1} is past the frames that decode")
+            position = self._index_of(frame)
+            if position is None:  # no timestamps: count from the start
+                if self._next is None:
+                    self._rewind()
+                    continue
+                position = self._next
+            self._next = position + 1
+            if position == index:
+                self._last = (index, frame)
+                return frame
+            if position > index:  # the seek landed past the frame (a damaged index): decode from the start, once
+                if restarted:
+                    raise FrameError(f"{self.path}: frame {index + 1} cannot be reached (timestamps out of order)")
+                restarted = True
+                self._rewind()
+
+    def close(self):
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __del__(self):
+        self.close()
+
+
+class VideoFileFrames:
+    """The rgb frames of one re-encoded video (storage ``video``: ``root/video_id.mp4``), with :class:`VideoFrames`'
+    interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG."""
+
+    storage = "video"
+
+    def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1):
+        if modality != "rgb":
+            raise FrameError(f"{Path(root) / video_id}: flow is stored as JPEG folders or packs, never as video")
+        self.path = find_video(root, video_id)
+        if self.path is None:
+            raise FrameError(f"{Path(root) / video_id}: no video ({', '.join(VIDEO_SUFFIXES)})")
+        self.modality, self.video_id, self.naming = modality, video_id, naming_of(naming)
+        self.decoder = VideoDecoder(self.path, threads)
+        self._length = None
+
+    def __len__(self):
+        """The container's frame count: re-encoded videos state it, checked against the decoded count when written
+        (prep/reencode.py). Reading past the frames that really decode raises FrameError, never hangs."""
+        if self._length is None:
+            self._length = self.decoder.container_frames()
+        return self._length
+
+    def contiguous(self):
+        """``(N, None)``: a video has no gaps to find (the count was checked when it was re-encoded)."""
+        return len(self), None
+
+    def verify(self):
+        return len(self)
+
+    def _frame(self, k):
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise FrameError(f"{self.path}: frame index {k!r} (frames are numbered from 1)")
+        try:
+            return self.decoder.frame(int(k) - 1)
+        except IndexError as error:
+            raise FrameError(str(error)) from None
+
+    def read(self, k, reduce=1):
+        """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion
+        (sizes round up, as the JPEG storages' reduced decode)."""
+        if reduce not in REDUCE_COLOR:
+            raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
+        frame = self._frame(k)
+        if reduce == 1:
+            return frame.to_ndarray(format="rgb24")
+        return frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
+                              format="rgb24", interpolation="AREA").to_ndarray()
+
+    def read_gray(self, k):
+        """Frame ``k`` as one grayscale plane, as OpenCV's RGB → GRAY (the input of optical flow)."""
+        return cv2.cvtColor(self.read(k), cv2.COLOR_RGB2GRAY)
+
+    def read_bytes(self, k, component=None):
+        raise FrameError(f"{self.path}: the videos storage holds no JPEG bytes (frames are decoded from the video)")
+
+    def close(self):
+        self.decoder.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
-    """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None)."""
+    """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None: a folder, a pack, then
+    a video file — :class:`VideoFileFrames`, same interface)."""
+    if storage == "video" or (storage is None and find_storage(root, video_id) is None
+                              and find_video(root, video_id) is not None):
+        return VideoFileFrames(root, video_id, modality, naming)
     return VideoFrames(root, video_id, modality, naming, storage)
 
 
@@ -393,6 +628,8 @@ def frame_videos(root, level=None, naming="mmaction"):
             return
         if path.is_file() and path.name.endswith(PACK_SUFFIX):
             ids.add(path.relative_to(root).as_posix()[:-len(PACK_SUFFIX)])
+        elif path.is_file() and path.suffix in VIDEO_SUFFIXES:
+            ids.add(path.relative_to(root).with_suffix("").as_posix())
         elif path.is_dir():
             is_video = depth == level if level else any(is_frame_entry(n, naming) for n in os.listdir(path))
             if is_video:

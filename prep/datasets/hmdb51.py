@@ -102,6 +102,11 @@ NESTED_ARCHIVES = True
 TOLERATE_MISSING = False  # every archive is needed
 VIDEO_EXTENSIONS = (".avi",)
 
+# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): half UCF101's size
+STORAGE = "frames"
+PREP_JOBS = {"frames": {"shards": 8, "workers": 4}, "reencode": {"shards": 8, "workers": 4},
+             "flow": {"shards": 32, "workers": 8}}
+
 
 def locate_sources(roots):
     """``(split files, video_dir)`` of an HMDB51 copy under roots (extracted archives or a tree on disk)."""

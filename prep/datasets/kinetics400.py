@@ -203,6 +203,13 @@ def locate_clips(index, video_dir):
 NESTED_ARCHIVES = False
 TOLERATE_MISSING = True  # every copy lacks some clips: counted against sources.kinetics400.max_missing_fraction
 
+# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): ~135 GB of mp4 would be ~2 TB of JPEG frames,
+# so rgb is re-encoded for training from video (at the recipes' frame size, config frames.datasets); ~260 000 clips
+# → ~1000 per re-encode job, ~250 per flow job (a few core-hours each): hundreds of jobs, not 260 000.
+STORAGE = "videos"
+PREP_JOBS = {"frames": {"shards": 256, "workers": 4}, "reencode": {"shards": 256, "workers": 4},
+             "flow": {"shards": 1024, "workers": 8}}
+
 
 def find_csvs(roots, files=()):
     """Kinetics CSVs among files and under roots (any depth), by name order; files that are not Kinetics CSVs

@@ -29,6 +29,11 @@ MOTION_PAIRS = [
 ]
 CONTAINERS = {"avi", "mp4"}
 
+# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): a few hundred tiny videos
+STORAGE = "frames"
+PREP_JOBS = {"frames": {"shards": 2, "workers": 1}, "reencode": {"shards": 2, "workers": 1},
+             "flow": {"shards": 4, "workers": 1}}
+
 
 def class_names(num_classes):
     """The first ``num_classes`` classes, pairs kept together (num_classes must be even)."""

@@ -83,6 +83,13 @@ NESTED_ARCHIVES = False
 TOLERATE_MISSING = False  # every archive is needed
 VIDEO_EXTENSIONS = (".avi",)
 
+# how the pipeline stores and prepares it (config `storage:`, `frames|reencode|flow.shards|workers` override these):
+# small enough for JPEG frames (~60 GB); 13 320 videos, TV-L1 ~27 core-days → 64 flow jobs of ~210 videos on 8 cores
+# (~10 core-hours each, a sensible SLURM job), so `--cores 64` runs 8 of them side by side.
+STORAGE = "frames"
+PREP_JOBS = {"frames": {"shards": 16, "workers": 4}, "reencode": {"shards": 16, "workers": 4},
+             "flow": {"shards": 64, "workers": 8}}
+
 
 def locate_sources(roots):
     """``(split files, video_dir)`` of a UCF101 copy under roots (extracted archives or a tree on disk):

@@ -1,7 +1,7 @@
 rule annotations:
     input:
         index="data/{dataset}/index.parquet",
-        frames=shard_reports("frames"),
+        frames=shard_reports("rgb"),
         flow=shard_reports("flow"),
     output:
         directory("data/{dataset}/annotations"),
@@ -22,7 +22,7 @@ rule check:
     output:
         "data/{dataset}/check.txt",
     params:
-        frames="data/{dataset}/rawframes",
+        frames=lambda wildcards: rgb_root(wildcards.dataset),
         flow="data/{dataset}/flow",
     log:
         "logs/check/{dataset}.log",

@@ -11,6 +11,7 @@ from train.recipe import DATASETS as RECIPE_DATASETS
 from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
+from prep.datasets import dataset_module
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -25,7 +26,6 @@ MODES = config["modes"]
 SPLIT = config["split"]
 RESULT_MODES = MODES + (["joint"] if {"rgb", "flow"} <= set(MODES) else [])
 PREP_ENV = "../../envs/actionflow.yaml"
-PACK_OPTION = "--pack" if config["frames"]["pack"] else ""
 
 
 wildcard_constraints:
@@ -44,29 +44,62 @@ def all_results():
     )
 
 
+def storage(dataset):
+    """How a dataset's rgb frames are stored (frames | packs | videos): the config's, else its module's default."""
+    return config["storage"].get(dataset) or dataset_module(dataset).STORAGE
+
+
+def rgb_stage(dataset):
+    """The stage writing a dataset's rgb storage: reencode (videos) or frames (folders or packs of JPEGs)."""
+    return "reencode" if storage(dataset) == "videos" else "frames"
+
+
+def rgb_root(dataset):
+    return f"data/{dataset}/{'videos' if storage(dataset) == 'videos' else 'rawframes'}"
+
+
+def pack_option(wildcards):
+    """Frames and flow as packs (storage packs), flow as packs beside re-encoded videos (storage videos)."""
+    return "" if storage(wildcards.dataset) == "frames" else "--pack"
+
+
+def prep_jobs(dataset, stage, key):
+    """Shards (Snakemake jobs) or workers (cores per job, the rule's threads) of a prep stage: the config's, else
+    the dataset module's PREP_JOBS, sized for the dataset. Snakemake lowers threads to --cores when it has fewer."""
+    return config[stage].get(key) or dataset_module(dataset).PREP_JOBS[stage][key]
+
+
+def prep_threads(stage):
+    return lambda wildcards: prep_jobs(wildcards.dataset, stage, "workers")
+
+
 def shard_reports(stage):
-    """The shard reports of a stage (frames or flow) for the dataset of a job."""
+    """The shard reports of a stage (``rgb``: the stage writing the rgb storage; ``flow``) for a job's dataset."""
 
     def reports(wildcards):
+        name = rgb_stage(wildcards.dataset) if stage == "rgb" else stage
         return expand(
             "data/{dataset}/reports/{stage}_{shard}.csv",
             dataset=wildcards.dataset,
-            stage=stage,
-            shard=range(config[stage]["shards"]),
+            stage=name,
+            shard=range(prep_jobs(wildcards.dataset, name, "shards")),
         )
 
     return reports
 
 
-def frames_reports_of_flow_shard(wildcards):
-    """Only the frames shards holding a flow shard's videos: both stages deal one sorted list round-robin, so flow
-    shard j needs frames shards s ≡ j (mod gcd). With every frames shard as input of every flow shard,
-    `snakemake -n` took ~70 s for Kinetics-sized shard counts (256 × 1024 edges); this way ~9 s."""
-    step = math.gcd(config["frames"]["shards"], config["flow"]["shards"])
+def rgb_reports_of_flow_shard(wildcards):
+    """Only the frames (or reencode) shards holding a flow shard's videos: both stages deal one sorted list
+    round-robin, so flow shard j needs rgb shards s ≡ j (mod gcd). With every rgb shard as input of every flow
+    shard, `snakemake -n` took ~70 s for Kinetics-sized shard counts (256 × 1024 edges); this way ~9 s."""
+    stage = rgb_stage(wildcards.dataset)
+    rgb_shards = prep_jobs(wildcards.dataset, stage, "shards")
+    step = math.gcd(rgb_shards, prep_jobs(wildcards.dataset, "flow", "shards"))
     return expand(
-        "data/{dataset}/reports/frames_{shard}.csv",
+        "data/{dataset}/reports/{stage}_{shard}.csv",
         dataset=wildcards.dataset,
-        shard=range(int(wildcards.shard) % step, config["frames"]["shards"], step),
+        stage=stage,
+        shard=range(int(wildcards.shard) % step, rgb_shards, step),
     )
 
 
@@ -87,7 +120,7 @@ def stream_list(subset):
 
 
 def stream_root(wildcards):
-    return f"data/{wildcards.dataset}/{'rawframes' if wildcards.mode == 'rgb' else 'flow'}"
+    return rgb_root(wildcards.dataset) if wildcards.mode == "rgb" else f"data/{wildcards.dataset}/flow"
 
 
 def recipe_json(wildcards):

@@ -1,16 +1,16 @@
 rule flow:
     input:
-        frames=frames_reports_of_flow_shard,
+        rgb=rgb_reports_of_flow_shard,
         index="data/{dataset}/index.parquet",
     output:
         "data/{dataset}/reports/flow_{shard}.csv",
     params:
-        src="data/{dataset}/rawframes",
+        src=lambda wildcards: rgb_root(wildcards.dataset),
         out="data/{dataset}/flow",
-        shards=config["flow"]["shards"],
+        shards=lambda wildcards: prep_jobs(wildcards.dataset, "flow", "shards"),
         f=config["flow"],
-        pack=PACK_OPTION,
-    threads: config["flow"]["workers"]
+        pack=pack_option,
+    threads: prep_threads("flow")
     log:
         "logs/flow/{dataset}_{shard}.log",
     benchmark:

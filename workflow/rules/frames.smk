@@ -6,11 +6,11 @@ rule frames:
         "data/{dataset}/reports/frames_{shard}.csv",
     params:
         out="data/{dataset}/rawframes",
-        shards=config["frames"]["shards"],
+        shards=lambda wildcards: prep_jobs(wildcards.dataset, "frames", "shards"),
         size=frames_size,
         quality=config["frames"]["quality"],
-        pack=PACK_OPTION,
-    threads: config["frames"]["workers"]
+        pack=pack_option,
+    threads: prep_threads("frames")
     log:
         "logs/frames/{dataset}_{shard}.log",
     benchmark:

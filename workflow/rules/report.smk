@@ -118,7 +118,7 @@ rule report_flow:
             labels={"figure": "sample frames and flow"},
         ),
     params:
-        frames="data/{dataset}/rawframes",
+        frames=lambda wildcards: rgb_root(wildcards.dataset),
         flow="data/{dataset}/flow",
         bound=config["flow"]["bound"],
     log:
