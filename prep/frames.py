@@ -4,7 +4,7 @@ Frames are counted as the decoder returns them — never through the ffmpeg CLI,
 drops frames to fit a constant rate. A video that decodes to fewer frames than its container claims keeps what
 decoded and says so in the report's ``note``. Each video's frames go to a temporary directory renamed into place
 when complete, with an ``n_frames`` file (the largest image index, as 3D-ResNets / MindSpore-I3D read it);
-``--pack`` writes the same JPEG bytes into one file per video instead, ``OUT/[class/]video.pack`` (:mod:`prep.packed`).
+``--pack`` writes the same JPEG bytes into one file per video instead, ``OUT/[class/]video.pack`` (:mod:`prep.base.packed`).
 Decoding runs on one thread per worker (``--workers N`` uses N cores); bad videos (empty, corrupt, truncated before
 the first frame, audio only) are quarantined with the reason in the report's ``status``.
 """
@@ -19,11 +19,11 @@ import cv2
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
 from prep.diskspace import write_bytes
-from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
+from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
+from prep.base.packed import PACK_SUFFIX, PackWriter
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
 
-NAMING = {"mmaction": "img_{:05d}.jpg", "3dresnets": "image_{:05d}.jpg"}
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
 
 
@@ -96,7 +96,7 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
     """Decode ``video_path`` into ``out_dir`` (which must not exist; with ``pack`` the file ``out_dir``.pack);
     return a report record (without video_id)."""
     started = time.time()
-    pattern = NAMING[naming]
+    frame_name = naming_of(naming).name
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "note": ""}
     capture = open_video(video_path) if Path(video_path).is_file() and Path(video_path).stat().st_size else None
@@ -119,11 +119,11 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
                 if scale:
                     frame = resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 count += 1
-                add(pattern.format(count), encode(".jpg", frame, params)[1])
+                add(frame_name(count), encode(".jpg", frame, params)[1])
                 ok, frame = read()
             if count == 0:
                 raise _NoFrames()
-            add("n_frames", f"{count}\n".encode())
+            add(FRAMES_MARKER, f"{count}\n".encode())
     except _NoFrames:
         return dict(record, status="quarantined: no decodable video frames", seconds=round(time.time() - started, 3))
     finally:
@@ -134,21 +134,6 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
 
 class _NoFrames(Exception):
     pass
-
-
-def count_frames(frame_dir, naming="mmaction"):
-    """Number of frames in a finished frame directory or pack (its ``n_frames`` entry, else by listing)."""
-    if str(frame_dir).endswith(PACK_SUFFIX):
-        with open_packed(frame_dir) as pack:
-            if "n_frames" in pack:
-                return int(pack.read("n_frames").split()[0])
-            prefix = NAMING[naming].split("{")[0]
-            return sum(1 for name in pack.names() if name.startswith(prefix))
-    marker = Path(frame_dir) / "n_frames"
-    if marker.is_file():
-        return int(marker.read_text().split()[0])
-    prefix = NAMING[naming].split("{")[0]
-    return sum(1 for p in Path(frame_dir).iterdir() if p.name.startswith(prefix))
 
 
 def probe(video_path):
@@ -165,9 +150,10 @@ def probe(video_path):
 
 def process_video(video_id, video_path, out_root, options):
     out_dir = Path(out_root) / video_id
+    storage = "pack" if options.get("pack") else "folder"
     done = Path(f"{out_dir}{PACK_SUFFIX}") if options.get("pack") else out_dir
     if done.exists():  # renamed into place only when complete
-        n_frames = count_frames(done, options["naming"])
+        n_frames = count_frames(out_root, video_id, "rgb", options["naming"], storage)
         facts = probe(video_path)
         return dict(video_id=video_id, status="skipped", n_frames=n_frames, seconds=0.0, **facts,
                     note=decoded_note(n_frames, facts["container_frames"]))
@@ -235,9 +221,10 @@ def add_parser(subparsers):
     parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
     parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--naming", choices=sorted(NAMING), default="mmaction",
-                        help="img_00001.jpg (mmaction2, PaddleVideo) or image_00001.jpg (3D-ResNets, MindSpore-I3D)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="frame names (prep.base.frame_source.NAMINGS): img_00001.jpg (mmaction2, PaddleVideo) or "
+                             "image_00001.jpg (3dresnets: 3D-ResNets, MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true",
-                        help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.packed)")
+                        help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.base.packed)")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)

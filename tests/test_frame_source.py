@@ -128,8 +128,8 @@ def test_mindspore_flow_layout_facts():
     naming = NAMINGS["3dresnets"]
     assert naming.name(1, "flow", "x") == "image_00001x.jpg" and naming.name(12, "flow", "y") == "image_00012y.jpg"
     assert naming.index_of("image_00001x.jpg") is None and naming.index_of("image_00003.jpg") == 3
-    assert naming.flow_count(10) == 10 and naming.flow_pairs(3) == [(1, 1), (1, 2), (2, 3)]
-    assert NAMINGS["mmaction"].flow_count(10) == 9 and NAMINGS["mmaction"].flow_pairs(3) == [(1, 2), (2, 3)]
+    assert naming.flow_count(10) == 10 and [naming.flow_pair(k) for k in (1, 2, 3)] == [(1, 1), (1, 2), (2, 3)]
+    assert NAMINGS["mmaction"].flow_count(10) == 9 and NAMINGS["mmaction"].flow_pair(2) == (2, 3)
     assert NAMINGS["mmaction_k400_flow"].name(5, "flow", "x") == "x_00005.jpg"
     assert NAMINGS["mmaction_k400_flow"].index_of("flow_x_00005.jpg", "flow", "x") is None
 
@@ -196,3 +196,17 @@ def test_frame_videos_finds_flat_class_and_packed_trees(trees, tmp_path):
     with pytest.raises(FrameError, match="no such directory"):
         frame_videos(tmp_path / "absent")
 
+
+
+def test_frame_source_is_the_only_home_of_frame_names():
+    """No module outside the frame source spells a frame-name template."""
+    import re
+    from pathlib import Path
+
+    repo = Path(frame_source.__file__).resolve().parents[2]
+    literal = re.compile(r"""["'](img_|image_|flow_x_|flow_y_)(\{|["'])""")
+    offenders = [f"{path.relative_to(repo)}:{number}" for folder in ("prep", "train")
+                 for path in sorted((repo / folder).rglob("*.py")) if path.name != "frame_source.py"
+                 and not path.is_relative_to(repo / "train" / "data")  # the data loader's helper routes it
+                 for number, line in enumerate(path.read_text().splitlines(), start=1) if literal.search(line)]
+    assert not offenders, offenders

@@ -8,7 +8,7 @@ import pandas as pd
 from prep.annotations import build_manifest, read_reports, write_annotations
 from prep.datasets import ucf101
 from prep.datasets.synthetic import class_names, generate
-from prep.flow import quantize
+from prep.base.optical_flow import quantize
 from tests.conftest import decoded_frames, run_prep
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prep.flow import quantize
+from prep.base.optical_flow import quantize
 from prep.media import ffmpeg_executable
 from prep.base.frame_source import count_frames, open_frames
 from prep.base.packed import PackError, PackWriter, open_packed

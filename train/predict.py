@@ -37,7 +37,7 @@ class DecodedVideo(RawframeDataset):
     """The training data pipeline over frames held in memory (rgb) or flow computed on demand."""
 
     def __init__(self, frames, settings, accurate, bound):
-        from prep.flow import create_estimator
+        from prep.base.optical_flow import create_estimator
 
         total = len(frames) if settings["mode"] == "rgb" else len(frames) - 1
         views = settings["test_views"] if accurate else 1
@@ -55,7 +55,7 @@ class DecodedVideo(RawframeDataset):
     def load_frames(self, video_id, numbers):
         if self.mode == "rgb":
             return self.frames[numbers.reshape(-1) - 1]
-        from prep.flow import quantize
+        from prep.base.optical_flow import quantize
 
         stacked = []
         for n in numbers.reshape(-1):

@@ -82,10 +82,9 @@ class Naming:
         """Flow frames the flow of ``n_frames`` RGB frames has under this convention."""
         return n_frames if self.zero_first_flow else max(0, n_frames - 1)
 
-    def flow_pairs(self, n_frames):
-        """(from, to) frame indices (1-based) of each flow frame, in flow order."""
-        pairs = [(k, k + 1) for k in range(1, n_frames)]
-        return [(1, 1)] + pairs if self.zero_first_flow and n_frames else pairs
+    def flow_pair(self, k):
+        """(from, to): the frames (1-based) whose motion flow frame ``k`` holds."""
+        return (max(1, k - 1), k) if self.zero_first_flow else (k, k + 1)
 
 
 NAMINGS = {
@@ -265,6 +264,121 @@ class VideoFrames:
     # counting
     def __len__(self):
         if self._length is None:
+            self._length = self.marked_count()
+            if self._length is None and self.modality == "flow" and self.naming.zero_first_flow:
+                self._length = self._marker(FRAMES_MARKER)  # MindSpore-I3D: as many flow frames as frames
+            if self._length is None:
+                self._length = self.contiguous()[0]
+        return self._length
+
+    def _marker(self, name):
+        try:
+            return _marker_count(self._store.read(name).decode(errors="replace"), self._store.where(name))
+        except FileNotFoundError:
+            return None
+
+    def marked_count(self):
+        """The count the storage's marker records (rgb: ``n_frames``; flow: ``.flow_done``, written last by
+        ``prep flow``, so it also says the flow is complete), or None."""
+        return self._marker(FRAMES_MARKER if self.modality == "rgb" else FLOW_MARKER)
+
+    def names(self):
+        return os.listdir(self.path)
+
+    def where(self, name):
+        return str(self.path / name)
+
+    def close(self):
+        pass
+
+
+class _PackStorage:
+    kind = "pack"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._pack = None
+
+    def _open(self):
+        if self._pack is None:
+            try:
+                self._pack = open_packed(self.path)
+            except PackError as error:
+                raise FrameError(str(error)) from None
+        return self._pack
+
+    def read(self, name):
+        pack = self._open()
+        if name not in pack:
+            raise FileNotFoundError(self.where(name))
+        return pack.read(name)
+
+    def names(self):
+        return self._open().names()
+
+    def where(self, name):
+        return f"{self.path}:{name}"
+
+    def close(self):
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+
+    def __getstate__(self):  # a pickled source reopens its pack where it is used (DataLoader workers)
+        return {"path": self.path, "_pack": None}
+
+
+STORAGES = {"folder": _FolderStorage, "pack": _PackStorage}
+
+
+def storage_path(root, video_id, storage):
+    """Where ``video_id``'s frames live under ``root`` in ``storage``."""
+    if storage == "pack":
+        return Path(f"{Path(root) / video_id}{PACK_SUFFIX}")
+    if storage == "folder":
+        return Path(root) / video_id
+    raise FrameError(f"unknown frame storage {storage!r} (known: {', '.join(STORAGES)})")
+
+
+def find_storage(root, video_id):
+    """``(storage, path)`` of the frames of ``video_id`` under ``root`` (a folder first, then a pack), or None."""
+    for storage in STORAGES:
+        path = storage_path(root, video_id, storage)
+        if path.is_dir() if storage == "folder" else path.is_file():
+            return storage, path
+    return None
+
+
+def _marker_count(text, where):
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        raise FrameError(f"{where}: not a frame count ({text[:40]!r})") from None
+
+
+class VideoFrames:
+    """The rgb or flow frames of one video; cheap to open (nothing is read until asked), a context manager."""
+
+    def __init__(self, root, video_id, modality="rgb", naming="mmaction", storage=None):
+        if modality not in MODALITIES:
+            raise FrameError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        self.naming = naming_of(naming)
+        self.modality, self.video_id = modality, video_id
+        if storage is None:
+            found = find_storage(root, video_id)
+            if found is None:
+                raise FrameError(f"{Path(root) / video_id}: no frames (neither a folder nor a {PACK_SUFFIX} file)")
+            storage, path = found
+        else:
+            path = storage_path(root, video_id, storage)
+        self.storage, self.path = storage, path
+        self._store = STORAGES[storage](path)
+        self._length = None
+        self._names = None
+
+    # counting
+    def __len__(self):
+        if self._length is None:
             self._length = self._marked_count()
             if self._length is None:
                 self._length = self.contiguous()[0]
@@ -275,6 +389,10 @@ class VideoFrames:
             return _marker_count(self._store.read(name).decode(errors="replace"), self._store.where(name))
         except FileNotFoundError:
             return None
+
+    def marked_count(self):
+        """The count a marker records (``n_frames``; flow: ``.flow_done``), or None when there is none."""
+        return self._marked_count()
 
     def _marked_count(self):
         if self.modality == "rgb":

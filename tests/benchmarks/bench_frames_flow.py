@@ -212,7 +212,7 @@ def bench_pack_access(work, frames_root, reads=2000):
     import tarfile
     import zipfile
 
-    from prep.packed import open_packed
+    from prep.base.packed import open_packed
     subprocess.run([sys.executable, "-m", "prep", "frames", str(work / "videos"), str(work / "packed"), "--pack",
                     "--short-side", "128"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     folders = sorted(p for p in Path(frames_root).glob("*/*") if p.is_dir())
