@@ -210,3 +210,27 @@ def test_frame_source_is_the_only_home_of_frame_names():
                  and not path.is_relative_to(repo / "train" / "data")  # the data loader's helper routes it
                  for number, line in enumerate(path.read_text().splitlines(), start=1) if literal.search(line)]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_flow_stage_writes_the_mindspore_layout(trees, tmp_path, in_place):
+    """``prep flow --naming 3dresnets``: image_NNNNNx/y.jpg, N of them, the first from frame 1 to itself."""
+    from prep.flow import run_flow
+    from prep.frames import run_frames
+
+    video = trees / "videos" / f"{VIDEO}.avi"
+    run_frames([(VIDEO, video)], tmp_path / "rgb", naming="3dresnets")
+    flow_root = tmp_path / "rgb" if in_place else tmp_path / "flow"
+    records = run_flow([VIDEO], tmp_path / "rgb", flow_root, algorithm="farneback", naming="3dresnets")
+    assert records[0]["status"] == "done" and records[0]["n_flow"] == NUM_FRAMES
+    assert (flow_root / VIDEO / "image_00001x.jpg").is_file() and not list((flow_root / VIDEO).glob("flow_*"))
+    with open_frames(flow_root, VIDEO, "flow", "3dresnets") as flow:
+        assert len(flow) == NUM_FRAMES == flow.verify()
+        zero = flow.read(1).astype(int)
+        assert np.abs(zero - 128).max() <= 2 and abs(zero.mean() - 128) < 0.5  # a frame to itself: no motion
+        with open_frames(trees / "folders" / "flow", VIDEO, "flow") as mmaction:  # then the same flow, one later
+            assert flow.read_bytes(3, "x") == mmaction.read_bytes(2, "x")
+    with open_frames(tmp_path / "rgb", VIDEO, naming="3dresnets") as frames:
+        assert len(frames) == NUM_FRAMES == frames.verify()  # flow beside the frames does not disturb their count
+    again = run_flow([VIDEO], tmp_path / "rgb", flow_root, algorithm="farneback", naming="3dresnets")
+    assert again[0]["status"] == "skipped" and again[0]["n_flow"] == NUM_FRAMES
