@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file
+from prep.base.atomic import atomic_directory, atomic_file
+from prep.base.errors import UserError
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, FrameError, describe_naming, frame_videos, open_frames
-from prep.index import build_index, read_index
+from prep.base.index_file import read_index
+from prep.datasets import DATASETS, build_index, dataset_module
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "fps", "width", "height", "container_frames",
                     "n_frames", "n_flow", "status", "note"]
-SUBSET_NAMES = {"train": "train", "test": "val"}  # mmaction2 names the test lists "val"
 JSON_SUBSETS = {"train": "training", "test": "validation"}  # 3D-ResNets' subset names
 
 
@@ -74,18 +74,6 @@ def _stage_status(stage, info):
     return None
 
 
-def list_name(dataset, split, subset):
-    if dataset == "kinetics400":
-        return f"{dataset}_{SUBSET_NAMES[subset]}_list"
-    return f"{dataset}_{SUBSET_NAMES[subset]}_split_{split}"
-
-
-def json_name(dataset, split):
-    if dataset == "kinetics400":
-        return None  # one JSON per subset, written below
-    return f"{dataset}_{split}.json" if dataset == "hmdb51" else f"{dataset}_0{split}.json"
-
-
 def write_lines(path, lines):
     Path(path).write_text("".join(f"{line}\n" for line in lines))
 
@@ -99,13 +87,13 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
         (tmp / "paddle").mkdir()
         write_lines(tmp / "label_map.txt", classes)
         write_lines(tmp / "paddle" / "label_list.txt", [f"{i} {name}" for i, name in enumerate(classes)])
-        kinetics_json = {}
+        module = dataset_module(dataset)
+        databases = {}  # JSON file -> its database (one per split, or per subset: the dataset says)
         for column in split_columns(manifest):
             split = column[len("split_"):]
-            database = {}
             for subset in ("train", "test"):
                 rows = usable[usable[column] == subset]
-                name = list_name(dataset, split, subset)
+                name = module.list_name(split, subset)
                 ids, labels = rows["video_id"].tolist(), rows["label"].tolist()
                 write_lines(tmp / f"{name}_rawframes.txt",
                             [f"{v} {n} {y}" for v, n, y in zip(ids, rows["n_frames"], labels)])
@@ -114,17 +102,13 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
                 write_lines(tmp / "paddle" / f"{name}_frames.txt",
                             [f"{p} {n} {y}" for p, n, y in zip(rows["video_path"], rows["n_frames"], labels)])
                 write_lines(tmp / "paddle" / f"{name}_videos.txt", [f"{p} {y}" for p, y in zip(rows["video_path"], labels)])
+                database = databases.setdefault(module.json_name(split, subset), {})
                 for vid, cls, n in zip(ids, rows["class_name"], rows["n_frames"]):
-                    entry = {"subset": JSON_SUBSETS[subset], "annotations": {"label": cls, "segment": [1, int(n) + 1]}}
-                    database[vid.rsplit("/", 1)[-1]] = entry
-                    kinetics_json.setdefault(SUBSET_NAMES[subset], {})[vid.rsplit("/", 1)[-1]] = entry
-            if json_name(dataset, split):
-                with open(tmp / json_name(dataset, split), "w") as handle:
-                    json.dump({"labels": list(classes), "database": database}, handle)
-        if dataset == "kinetics400":
-            for subset, database in kinetics_json.items():
-                with open(tmp / f"{dataset}_{subset}.json", "w") as handle:
-                    json.dump({"labels": list(classes), "database": database}, handle)
+                    database[vid.rsplit("/", 1)[-1]] = {"subset": JSON_SUBSETS[subset],
+                                                        "annotations": {"label": cls, "segment": [1, int(n) + 1]}}
+        for json_file, database in databases.items():
+            with open(tmp / json_file, "w") as handle:
+                json.dump({"labels": list(classes), "database": database}, handle)
         manifest = manifest.copy()
         manifest.attrs.update({"classes": "\n".join(classes), "naming": describe_naming(naming)})
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
@@ -230,7 +214,7 @@ def run_lists(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("annotations", help="manifest + every list/JSON from the index and shard reports",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset")
+    parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("index", help="index .parquet from `prep index`")
     parser.add_argument("out_dir")
     parser.add_argument("--frames-reports", nargs="+", required=True, help="CSV reports of the frames shards")
@@ -239,7 +223,7 @@ def add_parser(subparsers):
 
     parser = subparsers.add_parser("lists", help="every annotation format for an existing rawframes tree",
                                    description="Every annotation format for a rawframes tree made by other tools.")
-    parser.add_argument("dataset", help="ucf101, hmdb51, kinetics400 or synthetic")
+    parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("--splits", required=True, help="the dataset's official split files (Kinetics: the CSVs)")
     parser.add_argument("--frames", required=True, help="rawframes root: [class/]video/ folders or [class/]video.pack")
     parser.add_argument("--flow", help="flow root if not the frames root: class/video/flow_x_00001.jpg")

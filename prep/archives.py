@@ -590,7 +590,7 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1):
 
 def run_unpack(args):
     from prep.datasets import dataset_module
-    from prep.fetch import read_sources
+    from prep.base.sources import read_sources
 
     sources = read_sources(args.sources)
     module = dataset_module(args.dataset)

@@ -28,17 +28,18 @@ from pathlib import Path
 
 import cv2
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
-from prep.diskspace import write_bytes
-from prep.frames import (decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
-                         unreadable_reason)
+from prep.base.errors import UserError
+from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
+                              temporary_sibling)
+from prep.base.diskspace import write_bytes
+from prep.base.media import decoded_note, open_video, output_size, unreadable_reason
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage,
                                     frame_videos, is_flow_entry, naming_of, open_frames, storage_path)
 from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
-                         write_report)
+from prep.base.index_file import index_videos
+from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
+                              run_pool, select_shard, summarise, write_report)
 
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
@@ -236,10 +237,7 @@ def video_sources(src_dir, level, index=None):
 
 
 def run(args):
-    if args.new_width or args.new_height:
-        if not (args.new_width and args.new_height):
-            raise UserError("--new-width and --new-height go together")
-        args.size = (args.new_width, args.new_height)
+    resize = resize_options(args)
     index = index_videos(args.index) if args.index else None
     videos = video_sources(args.src_dir, args.level, index)
     if videos is not None:
@@ -248,12 +246,12 @@ def run(args):
         video_ids = [vid for vid, _ in index]
     else:
         video_ids = frame_videos(args.src_dir, args.level, args.naming)
-    if videos is None and (args.size or args.short_side):
+    if videos is None and (resize["size"] or resize["short_side"]):
         raise UserError("--short-side / --size apply to flow from videos; rawframes are used at their size")
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
              algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=args.naming,
-             **({"short_side": args.short_side, "size": args.size} if videos else {}))
+             **(resize if videos else {}))
     return 0
 
 
@@ -273,9 +271,6 @@ def add_parser(subparsers):
                              "with a zero first flow frame (3dresnets: MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true", help="one file per video, OUT/[class/]video.pack "
                         "(prep.base.packed); in place over packed frames the flow always goes into the frames' pack")
-    parser.add_argument("--short-side", "--new-short", type=int, help="flow from videos: resize the short side first")
-    parser.add_argument("--size", type=parse_size, help="flow from videos: resize to WIDTHxHEIGHT first")
-    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
-    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+    add_resize_arguments(parser, when="flow from videos: ")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)

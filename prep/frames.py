@@ -8,75 +8,22 @@ when complete, with an ``n_frames`` file (the largest image index, as 3D-ResNets
 Decoding runs on one thread per worker (``--workers N`` uses N cores); bad videos (empty, corrupt, truncated before
 the first frame, audio only) are quarantined with the reason in the report's ``status``.
 """
-import argparse
 import contextlib
-import subprocess
 import time
 from pathlib import Path
 
 import cv2
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
-from prep.diskspace import write_bytes
+from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporaries
+from prep.base.diskspace import write_bytes
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
 from prep.base.packed import PACK_SUFFIX, PackWriter
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
-                         write_report)
+from prep.base.media import decoded_note, open_video, output_size, probe, unreadable_reason
+from prep.base.index_file import index_videos
+from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
+                              run_pool, select_shard, summarise, write_report)
 
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
-
-
-def output_size(width, height, short_side=None, size=None):
-    """(width, height) of the written frames: unchanged, fixed ``size``, or short side scaled to ``short_side``."""
-    if size:
-        return size
-    if short_side:
-        if width <= height:
-            return short_side, max(1, round(height * short_side / width))
-        return max(1, round(width * short_side / height)), short_side
-    return width, height
-
-
-def open_video(video_path):
-    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    if not capture.isOpened():
-        capture.release()
-        capture = cv2.VideoCapture(str(video_path))  # another backend, if the build has one
-    if not capture.isOpened():
-        capture.release()
-        return None
-    return capture
-
-
-def unreadable_reason(video_path):
-    """Why a video cannot be opened, for the quarantine status: an empty file, no video stream (audio only), …"""
-    video_path = Path(video_path)
-    if not video_path.is_file():
-        return "file not found"
-    if video_path.stat().st_size == 0:
-        return "empty file"
-    try:
-        from prep.media import ffmpeg_executable
-        probe_run = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(video_path)],
-                                   capture_output=True, text=True, errors="replace", timeout=60)
-        streams = [line for line in probe_run.stderr.splitlines() if line.strip().startswith("Stream #")]
-    except (UserError, OSError, subprocess.SubprocessError):
-        streams = None
-    if streams is not None:
-        if any(": Audio:" in line for line in streams) and not any(": Video:" in line for line in streams):
-            return "no video stream (audio only)"
-        if not any(": Video:" in line for line in streams):
-            return "no video stream (not a video or unknown format)"
-    return "cannot open (no video stream or unknown format)"
-
-
-def decoded_note(count, container_frames):
-    """The report's note when the decoder returned fewer frames than the container claims (kept, never padded)."""
-    if container_frames and count < container_frames:
-        return f"decoded {count} of {container_frames} frames the container claims"
-    return ""
 
 
 @contextlib.contextmanager
@@ -136,18 +83,6 @@ class _NoFrames(Exception):
     pass
 
 
-def probe(video_path):
-    """Container facts without decoding: frame count, fps, width, height."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    try:
-        return {"container_frames": max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
-                "fps": float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
-                "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}
-    finally:
-        capture.release()
-
-
 def process_video(video_id, video_path, out_root, options):
     out_dir = Path(out_root) / video_id
     storage = "pack" if options.get("pack") else "folder"
@@ -158,16 +93,6 @@ def process_video(video_id, video_path, out_root, options):
         return dict(video_id=video_id, status="skipped", n_frames=n_frames, seconds=0.0, **facts,
                     note=decoded_note(n_frames, facts["container_frames"]))
     return dict(video_id=video_id, **extract_frames(video_path, out_dir, **options))
-
-
-def remove_own_temporaries(out_root, video_ids, suffix=""):
-    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
-    by_parent = {}
-    for vid in video_ids:
-        path = Path(out_root) / f"{vid}{suffix}"
-        by_parent.setdefault(path.parent, set()).add(path.name)
-    for parent, names in by_parent.items():
-        remove_stale_temporaries(parent, names)
 
 
 def run_frames(videos, out_root, workers=1, report=None, **options):
@@ -184,29 +109,16 @@ def run_frames(videos, out_root, workers=1, report=None, **options):
     return records
 
 
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
-    return width, height
-
-
 def run(args):
-    if args.new_width or args.new_height:
-        if not (args.new_width and args.new_height):
-            raise UserError("--new-width and --new-height go together")
-        args.size = (args.new_width, args.new_height)
-    if args.size and args.short_side:
-        raise UserError("--size and --short-side exclude each other")
+    resize = resize_options(args)
     if args.index:
         videos = index_videos(args.index)
         videos = [(vid, Path(args.video_dir) / path) for vid, path in videos]
     else:
         videos = discover_videos(args.video_dir, args.level, {e.strip().lower() for e in args.ext.split(",")})
     videos = select_shard(videos, args.shard, args.num_shards)
-    run_frames(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-               size=args.size, quality=args.quality, naming=args.naming, pack=args.pack)
+    run_frames(videos, args.out_dir, workers=args.workers, report=args.report, quality=args.quality,
+               naming=args.naming, pack=args.pack, **resize)
     return 0
 
 
@@ -216,10 +128,7 @@ def add_parser(subparsers):
     parser.add_argument("video_dir", help="directory of videos (SRC/class/video.ext with --level 2)")
     parser.add_argument("out_dir", help="rawframes root: OUT/[class/]video/img_00001.jpg")
     parser.add_argument("--ext", default="avi,mp4,mkv,webm,mov", help="video extensions to take (comma list)")
-    parser.add_argument("--short-side", "--new-short", type=int, help="resize so the short side has this length")
-    parser.add_argument("--size", type=parse_size, help="resize to WIDTHxHEIGHT, e.g. 340x256")
-    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
-    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+    add_resize_arguments(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
                         help="frame names (prep.base.frame_source.NAMINGS): img_00001.jpg (mmaction2, PaddleVideo) or "

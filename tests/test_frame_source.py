@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from prep.base import frame_source
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
 from prep.base.frame_source import (FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames, frame_videos,
                                     open_frames)
 from prep.base.packed import PackWriter
-from prep.media import encode_video
+from prep.base.media import encode_video
 
 VIDEO = "Wave/v_Wave_g01_c01"
 NUM_FRAMES = 7

@@ -317,7 +317,7 @@ def test_ucf101_local_tree_is_linked_not_copied(clips, tmp_path):
     """A UCF101 copy already extracted on disk: `local:` skips every download; videos become links."""
     from prep.arrange import arrange
     from prep.fetch import fetch
-    from prep.index import build_index
+    from prep.datasets import build_index
 
     www = tmp_path / "archives"
     www.mkdir()

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
 from train.recipe import make_dataset, make_model
 from train.train import predict
 

@@ -16,9 +16,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from prep import UserError
-from prep.atomic import atomic_directory
-from prep.media import encode_video
+from prep.base.errors import UserError
+from prep.base.atomic import atomic_directory
+from prep.base.media import encode_video
+from prep.datasets import split_list_name, ucf101
+
+# the dataset interface (prep.datasets): generated, never downloaded; UCF101's file layout, so UCF101's readers
+NESTED_ARCHIVES = False
+TOLERATE_MISSING = False
+SOURCE_LISTS = ()
+LINK_LISTS = None
+locate_videos = ucf101.locate_videos
+
+
+def read_index(splits_dir):
+    return ucf101.read_index(splits_dir, name="synthetic")
+
+
+def list_name(split, subset):
+    return split_list_name("synthetic", split, subset)
+
+
+def json_name(split, subset):
+    return f"synthetic_0{split}.json"
+
 
 # (forward class, its time reversal)
 MOTION_PAIRS = [

@@ -7,10 +7,11 @@ files, so this reader serves both.
 import os
 from pathlib import Path
 
-from prep import UserError
-from prep.datasets import DatasetIndex, Video
-
-SPLITS = ("1", "2", "3")
+from prep.base.errors import UserError
+from prep.base.names import safe_relative
+from prep.base.sources import best_class_tree, walk_dirs
+from prep.datasets import (SPLITS, Arrangement, DatasetIndex, Video, add_video, class_folder_videos,
+                           split_list_name)
 
 
 def read_lines(path):
@@ -31,7 +32,7 @@ def read_class_index(split_dir):
     return classes
 
 
-def read_splits(split_dir, name="ucf101", splits=None):
+def read_index(split_dir, name="ucf101", splits=None):
     """Read classInd and every available train/test list; return a :class:`DatasetIndex`."""
     split_dir = Path(split_dir)
     classes = read_class_index(split_dir)
@@ -46,14 +47,14 @@ def read_splits(split_dir, name="ucf101", splits=None):
             if not list_path.is_file():
                 raise UserError(f"{list_path}: missing (split {split} has a train list but no test list)")
             for number, line in enumerate(read_lines(list_path), start=1):
-                rel_path = line.split(" ")[0].replace("\\", "/")
-                class_part = rel_path.split("/")[0]
+                where = f"{list_path}: line {number}"
+                rel_path = safe_relative(line.split(" ")[0], where)
+                class_part, _, file_name = rel_path.partition("/")
                 class_name = by_lower.get(class_part.lower())
-                if class_name is None or "/" not in rel_path:
-                    raise UserError(f"{list_path}: line {number}: {rel_path!r} is not '<class>/<video>' "
-                                    f"with a class from classInd.txt")
-                video_id = f"{class_name}/{os.path.splitext(rel_path.split('/', 1)[1])[0]}"
-                video = videos.setdefault(video_id, Video(video_id, class_name, f"{class_name}/{rel_path.split('/', 1)[1]}"))
+                if class_name is None or not file_name or "/" in file_name:
+                    raise UserError(f"{where}: {rel_path!r} is not '<class>/<video>' with a class from classInd.txt")
+                video_id = f"{class_name}/{os.path.splitext(file_name)[0]}"
+                video = add_video(videos, Video(video_id, class_name, f"{class_name}/{file_name}"), where)
                 video.splits[split] = subset
     for video in videos.values():
         for split in available:
@@ -77,23 +78,53 @@ def resolve_video_path(video_dir, rel_path):
     return direct
 
 
+def locate_videos(index, video_dir):
+    """``({video_id: Path}, {video_id: reason})``: each listed video under video_dir (class folders matched
+    case-insensitively); reasons ``not found`` and ``empty file``."""
+    found, missing = {}, {}
+    for video in index.videos:
+        path = resolve_video_path(video_dir, video.path)
+        if not path.is_file():
+            missing[video.video_id] = "not found"
+        elif path.stat().st_size == 0:
+            missing[video.video_id] = "empty file"
+        else:
+            found[video.video_id] = path
+    return found, missing
+
+
+def list_name(split, subset):
+    return split_list_name("ucf101", split, subset)
+
+
+def json_name(split, subset):
+    return f"ucf101_0{split}.json"  # 3D-ResNets' ucf101_01.json: both subsets of a split
+
+
 # where it comes from: UCF101.rar (UCF-101/<Class>/v_*.avi) and UCF101TrainTestSplits-RecognitionTask.zip
 # (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt); URLs are in the config (sources.ucf101.urls)
 NESTED_ARCHIVES = False
 TOLERATE_MISSING = False  # every archive is needed
+SOURCE_LISTS = ()
+LINK_LISTS = None
 VIDEO_EXTENSIONS = (".avi",)
 
 
-def locate_sources(roots):
-    """``(split files, video_dir)`` of a UCF101 copy under roots (extracted archives or a tree on disk):
-    the folder holding classInd.txt and trainlist01.txt, and the folder whose sub-folders are the classes."""
-    from prep.arrange import best_class_tree, walk_dirs
-
+def find_split_files(roots):
+    """The UCF101 split files under roots: the folder holding classInd.txt and trainlist01.txt."""
     for folder in walk_dirs(roots):
         if (folder / "classInd.txt").is_file() and (folder / "trainlist01.txt").is_file():
-            split_files = [p for p in sorted(folder.iterdir()) if p.is_file()
-                           and (p.name == "classInd.txt" or p.name.startswith(("trainlist0", "testlist0")))]
-            classes = read_class_index(folder)
-            return split_files, best_class_tree(roots, VIDEO_EXTENSIONS, classes, "UCF101")
+            return folder, [p for p in sorted(folder.iterdir()) if p.is_file()
+                            and (p.name == "classInd.txt" or p.name.startswith(("trainlist0", "testlist0")))]
     raise UserError(f"UCF101: no ucfTrainTestlist (classInd.txt with trainlist01.txt) found under "
                     f"{', '.join(map(str, roots)) or 'nothing'}")
+
+
+def arrange_sources(roots, files=(), dataset="UCF101", extensions=VIDEO_EXTENSIONS):
+    """A UCF101 copy under roots (extracted archives or a tree on disk): its split files, and every video of the
+    folder whose sub-folders are the classes."""
+    folder, split_files = find_split_files(roots)
+    video_dir = best_class_tree(roots, extensions, read_class_index(folder), dataset)
+    return Arrangement(split_files, class_folder_videos(video_dir, extensions), {},
+                       f"splits from {folder}, videos from {video_dir}")
+

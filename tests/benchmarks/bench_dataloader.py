@@ -95,7 +95,7 @@ class NaiveDataset(Dataset):
 def make_data(tmp, videos, frames, frame_size):
     from prep.datasets.synthetic import generate
     from prep.frames import run_frames
-    from prep.index import build_index
+    from prep.datasets import build_index
 
     classes = 4
     generate(tmp / "raw", seed=0, num_classes=classes, videos_per_class=max(1, videos // classes),

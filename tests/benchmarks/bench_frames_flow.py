@@ -272,7 +272,7 @@ def bench_snakemake(work, count, snakefile=REPO / "Snakefile"):
     """`snakemake -n all` with datasets: [kinetics400] and an index of ``count`` videos in place."""
     import pandas as pd
 
-    from prep.index import write_index
+    from prep.base.index_file import write_index
     root = work / "k400"
     (root / "data" / "kinetics400" / "raw" / "videos").mkdir(parents=True)
     (root / "data" / "kinetics400" / "raw" / "splits").mkdir(parents=True)

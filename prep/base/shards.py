@@ -4,6 +4,7 @@ A Snakemake job handles one shard (every ``num_shards``-th video of a sorted lis
 Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
 complete, so a rerun skips what is done and redoes what was cut short.
 """
+import argparse
 import csv
 import glob
 import multiprocessing
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep import UserError
-from prep.atomic import atomic_file
+from prep.base.errors import UserError
+from prep.base.atomic import atomic_file
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -112,9 +113,30 @@ def add_selection_arguments(parser):
     parser.add_argument("--report", help="CSV report of this shard (status per video)")
 
 
-def index_videos(index_path):
-    """``(video_id, video_path)`` of the usable videos listed in an index."""
-    import pandas as pd
-    frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
-    frame = frame[frame["status"] == "ok"]
-    return list(zip(frame["video_id"], frame["video_path"]))
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+    return width, height
+
+
+def add_resize_arguments(parser, when=""):
+    """``--short-side`` / ``--size`` and mmaction2's ``--new-short`` / ``--new-width`` / ``--new-height``;
+    ``when`` says when they apply (e.g. "flow from videos: ")."""
+    parser.add_argument("--short-side", "--new-short", type=int, help=f"{when}resize so the short side has this length")
+    parser.add_argument("--size", type=parse_size, help=f"{when}resize to WIDTHxHEIGHT, e.g. 340x256")
+    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
+    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+
+
+def resize_options(args):
+    """``{"short_side", "size"}`` from the options of :func:`add_resize_arguments`; contradictions are errors."""
+    size = args.size
+    if args.new_width or args.new_height:
+        if not (args.new_width and args.new_height):
+            raise UserError("--new-width and --new-height go together")
+        size = (args.new_width, args.new_height)
+    if size and args.short_side:
+        raise UserError("--size and --short-side exclude each other")
+    return {"short_side": args.short_side, "size": size}
