@@ -7,7 +7,7 @@ rule evaluate:
         scores="work/{model}_{dataset}_{mode}/test_scores.npz",
     params:
         root=stream_root,
-        test_list=stream_list("val"),
+        test_list=stream_list("test"),
     threads: config["train"]["threads"]
     log:
         "logs/evaluate/{model}_{dataset}_{mode}.log",
