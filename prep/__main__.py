@@ -15,9 +15,9 @@ from prep.base.diskspace import disk_full_message, is_disk_full
 STAGE_MODULES = [
     "prep.index",
     "prep.datasets.synthetic",
-    "prep.download",
+    "prep.base.download",
     "prep.fetch",
-    "prep.archives",
+    "prep.base.archives",
     "prep.arrange",
     "prep.frames",
     "prep.flow",

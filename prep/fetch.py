@@ -13,7 +13,7 @@
   ``prep arrange``).
 
 Downloads go to DOWNLOADS (resumable: ``NAME.part`` files stay there when a run is interrupted), through the shared
-cache when ``--cache`` is given (see :mod:`prep.download`). What could not be had is in ``DOWNLOADS/missing.csv``.
+cache when ``--cache`` is given (see :mod:`prep.base.download`). What could not be had is in ``DOWNLOADS/missing.csv``.
 UCF101 and HMDB51 need every file; for Kinetics-400 a failed archive only makes clips missing, which ``prep arrange``
 counts against ``max_missing_fraction``.
 
@@ -24,12 +24,12 @@ import json
 import os
 from pathlib import Path
 
-from prep.archives import archive_kind
+from prep.base.archives import archive_kind
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.sources import as_list, checksums_from_config, is_url, read_url_list
 from prep.datasets import REAL_DATASETS, dataset_module
-from prep.download import MISSING_CSV, download_all, has_checksum
+from prep.base.download import MISSING_CSV, download_all, has_checksum
 
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
 

@@ -272,7 +272,7 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
 
 def test_kinetics_over_the_threshold_fails_clearly_and_writes_nothing(served, tmp_path):
     from prep.arrange import arrange
-    from prep.archives import unpack
+    from prep.base.archives import unpack
     from prep.fetch import fetch
 
     config = dict(sources(served)["kinetics400"], max_missing_fraction=0.15)
@@ -362,7 +362,7 @@ def test_fetch_fails_clearly_when_an_official_archive_is_gone(served, tmp_path):
 @pytest.mark.skipif(not RAR_FIXTURES.is_dir(), reason="shared/fixtures/rar not present")
 def test_unpack_rar_and_a_rar_nested_in_an_archive(tmp_path):
     """The RAR path itself: a RAR 5 and a RAR 3 archive, and (as hmdb51_org.rar) RARs inside an archive."""
-    from prep.archives import rar_tools, unpack
+    from prep.base.archives import rar_tools, unpack
 
     if not rar_tools():
         pytest.skip("no RAR tool (unar / bsdtar)")
@@ -379,7 +379,7 @@ def test_unpack_rar_and_a_rar_nested_in_an_archive(tmp_path):
 
 def test_unpack_tolerates_a_bad_kinetics_archive_only(tmp_path):
     from prep import UserError
-    from prep.archives import unpack
+    from prep.base.archives import unpack
 
     good, bad = tmp_path / "good.tar.gz", tmp_path / "bad.tar.gz"
     write_tar(good, {"abseiling/x_000000_000010.mp4": b"data"}, mode="w:gz")

@@ -34,7 +34,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
-from prep import UserError
+from prep.base.errors import UserError
 
 HASH_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 USER_AGENT = "actionflow-prep/0.1 (python urllib)"

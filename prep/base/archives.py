@@ -39,7 +39,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep import UserError
+from prep.base.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
 RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
