@@ -18,6 +18,7 @@ STAGE_MODULES = [
     "prep.base.download",
     "prep.fetch",
     "prep.base.archives",
+    "prep.unpack",
     "prep.arrange",
     "prep.frames",
     "prep.flow",
