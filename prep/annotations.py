@@ -176,7 +176,7 @@ def manifest_from_tree(dataset, splits_dir, frames_dir, flow_dir=None, video_dir
         flow_rows.append({"video_id": vid, "status": "done" if n_flow else "quarantined: no flow frames",
                           "n_flow": n_flow})
         if n_frames and frames.storage == "folder" and frames.marked_count() is None:  # for 3D-ResNets' readers
-            with atomic_file(frames.path / FRAMES_MARKER) as handle:
+            with atomic_file(frames.path / FRAMES_MARKER, sync=False) as handle:  # as the frames: no fsync
                 handle.write(f"{n_frames}\n")
     index["status"] = "ok"  # the tree stands in for the videos
     index["video_id"] = [placed.get(vid, vid) for vid in index["video_id"]]
