@@ -141,3 +141,60 @@ def test_read_link_list(tmp_path):
     write(path, "train_part1.tar\n")
     with pytest.raises(UserError, match="line 1"):
         read_url_list(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# unique video ids, the dataset registry
+
+
+def test_two_files_with_one_stem_are_an_error_naming_both(tmp_path):
+    from prep.datasets import class_folder_videos, ucf101
+    from tests.conftest import run_prep
+
+    splits = tmp_path / "splits"
+    write(splits / "classInd.txt", "1 Wave\n")
+    write(splits / "trainlist01.txt", "Wave/v_Wave_g01_c01.avi 1\n")
+    write(splits / "testlist01.txt", "Wave/v_Wave_g01_c01.mp4\n")
+    with pytest.raises(UserError, match=r"'Wave/v_Wave_g01_c01.avi' and 'Wave/v_Wave_g01_c01.mp4' have the same "
+                                        r"video id 'Wave/v_Wave_g01_c01'"):
+        ucf101.read_index(splits)
+    videos = tmp_path / "videos"
+    write(videos / "Wave" / "a.avi", "x")
+    write(videos / "Wave" / "a.AVI", "x")
+    with pytest.raises(UserError, match=r"Wave/a.AVI and .*Wave/a.avi have one video id \('Wave/a'\)"):
+        class_folder_videos(videos, (".avi",))
+    write(videos / "Wave" / "a.mp4", "x")
+    result = run_prep("frames", videos, tmp_path / "rawframes", check=False)  # discovered, not listed
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Wave/a.AVI and" in result.stderr and "have one video id ('Wave/a')" in result.stderr
+    assert not (tmp_path / "rawframes").exists()
+
+
+def test_the_config_schema_and_workflow_use_the_dataset_registry():
+    import yaml
+
+    from prep.datasets import DATASETS, REAL_DATASETS, dataset_module
+    from tests.conftest import REPO
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["datasets"]["items"]["enum"] == list(DATASETS)
+    sources = schema["properties"]["sources"]["properties"]
+    assert sorted(k for k, v in sources.items() if v.get("type") == "object") == sorted(REAL_DATASETS)
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "from prep.datasets import" in common and "kinetics400" not in common  # no list of names of its own
+    for name in DATASETS:  # one interface: every stage reaches every dataset the same way
+        module = dataset_module(name)
+        for attribute in ("read_index", "locate_videos", "list_name", "json_name", "NESTED_ARCHIVES",
+                          "TOLERATE_MISSING", "SOURCE_LISTS", "LINK_LISTS"):
+            assert hasattr(module, attribute), f"prep.datasets.{name} has no {attribute}"
+        assert hasattr(module, "arrange_sources") == (name in REAL_DATASETS)
+
+
+@pytest.mark.parametrize("split", [2, "2"])
+def test_split_as_number_or_string(split, tmp_path):
+    from tests.conftest import snakemake
+
+    result = snakemake(tmp_path, "all", "-n", "-p", "--config", f"split={split!r}")  # split=2 or split='2'
+
+    assert "synthetic_train_split_2_rawframes.txt" in result.stdout
+    assert "synthetic_train_split_1" not in result.stdout

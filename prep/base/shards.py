@@ -90,16 +90,21 @@ def write_report(records, path, columns):
 
 
 def discover_videos(video_dir, level, extensions):
-    """``(video_id, path)`` for every video under video_dir: level 1 ``video.ext``, level 2 ``class/video.ext``."""
+    """``(video_id, path)`` for every video under video_dir: level 1 ``video.ext``, level 2 ``class/video.ext``.
+    Two files with one stem (``a.avi``, ``a.mp4``) would share a video id and a frames folder: an error naming both."""
     video_dir = Path(video_dir)
     if not video_dir.is_dir():
         raise UserError(f"{video_dir}: no such directory")
     pattern = "*/*" if level == 2 else "*"
-    found = []
-    for path in video_dir.glob(pattern):
+    found = {}
+    for path in sorted(video_dir.glob(pattern)):
         if path.is_file() and path.suffix.lower().lstrip(".") in extensions and not path.name.startswith("."):
-            found.append((path.relative_to(video_dir).with_suffix("").as_posix(), path))
-    return sorted(found)
+            video_id = path.relative_to(video_dir).with_suffix("").as_posix()
+            if video_id in found:
+                raise UserError(f"{found[video_id]} and {path} have one video id ({video_id!r}): their frames "
+                                "would share a folder; rename or remove one")
+            found[video_id] = path
+    return sorted(found.items())
 
 
 def add_selection_arguments(parser):
