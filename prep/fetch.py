@@ -101,19 +101,19 @@ def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout
     checksums = checksums_from_config(sources.get("checksums"), f"sources.{dataset}.checksums")
     downloads = Path(downloads)
     local = as_list(sources.get("local"))
-    files, trees = _fetch_named(module.SOURCE_LISTS, dataset, sources, downloads, checksums, options)
+    files, trees = _fetch_named(module.FACTS.source_lists, dataset, sources, downloads, checksums, options)
     failed = []
     if local:
         local_files, local_trees = _local_paths(local, checksums, f"sources.{dataset}.local")
         files += local_files
         trees += local_trees
     else:
-        urls = as_list(sources.get("urls")) + _link_list_urls(module.LINK_LISTS, dataset, sources, downloads, options)
+        urls = as_list(sources.get("urls")) + _link_list_urls(module.FACTS.link_lists, dataset, sources, downloads, options)
         if not urls:
             raise UserError(f"sources.{dataset}: neither urls nor local paths given")
         got, failed = _download(urls, downloads, checksums, options)
         files += got
-        if failed and not module.TOLERATE_MISSING:
+        if failed and not module.FACTS.tolerate_missing:
             raise UserError(f"sources.{dataset}: could not download "
                             + "; ".join(f"{url}: {reason}" for url, reason in failed)
                             + f" (details in {downloads / MISSING_CSV}; rerun to resume)")

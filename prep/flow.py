@@ -32,7 +32,7 @@ from prep.base.errors import UserError
 from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
                               temporary_sibling)
 from prep.base.diskspace import write_bytes
-from prep.base.media import decoded_note, open_video, output_size, unreadable_reason
+from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage,
                                     frame_videos, is_flow_entry, naming_of, open_frames, storage_path)
 from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
@@ -41,7 +41,6 @@ from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
                               run_pool, select_shard, summarise, write_report)
 
-VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
 
 

@@ -18,7 +18,7 @@ from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporari
 from prep.base.diskspace import write_bytes
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
 from prep.base.packed import PACK_SUFFIX, PackWriter
-from prep.base.media import decoded_note, open_video, output_size, probe, unreadable_reason
+from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, probe, unreadable_reason
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
                               run_pool, select_shard, summarise, write_report)
@@ -127,7 +127,7 @@ def add_parser(subparsers):
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("video_dir", help="directory of videos (SRC/class/video.ext with --level 2)")
     parser.add_argument("out_dir", help="rawframes root: OUT/[class/]video/img_00001.jpg")
-    parser.add_argument("--ext", default="avi,mp4,mkv,webm,mov", help="video extensions to take (comma list)")
+    parser.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions to take (comma list)")
     add_resize_arguments(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",

@@ -17,9 +17,8 @@ from prep.datasets import REAL_DATASETS, dataset_module
 def run(args):
     sources = read_sources(args.sources)
     module = dataset_module(args.dataset)
-    tolerate = module.TOLERATE_MISSING
-    failed = unpack(sources["archives"], args.out_dir, nested=module.NESTED_ARCHIVES,
-                    tolerate_failures=tolerate, workers=args.workers)
+    failed = unpack(sources["archives"], args.out_dir, nested=module.FACTS.nested_archives,
+                    tolerate_failures=module.FACTS.tolerate_missing, workers=args.workers)
     report = Path(args.out_dir) / "unpack_failed.csv"
     with atomic_file(report, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -184,8 +184,7 @@ def test_the_config_schema_and_workflow_use_the_dataset_registry():
     assert "from prep.datasets import" in common and "kinetics400" not in common  # no list of names of its own
     for name in DATASETS:  # one interface: every stage reaches every dataset the same way
         module = dataset_module(name)
-        for attribute in ("read_index", "locate_videos", "list_name", "json_name", "NESTED_ARCHIVES",
-                          "TOLERATE_MISSING", "SOURCE_LISTS", "LINK_LISTS"):
+        for attribute in ("read_index", "locate_videos", "list_name", "json_name", "FACTS"):
             assert hasattr(module, attribute), f"prep.datasets.{name} has no {attribute}"
         assert hasattr(module, "arrange_sources") == (name in REAL_DATASETS)
 

@@ -24,6 +24,8 @@ def ffmpeg_executable():
                         f"or `pip install imageio-ffmpeg` ({error})") from None
 
 
+VIDEO_EXTENSIONS = ("avi", "mp4", "mkv", "webm", "mov")  # what the frames and flow stages take from a folder
+
 # container -> encoder options; xvid is MPEG-4 part 2 with the XVID fourcc, as UCF101 ships
 ENCODERS = {
     ".avi": {"vcodec": "mpeg4", "vtag": "XVID", "qscale:v": 2, "bf": 0},

@@ -9,12 +9,11 @@ so the stages hold no rule of their own about a dataset:
   ``{video_id: reason}`` of the others;
 - ``arrange_sources(roots, files) -> Arrangement``: where a copy's split files and videos are, in extracted
   archives or a tree on disk (``prep arrange``);
-- ``list_name(split, subset)`` and ``json_name(split)`` (None: one JSON per subset): annotation file names;
-- ``NESTED_ARCHIVES`` (archives inside archives), ``TOLERATE_MISSING`` (a failed download only makes videos
-  missing), ``SOURCE_LISTS`` (the ``sources:`` keys that are always fetched besides the archives, e.g. the
-  Kinetics CSVs) and ``LINK_LISTS`` (a ``sources:`` key naming lists of archive URLs, or None).
+- ``list_name(split, subset)`` and ``json_name(split, subset)``: annotation file names;
+- ``FACTS``: a :class:`DatasetFacts` (how its archives and sources are to be handled).
 """
 import importlib
+import os
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -51,6 +50,17 @@ class DatasetIndex:
         return self.classes.index(class_name)
 
 
+@dataclass(frozen=True)
+class DatasetFacts:
+    """How a dataset's sources are handled; a dataset states only where it differs from these defaults."""
+
+    nested_archives: bool = False  # archives inside archives, extracted too (HMDB51: one RAR per class)
+    tolerate_missing: bool = False  # a failed download or archive only makes videos missing (Kinetics)
+    source_lists: tuple = ()  # `sources:` keys always fetched besides the archives (Kinetics: the CSVs)
+    link_lists: str = None  # a `sources:` key naming lists of archive URLs, one a line (PaddleVideo's)
+    video_extensions: tuple = (".avi",)
+
+
 @dataclass
 class Arrangement:
     """Where a dataset's copy stands: its split / annotation files, ``(source file, relative target)`` of every
@@ -60,6 +70,22 @@ class Arrangement:
     videos: list
     notes: dict
     where: str
+
+
+def add_listed_video(videos, class_name, file_name, split, subset, where):
+    """A split file lists ``class_name/file_name`` in ``subset`` of ``split``: its :class:`Video` (id
+    ``class/stem``) is added to ``{video_id: Video}`` (see :func:`add_video`) and marked."""
+    video_id = f"{class_name}/{os.path.splitext(file_name)[0]}"
+    video = add_video(videos, Video(video_id, class_name, f"{class_name}/{file_name}"), where)
+    video.splits[split] = subset
+
+
+def dataset_index(name, classes, videos, split_names):
+    """The :class:`DatasetIndex` of ``{video_id: Video}``: sorted by id, "unused" where a split does not list one."""
+    for video in videos.values():
+        for split in split_names:
+            video.splits.setdefault(split, "unused")
+    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(split_names))
 
 
 def check_dataset(dataset):
@@ -97,6 +123,37 @@ def add_video(videos, video, where):
         raise UserError(f"{where}: {known.path!r} and {video.path!r} have the same video id {video.video_id!r} "
                         "(frames and lists name a video without its extension): rename or remove one")
     return videos.setdefault(video.video_id, video)
+
+
+def resolve_video_path(video_dir, rel_path):
+    """The file for ``class/video.ext`` under video_dir, matching the class directory case-insensitively."""
+    video_dir = Path(video_dir)
+    direct = video_dir / rel_path
+    if direct.exists():
+        return direct
+    class_part, file_part = rel_path.split("/", 1)
+    if video_dir.is_dir():
+        for entry in os.scandir(video_dir):
+            if entry.is_dir() and entry.name.lower() == class_part.lower():
+                candidate = Path(entry.path) / file_part
+                if candidate.exists():
+                    return candidate
+    return direct
+
+
+def locate_class_folder_videos(index, video_dir):
+    """``({video_id: Path}, {video_id: reason})``: each listed video at ``video_dir/class/video.ext``, class folders
+    matched case-insensitively (UCF101's ``HandstandPushups``); reasons ``not found`` and ``empty file``."""
+    found, missing = {}, {}
+    for video in index.videos:
+        path = resolve_video_path(video_dir, video.path)
+        if not path.is_file():
+            missing[video.video_id] = "not found"
+        elif path.stat().st_size == 0:
+            missing[video.video_id] = "empty file"
+        else:
+            found[video.video_id] = path
+    return found, missing
 
 
 def class_folder_videos(video_dir, extensions):

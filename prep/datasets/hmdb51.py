@@ -6,13 +6,15 @@ Video names contain ``& ( ) ! ' ; , +`` and the like: they are only ever used as
 through a shell. The videos come from ``hmdb51_org.rar`` (one RAR per class: ``python -m prep extract --nested``),
 laid out as ``<class>/<video>.avi``.
 """
+import functools
 import re
 from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.names import safe_component
 from prep.base.sources import best_class_tree, walk_dirs
-from prep.datasets import Arrangement, DatasetIndex, Video, add_video, class_folder_videos, split_list_name
+from prep.datasets import (Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+                           dataset_index, locate_class_folder_videos, split_list_name)
 SUBSET_OF_CODE = {"0": "unused", "1": "train", "2": "test"}
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[1-9])\.txt$")
 
@@ -84,31 +86,12 @@ def read_index(split_dir, name="hmdb51", splits=None):
                 if file_name in seen:
                     raise UserError(f"{path}: {file_name!r} is listed twice")
                 seen.add(file_name)
-                stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
-                video = add_video(videos, Video(f"{cls}/{stem}", cls, f"{cls}/{file_name}"), str(path))
-                video.splits[split] = subset
-    for video in videos.values():
-        for split in available:
-            video.splits.setdefault(split, "unused")
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(available))
+                add_listed_video(videos, cls, file_name, split, subset, str(path))
+    return dataset_index(name, classes, videos, available)
 
 
-def locate_videos(index, video_dir):
-    """``({video_id: Path}, {video_id: reason})``: each listed video at ``video_dir/class/video.avi``."""
-    found, missing = {}, {}
-    for video in index.videos:
-        path = Path(video_dir) / video.path
-        if not path.is_file():
-            missing[video.video_id] = "not found"
-        elif path.stat().st_size == 0:
-            missing[video.video_id] = "empty file"
-        else:
-            found[video.video_id] = path
-    return found, missing
-
-
-def list_name(split, subset):
-    return split_list_name("hmdb51", split, subset)
+locate_videos = locate_class_folder_videos
+list_name = functools.partial(split_list_name, "hmdb51")
 
 
 def json_name(split, subset):
@@ -117,11 +100,7 @@ def json_name(split, subset):
 
 # where it comes from: hmdb51_org.rar (one <class>.rar per class, each <class>/<video>.avi) and test_train_splits.rar
 # (testTrainMulti_7030_splits/<class>_test_split<N>.txt); URLs are in the config (sources.hmdb51.urls)
-NESTED_ARCHIVES = True
-TOLERATE_MISSING = False  # every archive is needed
-SOURCE_LISTS = ()
-LINK_LISTS = None
-VIDEO_EXTENSIONS = (".avi",)
+FACTS = DatasetFacts(nested_archives=True)  # every archive is needed
 
 
 def arrange_sources(roots, files=()):
@@ -131,8 +110,8 @@ def arrange_sources(roots, files=()):
         if any(SPLIT_FILE.match(p.name) for p in folder.glob("*_test_split*.txt")):
             files = find_split_files(folder)
             classes = sorted({cls for cls, _ in files})
-            video_dir = best_class_tree(roots, VIDEO_EXTENSIONS, classes, "HMDB51")
-            return Arrangement(sorted(files.values()), class_folder_videos(video_dir, VIDEO_EXTENSIONS), {},
+            video_dir = best_class_tree(roots, FACTS.video_extensions, classes, "HMDB51")
+            return Arrangement(sorted(files.values()), class_folder_videos(video_dir, FACTS.video_extensions), {},
                                f"splits from {folder}, videos from {video_dir}")
     raise UserError(f"HMDB51: no <class>_test_split<N>.txt files (test_train_splits.rar) found under "
                     f"{', '.join(map(str, roots)) or 'nothing'}")

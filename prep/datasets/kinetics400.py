@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.names import safe_component
-from prep.datasets import Arrangement, DatasetIndex, Video
+from prep.datasets import Arrangement, DatasetFacts, Video, dataset_index
 
 SUBSET_OF_SPLIT = {"train": "train", "val": "test", "validate": "test", "validation": "test", "test": "unused"}
 CLIP_EXTENSIONS = (".mp4", ".mkv", ".webm")
@@ -106,7 +106,7 @@ def read_index(csv_dir_or_files, name="kinetics400", include_test=False):
     if not videos:
         raise UserError(f"{csv_dir_or_files}: no labelled clips found")
     classes = sorted({v.class_name for v in videos.values()})
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), ["1"])
+    return dataset_index(name, classes, videos, ["1"])
 
 
 def class_folder_variants(label):
@@ -166,10 +166,10 @@ def locate_videos(index, video_dir):
 # where it comes from: the annotation CSVs (DeepMind's kinetics400.tar.gz: train.csv, validate.csv, test.csv) and the
 # clips: PaddleVideo's link lists (train_link.list, val_link.list) of tar.gz archives of class folders of clips, or a
 # copy on disk (class folders or flat). URLs are in the config (sources.kinetics400).
-NESTED_ARCHIVES = False
-TOLERATE_MISSING = True  # every copy lacks some clips: counted against sources.kinetics400.max_missing_fraction
-SOURCE_LISTS = ("annotations",)  # the CSVs: fetched even when the clips are on disk
-LINK_LISTS = "link_lists"  # PaddleVideo's train_link.list / val_link.list: archive URLs, one a line
+# every copy lacks some clips (counted against sources.kinetics400.max_missing_fraction); the CSVs are fetched even
+# when the clips are on disk; PaddleVideo's train_link.list / val_link.list name the clip archives
+FACTS = DatasetFacts(tolerate_missing=True, source_lists=("annotations",), link_lists="link_lists",
+                     video_extensions=CLIP_EXTENSIONS)
 
 
 def list_name(split, subset):

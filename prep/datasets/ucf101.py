@@ -4,14 +4,14 @@ The official files use CRLF line ends; classInd says ``HandstandPushups`` while 
 ``v_HandStandPushups_*``, so class names are matched case-insensitively. The synthetic dataset writes the same
 files, so this reader serves both.
 """
-import os
+import functools
 from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.names import safe_relative
 from prep.base.sources import best_class_tree, walk_dirs
-from prep.datasets import (SPLITS, Arrangement, DatasetIndex, Video, add_video, class_folder_videos,
-                           split_list_name)
+from prep.datasets import (SPLITS, Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+                           dataset_index, locate_class_folder_videos, split_list_name)
 
 
 def read_lines(path):
@@ -53,48 +53,12 @@ def read_index(split_dir, name="ucf101", splits=None):
                 class_name = by_lower.get(class_part.lower())
                 if class_name is None or not file_name or "/" in file_name:
                     raise UserError(f"{where}: {rel_path!r} is not '<class>/<video>' with a class from classInd.txt")
-                video_id = f"{class_name}/{os.path.splitext(file_name)[0]}"
-                video = add_video(videos, Video(video_id, class_name, f"{class_name}/{file_name}"), where)
-                video.splits[split] = subset
-    for video in videos.values():
-        for split in available:
-            video.splits.setdefault(split, "unused")
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(available))
+                add_listed_video(videos, class_name, file_name, split, subset, where)
+    return dataset_index(name, classes, videos, available)
 
 
-def resolve_video_path(video_dir, rel_path):
-    """The file for ``class/video.ext`` under video_dir, matching the class directory case-insensitively."""
-    video_dir = Path(video_dir)
-    direct = video_dir / rel_path
-    if direct.exists():
-        return direct
-    class_part, file_part = rel_path.split("/", 1)
-    if video_dir.is_dir():
-        for entry in os.scandir(video_dir):
-            if entry.is_dir() and entry.name.lower() == class_part.lower():
-                candidate = Path(entry.path) / file_part
-                if candidate.exists():
-                    return candidate
-    return direct
-
-
-def locate_videos(index, video_dir):
-    """``({video_id: Path}, {video_id: reason})``: each listed video under video_dir (class folders matched
-    case-insensitively); reasons ``not found`` and ``empty file``."""
-    found, missing = {}, {}
-    for video in index.videos:
-        path = resolve_video_path(video_dir, video.path)
-        if not path.is_file():
-            missing[video.video_id] = "not found"
-        elif path.stat().st_size == 0:
-            missing[video.video_id] = "empty file"
-        else:
-            found[video.video_id] = path
-    return found, missing
-
-
-def list_name(split, subset):
-    return split_list_name("ucf101", split, subset)
+locate_videos = locate_class_folder_videos
+list_name = functools.partial(split_list_name, "ucf101")
 
 
 def json_name(split, subset):
@@ -103,11 +67,7 @@ def json_name(split, subset):
 
 # where it comes from: UCF101.rar (UCF-101/<Class>/v_*.avi) and UCF101TrainTestSplits-RecognitionTask.zip
 # (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt); URLs are in the config (sources.ucf101.urls)
-NESTED_ARCHIVES = False
-TOLERATE_MISSING = False  # every archive is needed
-SOURCE_LISTS = ()
-LINK_LISTS = None
-VIDEO_EXTENSIONS = (".avi",)
+FACTS = DatasetFacts()  # every archive is needed
 
 
 def find_split_files(roots):
@@ -120,11 +80,11 @@ def find_split_files(roots):
                     f"{', '.join(map(str, roots)) or 'nothing'}")
 
 
-def arrange_sources(roots, files=(), dataset="UCF101", extensions=VIDEO_EXTENSIONS):
+def arrange_sources(roots, files=()):
     """A UCF101 copy under roots (extracted archives or a tree on disk): its split files, and every video of the
     folder whose sub-folders are the classes."""
     folder, split_files = find_split_files(roots)
-    video_dir = best_class_tree(roots, extensions, read_class_index(folder), dataset)
-    return Arrangement(split_files, class_folder_videos(video_dir, extensions), {},
+    video_dir = best_class_tree(roots, FACTS.video_extensions, read_class_index(folder), "UCF101")
+    return Arrangement(split_files, class_folder_videos(video_dir, FACTS.video_extensions), {},
                        f"splits from {folder}, videos from {video_dir}")
 
