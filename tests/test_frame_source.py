@@ -12,8 +12,8 @@ from prep.base import frame_source
 from prep.base.atomic import atomic_file
 from prep.base.frame_source import (FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames, frame_videos,
                                     open_frames)
-from prep.base.packed import PackWriter
 from prep.base.media import encode_video
+from prep.base.packed import PackWriter
 
 VIDEO = "Wave/v_Wave_g01_c01"
 NUM_FRAMES = 7

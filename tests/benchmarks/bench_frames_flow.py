@@ -141,7 +141,7 @@ def bytes_per_frame(root):
 
 
 def bench_frames(work, args):
-    from prep.frames import output_size
+    from prep.base.media import output_size
     videos = work / "videos"
     make_videos(videos, args.videos, args.frames, args.size)
     width, height = (int(v) for v in args.size.split("x"))
