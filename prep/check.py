@@ -7,8 +7,8 @@ named and the run stops; on success a report is written (the Snakemake output th
 """
 from pathlib import Path
 
-from prep.base.errors import UserError
 from prep.base.atomic import atomic_file
+from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
 from prep.base.index_file import read_index
 

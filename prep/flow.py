@@ -28,9 +28,9 @@ from pathlib import Path
 
 import cv2
 
-from prep.base.errors import UserError
 from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
                               temporary_sibling)
+from prep.base.errors import UserError
 from prep.base.diskspace import write_bytes
 from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage,

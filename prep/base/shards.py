@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep.base.errors import UserError
 from prep.base.atomic import atomic_file
+from prep.base.errors import UserError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

@@ -14,8 +14,8 @@ so the stages hold no rule of their own about a dataset:
 """
 import importlib
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.index_file import INDEX_COLUMNS
@@ -23,7 +23,6 @@ from prep.base.names import safe_component
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
 REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")  # downloaded; synthetic is generated
-SUBSETS = ("train", "test", "unused")
 SPLITS = ("1", "2", "3")
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from prep.base.errors import UserError
 from prep.base.atomic import atomic_directory
+from prep.base.errors import UserError
 from prep.base.media import encode_video
 from prep.datasets import DatasetFacts, split_list_name, ucf101
 
