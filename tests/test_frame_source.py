@@ -166,6 +166,9 @@ def test_gaps_strays_and_absent_videos_are_one_line_errors(trees, tmp_path):
         frames.read(2)
     with pytest.raises(FrameError, match="no frames"):
         open_frames(tmp_path / "rgb", "Wave/absent")
+    for outside in ("../rgb/" + VIDEO, "/etc", "Wave//x", "Wave\\..\\x"):
+        with pytest.raises(FrameError, match="video id: .* cannot be a file or folder name"):
+            open_frames(tmp_path / "rgb", outside)
     with pytest.raises(FrameError, match="unknown frame naming"):
         open_frames(tmp_path / "rgb", VIDEO, naming="img")
     (folder / FRAMES_MARKER).write_text("many\n")

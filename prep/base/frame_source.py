@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from prep.base.errors import UserError
+from prep.base.names import safe_relative
 from prep.base.packed import PACK_SUFFIX, PackError, open_packed
 
 MODALITIES = ("rgb", "flow")
@@ -248,6 +249,10 @@ class VideoFrames:
         if modality not in MODALITIES:
             raise FrameError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
         self.naming = naming_of(naming)
+        try:  # ids come from lists: never a path outside root
+            safe_relative(video_id, f"{root}: video id")
+        except UserError as error:
+            raise FrameError(f"{error} (not a relative class/video path)") from None
         self.modality, self.video_id = modality, video_id
         if storage is None:
             found = find_storage(root, video_id)
