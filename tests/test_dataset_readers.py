@@ -176,8 +176,14 @@ def test_the_config_schema_and_workflow_use_the_dataset_registry():
     from prep.datasets import DATASETS, REAL_DATASETS, dataset_module
     from tests.conftest import REPO
 
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    import train.recipe
+
+    schema_text = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    schema = yaml.safe_load(schema_text)
     assert schema["properties"]["datasets"]["items"]["enum"] == list(DATASETS)
+    spelled = [line for line in schema_text.splitlines() if "enum: [synthetic" in line]  # every list of the names
+    assert spelled and all(f"enum: [{', '.join(DATASETS)}]" in line for line in spelled), spelled
+    assert train.recipe.DATASETS is DATASETS
     sources = schema["properties"]["sources"]["properties"]
     assert sorted(k for k, v in sources.items() if v.get("type") == "object") == sorted(REAL_DATASETS)
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()

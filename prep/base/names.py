@@ -3,6 +3,9 @@ they enter: a name used as a path component must stay one component inside its f
 from prep.base.errors import UserError
 
 FORBIDDEN = ("/", "\\", "\0", "\n", "\r")
+# the datasets the project knows, in one place for prep (prep.datasets: one module each), the config schema (a test
+# compares), common.smk and train's recipes (which may import only prep.base)
+DATASET_NAMES = ("synthetic", "ucf101", "hmdb51", "kinetics400")
 
 
 def safe_component(name, what):

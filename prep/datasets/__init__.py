@@ -1,7 +1,8 @@
 """The datasets: one module per dataset, pure facts and parsers, importing only :mod:`prep.base`.
 
-:data:`DATASETS` is the one registry of dataset names: the config schema (checked by a test), ``common.smk``
-(wildcards, real datasets, list names) and every CLI take it from here. Each dataset module has the same interface,
+:data:`DATASETS` is the one registry of dataset names (spelled in :mod:`prep.base.names`, where train's recipes
+can read it too): the config schema (checked by a test), ``common.smk`` (wildcards, real datasets, list names) and
+every CLI take it from here. Each dataset module has the same interface,
 so the stages hold no rule of their own about a dataset:
 
 - ``read_index(splits_dir) -> DatasetIndex``: classes (label = position) and videos with their split membership;
@@ -19,10 +20,10 @@ from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.index_file import INDEX_COLUMNS
-from prep.base.names import safe_component
+from prep.base.names import DATASET_NAMES, safe_component
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
-REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")  # downloaded; synthetic is generated
+DATASETS = DATASET_NAMES  # one module per name under prep/datasets/
+REAL_DATASETS = tuple(name for name in DATASETS if name != "synthetic")  # downloaded; synthetic is generated
 SPLITS = ("1", "2", "3")
 
 
