@@ -7,17 +7,18 @@ import argparse
 import importlib
 import sys
 
-from prep import UserError
-from prep.diskspace import disk_full_message, is_disk_full
+from prep.base.errors import UserError
+from prep.base.diskspace import disk_full_message, is_disk_full
 
 # verb modules, imported lazily so `python -m prep --help` stays fast and one broken optional backend
 # does not take every verb down
 STAGE_MODULES = [
     "prep.index",
     "prep.datasets.synthetic",
-    "prep.download",
+    "prep.base.download",
     "prep.fetch",
-    "prep.archives",
+    "prep.base.archives",
+    "prep.unpack",
     "prep.arrange",
     "prep.frames",
     "prep.reencode",

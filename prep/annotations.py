@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file
-from prep.base.frame_source import describe_naming
-from prep.index import build_index, read_index
+from prep.base.atomic import atomic_directory, atomic_file
+from prep.base.errors import UserError
+from prep.base.frame_source import FRAMES_MARKER, NAMINGS, FrameError, describe_naming, frame_videos, open_frames
+from prep.base.index_file import read_index
+from prep.datasets import DATASETS, build_index, dataset_module
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "fps", "width", "height", "container_frames",
                     "n_frames", "n_flow", "status", "note"]
-SUBSET_NAMES = {"train": "train", "test": "val"}  # mmaction2 names the test lists "val"
 JSON_SUBSETS = {"train": "training", "test": "validation"}  # 3D-ResNets' subset names
 
 
@@ -74,18 +74,6 @@ def _stage_status(stage, info):
     return None
 
 
-def list_name(dataset, split, subset):
-    if dataset == "kinetics400":
-        return f"{dataset}_{SUBSET_NAMES[subset]}_list"
-    return f"{dataset}_{SUBSET_NAMES[subset]}_split_{split}"
-
-
-def json_name(dataset, split):
-    if dataset == "kinetics400":
-        return None  # one JSON per subset, written below
-    return f"{dataset}_{split}.json" if dataset == "hmdb51" else f"{dataset}_0{split}.json"
-
-
 def write_lines(path, lines):
     Path(path).write_text("".join(f"{line}\n" for line in lines))
 
@@ -99,13 +87,13 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
         (tmp / "paddle").mkdir()
         write_lines(tmp / "label_map.txt", classes)
         write_lines(tmp / "paddle" / "label_list.txt", [f"{i} {name}" for i, name in enumerate(classes)])
-        kinetics_json = {}
+        module = dataset_module(dataset)
+        databases = {}  # JSON file -> its database (one per split, or per subset: the dataset says)
         for column in split_columns(manifest):
             split = column[len("split_"):]
-            database = {}
             for subset in ("train", "test"):
                 rows = usable[usable[column] == subset]
-                name = list_name(dataset, split, subset)
+                name = module.list_name(split, subset)
                 ids, labels = rows["video_id"].tolist(), rows["label"].tolist()
                 write_lines(tmp / f"{name}_rawframes.txt",
                             [f"{v} {n} {y}" for v, n, y in zip(ids, rows["n_frames"], labels)])
@@ -114,17 +102,13 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
                 write_lines(tmp / "paddle" / f"{name}_frames.txt",
                             [f"{p} {n} {y}" for p, n, y in zip(rows["video_path"], rows["n_frames"], labels)])
                 write_lines(tmp / "paddle" / f"{name}_videos.txt", [f"{p} {y}" for p, y in zip(rows["video_path"], labels)])
+                database = databases.setdefault(module.json_name(split, subset), {})
                 for vid, cls, n in zip(ids, rows["class_name"], rows["n_frames"]):
-                    entry = {"subset": JSON_SUBSETS[subset], "annotations": {"label": cls, "segment": [1, int(n) + 1]}}
-                    database[vid.rsplit("/", 1)[-1]] = entry
-                    kinetics_json.setdefault(SUBSET_NAMES[subset], {})[vid.rsplit("/", 1)[-1]] = entry
-            if json_name(dataset, split):
-                with open(tmp / json_name(dataset, split), "w") as handle:
-                    json.dump({"labels": list(classes), "database": database}, handle)
-        if dataset == "kinetics400":
-            for subset, database in kinetics_json.items():
-                with open(tmp / f"{dataset}_{subset}.json", "w") as handle:
-                    json.dump({"labels": list(classes), "database": database}, handle)
+                    database[vid.rsplit("/", 1)[-1]] = {"subset": JSON_SUBSETS[subset],
+                                                        "annotations": {"label": cls, "segment": [1, int(n) + 1]}}
+        for json_file, database in databases.items():
+            with open(tmp / json_file, "w") as handle:
+                json.dump({"labels": list(classes), "database": database}, handle)
         manifest = manifest.copy()
         manifest.attrs.update({"classes": "\n".join(classes), "naming": describe_naming(naming)})
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
@@ -138,36 +122,69 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
     return usable
 
 
-def manifest_from_tree(dataset, splits_dir, frames_dir, flow_dir=None, video_dir=None):
-    """A manifest for a rawframes tree made by other tools: counts from the files, n_frames files written."""
+def place_in_tree(video_ids, tree_ids):
+    """``{video_id: id in the tree}`` for the videos a frames tree holds: under their own ``class/video`` id, else
+    under the same video name in any folder or flat (other tools' trees: flat Kinetics clips, class folders spelled
+    another way). A name found twice is an error naming both; videos not found are left out."""
+    tree_ids = list(tree_ids)
+    exact = set(tree_ids)
+    by_name = {}
+    for tree_id in tree_ids:
+        by_name.setdefault(tree_id.rsplit("/", 1)[-1], []).append(tree_id)
+    placed = {}
+    for vid in video_ids:
+        if vid in exact:
+            placed[vid] = vid
+            continue
+        candidates = by_name.get(vid.rsplit("/", 1)[-1], [])
+        if len(candidates) > 1:
+            raise UserError(f"video {vid!r}: two frame folders or packs could be it: {candidates[0]} and "
+                            f"{candidates[1]}; keep one")
+        if candidates:
+            placed[vid] = candidates[0]
+    return placed
+
+
+def _tree_count(root, tree_id, modality, naming):
+    try:
+        with open_frames(root, tree_id, modality, naming) as frames:
+            return len(frames), frames
+    except FrameError:
+        return 0, None
+
+
+def manifest_from_tree(dataset, splits_dir, frames_dir, flow_dir=None, video_dir=None, naming="mmaction"):
+    """A manifest for a frames tree made by other tools (class folders or flat; folders or packs): counts through
+    the frame source, ``n_frames`` files written into folders that lack one. The lists address the videos where the
+    tree has them."""
     index, classes = build_index(dataset, splits_dir, video_dir or frames_dir)
     frames_dir = Path(frames_dir)
     flow_dir = Path(flow_dir or frames_dir)
+    placed = place_in_tree(index["video_id"], frame_videos(frames_dir, naming=naming))
+    if not placed:
+        raise UserError(f"--frames {frames_dir}: none of the {len(index)} videos of the {dataset} lists has frames "
+                        f"there (looked for [class/]video folders and .pack files named as in the lists)")
     frame_rows, flow_rows = [], []
     for vid in index["video_id"]:
-        folder = frames_dir / vid
-        if not folder.is_dir():
-            frame_rows.append({"video_id": vid, "status": "quarantined: no frame directory"})
+        if vid not in placed:
+            frame_rows.append({"video_id": vid, "status": "quarantined: no frame folder or pack"})
             continue
-        names = os.listdir(folder)
-        n_frames = _largest_index(names, "img_")
-        n_flow = min(_largest_index(os.listdir(flow_dir / vid), p) if (flow_dir / vid).is_dir() else 0
-                     for p in ("flow_x_", "flow_y_"))
-        frame_rows.append({"video_id": vid, "status": "done" if n_frames else "quarantined: no img_ frames",
+        n_frames, frames = _tree_count(frames_dir, placed[vid], "rgb", naming)
+        n_flow, _ = _tree_count(flow_dir, placed[vid], "flow", naming)
+        frame_rows.append({"video_id": vid, "status": "done" if n_frames else f"quarantined: no {naming} frames",
                            "n_frames": n_frames})
         flow_rows.append({"video_id": vid, "status": "done" if n_flow else "quarantined: no flow frames",
                           "n_flow": n_flow})
-        if n_frames and "n_frames" not in names:
-            with atomic_file(folder / "n_frames") as handle:
+        if n_frames and frames.storage == "folder" and frames.marked_count() is None:  # for 3D-ResNets' readers
+            with atomic_file(frames.path / FRAMES_MARKER, sync=False) as handle:  # as the frames: no fsync
                 handle.write(f"{n_frames}\n")
     index["status"] = "ok"  # the tree stands in for the videos
-    return build_manifest(index, pd.DataFrame(frame_rows), pd.DataFrame(flow_rows)), classes
-
-
-def _largest_index(names, prefix):
-    numbers = [int(n[len(prefix):-4]) for n in names if n.startswith(prefix) and n.endswith(".jpg")
-               and n[len(prefix):-4].isdigit()]
-    return max(numbers, default=0)
+    index["video_id"] = [placed.get(vid, vid) for vid in index["video_id"]]
+    frame_report, flow_report = (pd.DataFrame(rows, columns=["video_id", "status", column]) for rows, column in
+                                 ((frame_rows, "n_frames"), (flow_rows, "n_flow")))
+    for report in (frame_report, flow_report):
+        report["video_id"] = [placed.get(vid, vid) for vid in report["video_id"]]
+    return build_manifest(index, frame_report, flow_report), classes
 
 
 def summary_line(manifest):
@@ -187,8 +204,9 @@ def run_annotations(args):
 def run_lists(args):
     if not Path(args.frames).is_dir():
         raise UserError(f"--frames {args.frames}: no such directory")
-    manifest, classes = manifest_from_tree(args.dataset, args.splits, args.frames, args.flow, args.videos)
-    write_annotations(manifest, classes, args.dataset, args.out)
+    manifest, classes = manifest_from_tree(args.dataset, args.splits, args.frames, args.flow, args.videos,
+                                           naming=args.naming)
+    write_annotations(manifest, classes, args.dataset, args.out, naming=args.naming)
     print(summary_line(manifest) + f" → {args.out}")
     return 0
 
@@ -196,7 +214,7 @@ def run_lists(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("annotations", help="manifest + every list/JSON from the index and shard reports",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset")
+    parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("index", help="index .parquet from `prep index`")
     parser.add_argument("out_dir")
     parser.add_argument("--frames-reports", nargs="+", required=True, help="CSV reports of the frames shards")
@@ -205,10 +223,12 @@ def add_parser(subparsers):
 
     parser = subparsers.add_parser("lists", help="every annotation format for an existing rawframes tree",
                                    description="Every annotation format for a rawframes tree made by other tools.")
-    parser.add_argument("dataset", help="ucf101, hmdb51, kinetics400 or synthetic")
+    parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("--splits", required=True, help="the dataset's official split files (Kinetics: the CSVs)")
-    parser.add_argument("--frames", required=True, help="rawframes root: class/video/img_00001.jpg")
+    parser.add_argument("--frames", required=True, help="rawframes root: [class/]video/ folders or [class/]video.pack")
     parser.add_argument("--flow", help="flow root if not the frames root: class/video/flow_x_00001.jpg")
     parser.add_argument("--videos", help="video root, to record video paths with their extensions")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="frame names of the tree (prep.base.frame_source.NAMINGS)")
     parser.add_argument("--out", required=True)
     parser.set_defaults(func=run_lists)

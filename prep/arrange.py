@@ -6,8 +6,8 @@ OUT_RAW gets ``videos/<class>/<video>.<ext>`` and ``splits/`` (the official spli
 synthetic dataset writes them; ``prep index DATASET OUT_RAW/splits OUT_RAW/videos`` reads it. Videos are hard links
 to the extracted files (no second copy on disk), else copies; videos of a tree already on disk (``sources.local``)
 are hard links, else symbolic links to it. Where each dataset's files are inside its archives is told by
-``prep.datasets.<name>.locate_sources`` (UCF101, HMDB51) or the Kinetics clip scan (class folders or flat, any
-depth; clips are put under their CSV label, spaces and parentheses kept).
+``prep.datasets.<name>.arrange_sources`` (UCF101, HMDB51: the folder of class folders; Kinetics: each clip found by
+name in class folders or flat, at any depth, put under its CSV label, spaces and parentheses kept).
 
 MISSING.csv (``video_id,class_name,splits,reason``) lists every video the official files name that is not in
 OUT_RAW (reasons: ``not found``, ``empty file: <path>``), and those videos are left out of every list later on.
@@ -19,53 +19,11 @@ import os
 import shutil
 from pathlib import Path
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file
-
-MAX_DEPTH = 4
-
-
-def walk_dirs(roots, max_depth=MAX_DEPTH):
-    """Every directory under roots (roots included), breadth first, at most max_depth levels down."""
-    level = [Path(r) for r in roots if Path(r).is_dir()]
-    for _depth in range(max_depth + 1):
-        following = []
-        for folder in level:
-            yield folder
-            try:
-                with os.scandir(folder) as entries:
-                    following += sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
-            except OSError:
-                continue
-        level = following
-
-
-def _has_video(folder, extensions):
-    try:
-        with os.scandir(folder) as entries:
-            return any(e.is_file() and e.name.lower().endswith(extensions) for e in entries)
-    except OSError:
-        return False
-
-
-def best_class_tree(roots, extensions, classes, dataset):
-    """The folder under roots with the most sub-folders named after a class (case-insensitively) holding videos."""
-    wanted = {c.lower() for c in classes}
-    best, best_count = None, 0
-    for folder in walk_dirs(roots):
-        try:
-            with os.scandir(folder) as entries:
-                subdirs = [e.path for e in entries if e.is_dir() and e.name.lower() in wanted]
-        except OSError:
-            continue
-        count = sum(_has_video(d, extensions) for d in subdirs)
-        if count > best_count:
-            best, best_count = folder, count
-    if best is None:
-        raise UserError(f"{dataset}: no folder of class folders with {'/'.join(extensions)} videos found under "
-                        f"{', '.join(map(str, roots)) or 'nothing'}")
-    return best
-
+from prep.base.atomic import atomic_directory, atomic_file
+from prep.base.errors import UserError
+from prep.base.names import safe_relative
+from prep.base.sources import read_sources
+from prep.datasets import REAL_DATASETS, build_index, dataset_module
 
 class Linker:
     """Put a file under a new name without a second copy: hard link; else a copy (extracted files, which may be
@@ -103,47 +61,9 @@ def _copy_split_files(paths, splits_dir):
         shutil.copyfile(path, target)
 
 
-def arrange_class_tree(module, roots, tmp, link):
-    """UCF101 / HMDB51: split files copied, every video of a class folder linked."""
-    split_files, video_dir = module.locate_sources(roots)
-    _copy_split_files(split_files, tmp / "splits")
-    for class_dir in sorted(p for p in video_dir.iterdir() if p.is_dir()):
-        for video in sorted(class_dir.iterdir()):
-            if video.is_file() and video.name.lower().endswith(module.VIDEO_EXTENSIONS):
-                link(video, tmp / "videos" / class_dir.name / video.name)
-    (tmp / "videos").mkdir(exist_ok=True)
-    return f"splits from {split_files[0].parent}, videos from {video_dir}", {}
-
-
-def arrange_kinetics(roots, files, tmp, link):
-    """Kinetics-400: the CSVs copied, each labelled clip found by name and linked under its label."""
-    from prep.datasets import kinetics400
-
-    csvs = kinetics400.find_csvs(roots, files)
-    if not csvs:
-        raise UserError("Kinetics-400: no annotation CSV (label,youtube_id,time_start,time_end,split) found; "
-                        "set sources.kinetics400.annotations")
-    _copy_split_files(csvs, tmp / "splits")
-    index = kinetics400.read_annotations(tmp / "splits")
-    by_stem = kinetics400.scan_clips(roots)
-    (tmp / "videos").mkdir()
-    notes = {}
-    for video in index.videos:
-        path = kinetics400.pick_clip(video, by_stem)
-        if path is not None and path.stat().st_size == 0:
-            notes[video.video_id] = f"empty file: {path}"
-        elif path is not None:
-            target = tmp / "videos" / video.class_name / (video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-                                                          + path.suffix.lower())
-            link(path, target)
-    return f"{len(csvs)} CSVs, {sum(len(p) for p in by_stem.values())} clip files found", notes
-
-
 def missing_rows(dataset, raw_dir, notes=None):
     """``(rows, total)``: the missing report rows of an arranged tree (from the same index `prep index` builds);
     notes: ``{video_id: reason}`` that say more than the index can (the source file that was empty)."""
-    from prep.index import build_index
-
     frame, _classes = build_index(dataset, raw_dir / "splits", raw_dir / "videos")
     split_cols = [c for c in frame.columns if c.startswith("split_")]
     rows = []
@@ -164,8 +84,8 @@ def write_missing(path, rows):
 
 def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_fraction=0.0):
     """Build out_raw (atomically) and the missing report; raise when too much is missing."""
-    from prep.datasets import dataset_module
-
+    if dataset not in REAL_DATASETS:
+        raise UserError(f"arrange: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
     module = dataset_module(dataset)
     out_raw, missing_csv = Path(out_raw), Path(missing_csv)
     extracted = Path(extracted_dir) if extracted_dir else None
@@ -176,11 +96,12 @@ def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_f
     if out_raw.exists():
         shutil.rmtree(out_raw)
     with atomic_directory(out_raw) as tmp:
-        if dataset == "kinetics400":
-            where, notes = arrange_kinetics(roots, sources["files"], tmp, link)
-        else:
-            where, notes = arrange_class_tree(module, roots, tmp, link)
-        rows, total = missing_rows(dataset, tmp, notes)
+        found = module.arrange_sources(roots, sources["files"])
+        _copy_split_files(found.split_files, tmp / "splits")
+        (tmp / "videos").mkdir()
+        for source, target in found.videos:
+            link(source, tmp / "videos" / safe_relative(target, f"{dataset}: video"))
+        rows, total = missing_rows(dataset, tmp, found.notes)
         share = len(rows) / total if total else 1.0
         if share > max_missing_fraction:
             rejected = missing_csv.with_name(missing_csv.stem + ".rejected.csv")
@@ -198,12 +119,10 @@ def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_f
         write_missing(missing_csv, rows)
     missing_csv.with_name(missing_csv.stem + ".rejected.csv").unlink(missing_ok=True)
     counts = ", ".join(f"{n} {kind}" for kind, n in link.counts.items() if n)
-    return {"where": where, "total": total, "missing": len(rows), "links": counts}
+    return {"where": found.where, "total": total, "missing": len(rows), "links": counts}
 
 
 def run(args):
-    from prep.fetch import read_sources
-
     sources = read_sources(args.sources)
     if sources["dataset"] != args.dataset:
         raise UserError(f"{args.sources}: sources of {sources['dataset']}, not {args.dataset}")
@@ -217,7 +136,7 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("arrange", help="lay a dataset's extracted files out as raw/videos + raw/splits",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
+    parser.add_argument("dataset", choices=REAL_DATASETS)
     parser.add_argument("sources", help="sources JSON written by `prep fetch`")
     parser.add_argument("extracted", help="directory `prep unpack` extracted the archives into")
     parser.add_argument("out_raw", help="the dataset's raw directory (videos/, splits/)")

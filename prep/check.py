@@ -7,10 +7,10 @@ named and the run stops; on success a report is written (the Snakemake output th
 """
 from pathlib import Path
 
-from prep import UserError
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
+from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
-from prep.index import read_index
+from prep.base.index_file import read_index
 
 MAX_NAMED = 20
 

@@ -13,7 +13,7 @@
   ``prep arrange``).
 
 Downloads go to DOWNLOADS (resumable: ``NAME.part`` files stay there when a run is interrupted), through the shared
-cache when ``--cache`` is given (see :mod:`prep.download`). What could not be had is in ``DOWNLOADS/missing.csv``.
+cache when ``--cache`` is given (see :mod:`prep.base.download`). What could not be had is in ``DOWNLOADS/missing.csv``.
 UCF101 and HMDB51 need every file; for Kinetics-400 a failed archive only makes clips missing, which ``prep arrange``
 counts against ``max_missing_fraction``.
 
@@ -24,40 +24,14 @@ import json
 import os
 from pathlib import Path
 
-from prep import UserError
-from prep.archives import archive_kind
-from prep.atomic import atomic_file
-from prep.download import HASH_BY_LENGTH, MISSING_CSV, download_all, has_checksum
+from prep.base.archives import archive_kind
+from prep.base.atomic import atomic_file
+from prep.base.errors import UserError
+from prep.base.sources import as_list, checksums_from_config, is_url, read_url_list
+from prep.datasets import REAL_DATASETS, dataset_module
+from prep.base.download import MISSING_CSV, download_all, has_checksum
 
-REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
-
-
-def as_list(value):
-    """A config value that may be one string, a list of them, or null → a list of strings."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value.strip() else []
-    return [str(v) for v in value]
-
-
-def is_url(text):
-    return "://" in text and text.split("://", 1)[0].lower() in ("http", "https", "ftp", "file")
-
-
-def parse_checksums(mapping, where="checksums"):
-    """``{name: hex}`` → ``{name: (algorithm, hex)}`` as :func:`prep.download.download_all` takes it."""
-    parsed = {}
-    for name, digest in (mapping or {}).items():
-        digest = str(digest).strip().lower()
-        if ":" in digest:  # "sha256:abc…" is fine too
-            digest = digest.split(":", 1)[1]
-        algo = HASH_BY_LENGTH.get(len(digest))
-        if algo is None or any(c not in "0123456789abcdef" for c in digest):
-            raise UserError(f"{where}: {name!r}: {digest!r} is not an md5/sha1/sha256/sha512 hex digest")
-        parsed[name.replace("\\", "/").rsplit("/", 1)[-1]] = (algo, digest)
-    return parsed
 
 
 def _local_paths(paths, checksums, what):
@@ -85,55 +59,61 @@ def _download(urls, out_dir, checksums, options):
     return [str(outcome.path.resolve()) for outcome in done], missing
 
 
+def _fetch_named(keys, dataset, sources, downloads, checksums, options):
+    """Files of the ``sources:`` keys a dataset always fetches (the Kinetics CSVs): ``(files, trees)``; every one
+    is needed."""
+    files, trees = [], []
+    for key in keys:
+        entries = as_list(sources.get(key))
+        if not entries:
+            raise UserError(f"sources.{dataset}.{key}: empty; these files are needed for labels and splits")
+        remote = [e for e in entries if is_url(e)]
+        local_files, local_trees = _local_paths([e for e in entries if not is_url(e)], checksums,
+                                                f"sources.{dataset}.{key}")
+        files += local_files
+        trees += local_trees
+        if remote:
+            got, missing = _download(remote, downloads / key, checksums, options)
+            if missing:
+                raise UserError(f"sources.{dataset}.{key}: could not download "
+                                + "; ".join(f"{url}: {reason}" for url, reason in missing))
+            files += got
+    return files, trees
+
+
+def _link_list_urls(key, dataset, sources, downloads, options):
+    """The archive URLs of the lists named by ``sources.<dataset>.<key>`` (URLs are downloaded first)."""
+    link_lists = as_list(sources.get(key)) if key else []
+    remote = [u for u in link_lists if is_url(u)]
+    got, missing = _download(remote, downloads / LIST_DIR, {}, options) if remote else ([], [])
+    if missing:
+        raise UserError(f"sources.{dataset}.{key}: could not download "
+                        + "; ".join(f"{url}: {reason}" for url, reason in missing))
+    return [url for path in got + [u for u in link_lists if not is_url(u)] for url in read_url_list(path)]
+
+
 def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0):
     """Download (or find locally) the files of dataset; return the dict written to OUT.json."""
     if dataset not in REAL_DATASETS:
         raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
+    module = dataset_module(dataset)
     options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff}
-    checksums = parse_checksums(sources.get("checksums"), f"sources.{dataset}.checksums")
+    checksums = checksums_from_config(sources.get("checksums"), f"sources.{dataset}.checksums")
     downloads = Path(downloads)
     local = as_list(sources.get("local"))
-    files, trees, failed = [], [], []
-
-    if dataset == "kinetics400":
-        annotations = as_list(sources.get("annotations"))
-        if not annotations:
-            raise UserError("sources.kinetics400.annotations: empty; the CSVs (train.csv, validate.csv) are needed "
-                            "for labels and splits")
-        remote = [a for a in annotations if is_url(a)]
-        local_files, local_trees = _local_paths([a for a in annotations if not is_url(a)], checksums,
-                                                "sources.kinetics400.annotations")
-        files += local_files
-        trees += local_trees
-        if remote:
-            got, missing = _download(remote, downloads / "annotations", checksums, options)
-            if missing:
-                raise UserError("sources.kinetics400.annotations: could not download "
-                                + "; ".join(f"{url}: {reason}" for url, reason in missing))
-            files += got
-
+    files, trees = _fetch_named(module.FACTS.source_lists, dataset, sources, downloads, checksums, options)
+    failed = []
     if local:
         local_files, local_trees = _local_paths(local, checksums, f"sources.{dataset}.local")
         files += local_files
         trees += local_trees
     else:
-        urls = as_list(sources.get("urls"))
-        if dataset == "kinetics400":
-            from prep.datasets.kinetics400 import read_link_list
-            link_lists = as_list(sources.get("link_lists"))
-            if link_lists:
-                remote = [u for u in link_lists if is_url(u)]
-                got, missing = _download(remote, downloads / LIST_DIR, {}, options) if remote else ([], [])
-                if missing:
-                    raise UserError("sources.kinetics400.link_lists: could not download "
-                                    + "; ".join(f"{url}: {reason}" for url, reason in missing))
-                for path in got + [u for u in link_lists if not is_url(u)]:
-                    urls += read_link_list(path)
+        urls = as_list(sources.get("urls")) + _link_list_urls(module.FACTS.link_lists, dataset, sources, downloads, options)
         if not urls:
             raise UserError(f"sources.{dataset}: neither urls nor local paths given")
         got, failed = _download(urls, downloads, checksums, options)
         files += got
-        if failed and dataset != "kinetics400":
+        if failed and not module.FACTS.tolerate_missing:
             raise UserError(f"sources.{dataset}: could not download "
                             + "; ".join(f"{url}: {reason}" for url, reason in failed)
                             + f" (details in {downloads / MISSING_CSV}; rerun to resume)")
@@ -145,17 +125,6 @@ def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout
     plain = [f for f in files if f not in archives]
     return {"dataset": dataset, "archives": archives, "trees": trees, "files": plain,
             "failed": [list(item) for item in failed]}
-
-
-def read_sources(path):
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: not a sources file from `prep fetch` ({error})") from None
-    for key in ("dataset", "archives", "trees", "files", "failed"):
-        if key not in data:
-            raise UserError(f"{path}: not a sources file from `prep fetch` (no {key!r})")
-    return data
 
 
 def run(args):
@@ -179,7 +148,7 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("fetch", help="download a real dataset's archives (or find a local copy)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
+    parser.add_argument("dataset", choices=REAL_DATASETS)
     parser.add_argument("out", help="JSON file naming the archives, trees and files obtained")
     parser.add_argument("--sources", required=True, help="the dataset's sources: entry of the config, as JSON")
     parser.add_argument("--downloads", required=True, help="directory to download into (resumable .part files)")

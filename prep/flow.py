@@ -12,7 +12,7 @@ Sources (detected): SRC holds videos at ``--level`` (or re-encoded ones, ``prep 
 Outputs, each complete or absent (a killed run never leaves a flow that looks finished):
 
 - ``OUT/[class/]video/`` (the pipeline's separate tree, ``data/{dataset}/flow``): written aside, renamed into place.
-- ``OUT/[class/]video.pack`` with ``--pack`` (:mod:`prep.packed`): written aside, renamed into place.
+- ``OUT/[class/]video.pack`` with ``--pack`` (:mod:`prep.base.packed`): written aside, renamed into place.
 - OUT == SRC (mmaction2's layout, flow beside the ``img_`` files): computed into a hidden ``.flow.*.tmp`` directory
   inside the video directory, moved in, and only then the marker ``.flow_done`` (the flow count) is written. No
   marker means no flow: a rerun removes stray ``flow_*`` files and recomputes. Over packed frames the flow is merged
@@ -21,102 +21,39 @@ Outputs, each complete or absent (a killed run never leaves a flow that looks fi
 Every finished flow carries ``.flow_done`` (a file in the directory, an entry in a pack) holding the flow count.
 """
 import contextlib
+import itertools
 import os
 import shutil
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
-from prep.diskspace import write_bytes
-from prep.frames import NAMING, decoded_note, open_video, output_size, unreadable_reason
-from prep.base.frame_source import find_video
+from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
+                              temporary_sibling)
+from prep.base.errors import UserError
+from prep.base.diskspace import write_bytes
+from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason
+from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage, find_video,
+                                    frame_videos, is_flow_entry, naming_of, open_frames, storage_path)
+from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
-                         run_pool, select_shard, summarise, write_report)
-
-DONE = ".flow_done"
-VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
-_ESTIMATORS = {}
+from prep.base.index_file import index_videos
+from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
+                              run_pool, select_shard, summarise, write_report)
 
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
-ALGORITHMS = ("tvl1", "dis", "farneback")
-
-
-def create_estimator(algorithm):
-    """A callable (previous_gray, next_gray) -> flow (H, W, 2) float32."""
-    if algorithm == "tvl1":
-        if not hasattr(cv2, "optflow"):
-            raise UserError("OpenCV without the contrib modules: TV-L1 needs "
-                            "`pip install opencv-contrib-python-headless` (and no plain opencv-python beside it)")
-        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-        return lambda prev, nxt: tvl1.calc(prev, nxt, None)
-    if algorithm == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return lambda prev, nxt: dis.calc(prev, nxt, None)
-    if algorithm == "farneback":
-        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    raise UserError(f"unknown flow algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
-
-
-def quantize(component, bound=20.0):
-    """Flow component (pixels) → uint8: linear in [−bound, bound], saturated outside, round half up."""
-    scaled = (np.clip(component, -bound, bound) + bound) * (255.0 / (2 * bound))
-    return np.floor(scaled + 0.5).astype(np.uint8)
-
-
-def cached_estimator(algorithm):
-    """One estimator per process and algorithm, reused across videos (TV-L1 keeps no state between calls)."""
-    if algorithm not in _ESTIMATORS:
-        _ESTIMATORS[algorithm] = create_estimator(algorithm)
-    return _ESTIMATORS[algorithm]
-
-
-def read_gray(path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def decode_gray(data, name):
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{name}: unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def numbered(names, naming, where):
-    """The RGB frame names in index order; a gap in the numbering is an error, not a silent skip."""
-    pattern = NAMING[naming]
-    prefix = pattern.split("{")[0]
-    names = sorted(n for n in names if n.startswith(prefix) and n.endswith(".jpg"))
-    for expected, name in enumerate(names, start=1):
-        if name != pattern.format(expected):
-            raise ValueError(f"{where}: frames are not numbered 1..N ({name} where {pattern.format(expected)} "
-                             "was expected)")
-    return names
-
-
-def frame_paths(frame_dir, naming="mmaction"):
-    """The RGB frames of a directory in index order (see :func:`numbered`)."""
-    return [Path(frame_dir) / n for n in numbered(os.listdir(frame_dir), naming, frame_dir)]
 
 
 def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, info=None):
-    """Grayscale frames, in order, of a frame directory (``dir``), a pack (``pack``) or a video (``video``).
+    """Grayscale frames, in order, of stored frames (``folder`` or ``pack``: ``source`` is ``(root, video_id)``, read
+    through the frame source) or of a video (``video``: ``source`` is its path).
 
     For a video, ``info`` receives ``container_frames`` and ``decoded``."""
-    if kind == "dir":
-        for path in frame_paths(source, naming):
-            yield read_gray(path)
-    elif kind == "pack":
-        with open_packed(source) as pack:
-            for name in numbered(pack.names(), naming, source):
-                yield decode_gray(pack.read(name), f"{source}:{name}")
+    if kind != "video":
+        with open_frames(*source, "rgb", naming, kind) as frames:
+            for k in range(1, frames.verify() + 1):  # a gap in the numbering is an error, not a silent skip
+                yield frames.read_gray(k)
     else:
         capture = open_video(source)
         if capture is None:
@@ -139,29 +76,34 @@ class _TooFew(Exception):
     pass
 
 
-def write_flow(frames, add, estimate, bound, quality):
-    """Flow of consecutive frames → ``add(name, jpeg)``; the number of flow frames (a _TooFew below one)."""
+def write_flow(frames, add, estimate, bound, quality, naming="mmaction"):
+    """Flow of consecutive frames → ``add(name, jpeg)`` under ``naming``'s names; the number of flow frames (a
+    _TooFew below one). A naming with a zero first flow frame (MindSpore-I3D) gets flow 1 from frame 1 to itself."""
+    naming = naming_of(naming)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     previous = next(frames, None)
+    if naming.zero_first_flow and previous is not None:
+        frames = itertools.chain([previous], frames)
     index = 0
     for current in frames:
         flow = estimate(previous, current)
         index += 1
-        add(f"flow_x_{index:05d}.jpg", cv2.imencode(".jpg", quantize(flow[..., 0], bound), params)[1])
-        add(f"flow_y_{index:05d}.jpg", cv2.imencode(".jpg", quantize(flow[..., 1], bound), params)[1])
+        for axis, component in enumerate(COMPONENTS):
+            add(naming.name(index, "flow", component),
+                cv2.imencode(".jpg", quantize(flow[..., axis], bound), params)[1])
         previous = current
-    if index == 0:
+    if index == 0 or (naming.zero_first_flow and index == 1):
         raise _TooFew(0 if previous is None else 1)
     return index
 
 
 @contextlib.contextmanager
-def flow_writer(kind, out_path, source=None):
+def flow_writer(kind, out_path, source=None, naming="mmaction"):
     """Yield ``add(name, data)``; on success the flow stands complete at ``out_path`` with its ``.flow_done``.
 
-    kind: ``dir`` (renamed into place), ``pack`` (a new pack), ``merge`` (the pack ``source`` rewritten with the flow
+    kind: ``folder`` (renamed into place), ``pack`` (a new pack), ``merge`` (the pack ``source`` rewritten with the flow
     added), ``inplace`` (files moved into the existing frame directory ``out_path``, marker last)."""
-    if kind == "dir":
+    if kind == "folder":
         with atomic_directory(out_path) as tmp:
             yield lambda name, data: write_bytes(tmp / name, data)
     elif kind in ("pack", "merge"):
@@ -170,7 +112,7 @@ def flow_writer(kind, out_path, source=None):
             if kind == "merge":
                 with open_packed(source) as old:
                     for name in old.names():
-                        if not (name.startswith(("flow_x_", "flow_y_")) or name == DONE):
+                        if not is_flow_entry(name, naming):
                             writer.add(name, old.read(name))
             yield writer.add
             writer.finish()
@@ -178,31 +120,32 @@ def flow_writer(kind, out_path, source=None):
         tmp = temporary_sibling(Path(out_path) / "flow")  # out_path/.flow.XXXX.tmp
         try:
             yield lambda name, data: write_bytes(tmp / name, data)
-            marker = (tmp / DONE).read_text()
+            marker = (tmp / FLOW_MARKER).read_text()
             for name in sorted(os.listdir(tmp)):
-                if name != DONE:
+                if name != FLOW_MARKER:
                     os.rename(tmp / name, Path(out_path) / name)
-            (tmp / DONE).unlink()
+            (tmp / FLOW_MARKER).unlink()
             os.rmdir(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        with atomic_file(Path(out_path) / DONE, sync=False) as handle:  # last: now the flow is complete
+        with atomic_file(Path(out_path) / FLOW_MARKER, sync=False) as handle:  # last: now the flow is complete
             handle.write(marker)
 
 
-def compute_flow(frame_dir, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="dir",
-                 output_kind="dir", short_side=None, size=None):
-    """Write the flow of one video's frames (``frame_dir``: a directory, pack or video) to ``out_dir``, which holds
-    no finished flow; return a report record (without video_id)."""
+def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="folder",
+                 output_kind="folder", short_side=None, size=None, source_pack=None):
+    """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
+    ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
+    a ``merge`` output rewrites."""
     started = time.time()
     estimate = cached_estimator(algorithm)
     info = {}
-    frames = gray_frames(source_kind, frame_dir, naming, short_side, size, info)
+    frames = gray_frames(source_kind, source, naming, short_side, size, info)
     try:
-        with flow_writer(output_kind, out_dir, frame_dir) as add:
-            count = write_flow(frames, add, estimate, bound, quality)
-            add(DONE, f"{count}\n".encode())
+        with flow_writer(output_kind, out_dir, source_pack, naming) as add:
+            count = write_flow(frames, add, estimate, bound, quality, naming)
+            add(FLOW_MARKER, f"{count}\n".encode())
     except _TooFew as few:
         return {"status": f"quarantined: {few.args[0]} frame(s), flow needs two", "n_flow": 0,
                 "note": decoded_note(info.get("decoded", 0), info.get("container_frames", 0)),
@@ -213,64 +156,48 @@ def compute_flow(frame_dir, out_dir, algorithm="tvl1", bound=20.0, quality=95, n
     return {"status": "done", "n_flow": count, "note": note, "seconds": round(time.time() - started, 3)}
 
 
-def count_flow(flow_dir):
-    """Flow count of a finished flow directory or pack: its ``.flow_done`` marker, else by listing."""
-    flow_dir = str(flow_dir)
-    if flow_dir.endswith(PACK_SUFFIX):
-        with open_packed(flow_dir) as pack:
-            if DONE in pack:
-                return int(pack.read(DONE).split()[0])
-            return sum(1 for name in pack.names() if name.startswith("flow_x_"))
-    marker = Path(flow_dir) / DONE
-    if marker.is_file():
-        return int(marker.read_text().split()[0])
-    return sum(1 for p in Path(flow_dir).iterdir() if p.name.startswith("flow_x_"))
-
-
-def pack_has_flow(path):
-    try:
-        with open_packed(path) as pack:
-            return DONE in pack
-    except FileNotFoundError:
-        return False
-
-
-def plan(video_id, source, src_root, out_root, pack):
-    """(source_kind, source_path, output_kind, output_path, finished) for one video."""
+def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
+    """(source_kind, output_kind, output_path, finished) for one video; source_kind ``video``, ``folder`` or ``pack``
+    (None: no frames), output_kind ``folder``, ``pack``, ``merge`` (into the frames' pack) or ``inplace``."""
     in_place = Path(out_root).resolve() == Path(src_root).resolve()
-    if source is not None:  # a video file
-        kind, path = "video", Path(source)
+    if source is not None:
+        kind = "video"
     else:
-        packed = Path(f"{Path(src_root) / video_id}{PACK_SUFFIX}")
-        kind, path = ("pack", packed) if packed.is_file() else ("dir", Path(src_root) / video_id)
-    if in_place and kind == "pack":
-        return kind, path, "merge", path, pack_has_flow(path)
-    if in_place:
-        return kind, path, "inplace", path, (path / DONE).is_file()
-    if pack:
-        out = Path(f"{Path(out_root) / video_id}{PACK_SUFFIX}")
-        return kind, path, "pack", out, out.is_file()
-    out = Path(out_root) / video_id
-    return kind, path, "dir", out, out.is_dir()
+        found = find_storage(src_root, video_id)
+        kind = found[0] if found else None
+    if in_place and kind in ("folder", "pack"):
+        with open_frames(src_root, video_id, "flow", naming, kind) as stored:
+            finished = stored.marked_count() is not None
+        path = storage_path(src_root, video_id, kind)
+        return kind, ("merge" if kind == "pack" else "inplace"), path, finished
+    output = "pack" if pack else "folder"
+    path = storage_path(out_root, video_id, output)
+    return kind, output, path, path.exists()  # renamed into place only when complete
 
 
 def process_video(video_id, source, src_root, out_root, options):
     options = dict(options)
-    source_kind, source_path, output_kind, out_path, finished = plan(video_id, source, src_root, out_root,
-                                                                      options.pop("pack", False))
+    naming = options.get("naming", "mmaction")
+    source_kind, output_kind, out_path, finished = plan(video_id, source, src_root, out_root,
+                                                        options.pop("pack", False), naming)
     if finished:
-        return dict(video_id=video_id, status="skipped", n_flow=count_flow(out_path), note="", seconds=0.0)
-    if source_kind == "dir" and not source_path.is_dir():
+        flow_root = src_root if output_kind in ("merge", "inplace") else out_root
+        storage = "pack" if output_kind in ("merge", "pack") else "folder"
+        return dict(video_id=video_id, status="skipped", n_flow=count_frames(flow_root, video_id, "flow", naming,
+                                                                            storage), note="", seconds=0.0)
+    if source_kind is None:
         return dict(video_id=video_id, status="quarantined: no frames", n_flow=0, note="", seconds=0.0)
     if output_kind == "inplace":  # what a killed run left: temporaries and flow files without a marker
         remove_stale_temporaries(out_path)
         for name in os.listdir(out_path):
-            if name.startswith(("flow_x_", "flow_y_")):
+            if is_flow_entry(name, naming):
                 os.unlink(out_path / name)
     try:
-        return dict(video_id=video_id, **compute_flow(source_path, out_path, source_kind=source_kind,
-                                                      output_kind=output_kind, **options))
-    except ValueError as error:
+        return dict(video_id=video_id, **compute_flow(source if source_kind == "video" else (src_root, video_id),
+                                                      out_path, source_kind=source_kind, output_kind=output_kind,
+                                                      source_pack=out_path if output_kind == "merge" else None,
+                                                      **options))
+    except (ValueError, FrameError) as error:
         return dict(video_id=video_id, status=f"quarantined: {error}", n_flow=0, note="", seconds=0.0)
 
 
@@ -296,23 +223,6 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
     return records
 
 
-def frame_directories(frames_root, level):
-    """Video ids of a rawframes tree: directories and packs (``video.pack``) at ``level``."""
-    frames_root = Path(frames_root)
-    if not frames_root.is_dir():
-        raise UserError(f"{frames_root}: no such directory")
-    pattern = "*/*" if level == 2 else "*"
-    ids = set()
-    for p in frames_root.glob(pattern):
-        if p.name.startswith("."):
-            continue
-        if p.is_dir():
-            ids.add(p.relative_to(frames_root).as_posix())
-        elif p.name.endswith(PACK_SUFFIX) and p.is_file():
-            ids.add(p.relative_to(frames_root).as_posix()[:-len(PACK_SUFFIX)])
-    return sorted(ids)
-
-
 def video_sources(src_dir, level, index=None):
     """{video_id: video path} when SRC holds videos (at ``level``, or as the index names them), else None."""
     src_dir = Path(src_dir)
@@ -327,10 +237,7 @@ def video_sources(src_dir, level, index=None):
 
 
 def run(args):
-    if args.new_width or args.new_height:
-        if not (args.new_width and args.new_height):
-            raise UserError("--new-width and --new-height go together")
-        args.size = (args.new_width, args.new_height)
+    resize = resize_options(args)
     index = index_videos(args.index) if args.index else None
     videos = video_sources(args.src_dir, args.level, index)
     if videos is not None:
@@ -338,13 +245,13 @@ def run(args):
     elif index is not None:
         video_ids = [vid for vid, _ in index]
     else:
-        video_ids = frame_directories(args.src_dir, args.level)
-    if videos is None and (args.size or args.short_side):
+        video_ids = frame_videos(args.src_dir, args.level, args.naming)
+    if videos is None and (resize["size"] or resize["short_side"]):
         raise UserError("--short-side / --size apply to flow from videos; rawframes are used at their size")
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
-             algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack,
-             **({"short_side": args.short_side, "size": args.size} if videos else {}))
+             algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=args.naming,
+             **(resize if videos else {}))
     return 0
 
 
@@ -358,11 +265,12 @@ def add_parser(subparsers):
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
     parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="names of the frames read and the flow written (prep.base.frame_source.NAMINGS): "
+                             "flow_x_00001.jpg (mmaction), x_00001.jpg (mmaction_k400_flow), image_00001x.jpg "
+                             "with a zero first flow frame (3dresnets: MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true", help="one file per video, OUT/[class/]video.pack "
-                        "(prep.packed); in place over packed frames the flow always goes into the frames' pack")
-    parser.add_argument("--short-side", "--new-short", type=int, help="flow from videos: resize the short side first")
-    parser.add_argument("--size", type=parse_size, help="flow from videos: resize to WIDTHxHEIGHT first")
-    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
-    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+                        "(prep.base.packed); in place over packed frames the flow always goes into the frames' pack")
+    add_resize_arguments(parser, when="flow from videos: ")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)

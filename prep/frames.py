@@ -4,79 +4,26 @@ Frames are counted as the decoder returns them — never through the ffmpeg CLI,
 drops frames to fit a constant rate. A video that decodes to fewer frames than its container claims keeps what
 decoded and says so in the report's ``note``. Each video's frames go to a temporary directory renamed into place
 when complete, with an ``n_frames`` file (the largest image index, as 3D-ResNets / MindSpore-I3D read it);
-``--pack`` writes the same JPEG bytes into one file per video instead, ``OUT/[class/]video.pack`` (:mod:`prep.packed`).
+``--pack`` writes the same JPEG bytes into one file per video instead, ``OUT/[class/]video.pack`` (:mod:`prep.base.packed`).
 Decoding runs on one thread per worker (``--workers N`` uses N cores); bad videos (empty, corrupt, truncated before
 the first frame, audio only) are quarantined with the reason in the report's ``status``.
 """
-import argparse
 import contextlib
-import subprocess
 import time
 from pathlib import Path
 
 import cv2
 
-from prep import UserError
-from prep.atomic import atomic_directory, atomic_file
-from prep.diskspace import write_bytes
-from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
-                         run_stage, select_shard)
+from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporaries
+from prep.base.diskspace import write_bytes
+from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
+from prep.base.packed import PACK_SUFFIX, PackWriter
+from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, probe, unreadable_reason
+from prep.base.index_file import index_videos
+from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options, run_stage,
+                              select_shard)
 
-NAMING = {"mmaction": "img_{:05d}.jpg", "3dresnets": "image_{:05d}.jpg"}
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
-
-
-def output_size(width, height, short_side=None, size=None):
-    """(width, height) of the written frames: unchanged, fixed ``size``, or short side scaled to ``short_side``."""
-    if size:
-        return size
-    if short_side:
-        if width <= height:
-            return short_side, max(1, round(height * short_side / width))
-        return max(1, round(width * short_side / height)), short_side
-    return width, height
-
-
-def open_video(video_path):
-    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    if not capture.isOpened():
-        capture.release()
-        capture = cv2.VideoCapture(str(video_path))  # another backend, if the build has one
-    if not capture.isOpened():
-        capture.release()
-        return None
-    return capture
-
-
-def unreadable_reason(video_path):
-    """Why a video cannot be opened, for the quarantine status: an empty file, no video stream (audio only), …"""
-    video_path = Path(video_path)
-    if not video_path.is_file():
-        return "file not found"
-    if video_path.stat().st_size == 0:
-        return "empty file"
-    try:
-        from prep.media import ffmpeg_executable
-        probe_run = subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(video_path)],
-                                   capture_output=True, text=True, errors="replace", timeout=60)
-        streams = [line for line in probe_run.stderr.splitlines() if line.strip().startswith("Stream #")]
-    except (UserError, OSError, subprocess.SubprocessError):
-        streams = None
-    if streams is not None:
-        if any(": Audio:" in line for line in streams) and not any(": Video:" in line for line in streams):
-            return "no video stream (audio only)"
-        if not any(": Video:" in line for line in streams):
-            return "no video stream (not a video or unknown format)"
-    return "cannot open (no video stream or unknown format)"
-
-
-def decoded_note(count, container_frames):
-    """The report's note when the decoder returned fewer frames than the container claims (kept, never padded)."""
-    if container_frames and count < container_frames:
-        return f"decoded {count} of {container_frames} frames the container claims"
-    return ""
 
 
 @contextlib.contextmanager
@@ -96,7 +43,7 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
     """Decode ``video_path`` into ``out_dir`` (which must not exist; with ``pack`` the file ``out_dir``.pack);
     return a report record (without video_id)."""
     started = time.time()
-    pattern = NAMING[naming]
+    frame_name = naming_of(naming).name
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "note": ""}
     capture = open_video(video_path) if Path(video_path).is_file() and Path(video_path).stat().st_size else None
@@ -119,11 +66,11 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
                 if scale:
                     frame = resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 count += 1
-                add(pattern.format(count), encode(".jpg", frame, params)[1])
+                add(frame_name(count), encode(".jpg", frame, params)[1])
                 ok, frame = read()
             if count == 0:
                 raise _NoFrames()
-            add("n_frames", f"{count}\n".encode())
+            add(FRAMES_MARKER, f"{count}\n".encode())
     except _NoFrames:
         return dict(record, status="quarantined: no decodable video frames", seconds=round(time.time() - started, 3))
     finally:
@@ -136,38 +83,12 @@ class _NoFrames(Exception):
     pass
 
 
-def count_frames(frame_dir, naming="mmaction"):
-    """Number of frames in a finished frame directory or pack (its ``n_frames`` entry, else by listing)."""
-    if str(frame_dir).endswith(PACK_SUFFIX):
-        with open_packed(frame_dir) as pack:
-            if "n_frames" in pack:
-                return int(pack.read("n_frames").split()[0])
-            prefix = NAMING[naming].split("{")[0]
-            return sum(1 for name in pack.names() if name.startswith(prefix))
-    marker = Path(frame_dir) / "n_frames"
-    if marker.is_file():
-        return int(marker.read_text().split()[0])
-    prefix = NAMING[naming].split("{")[0]
-    return sum(1 for p in Path(frame_dir).iterdir() if p.name.startswith(prefix))
-
-
-def probe(video_path):
-    """Container facts without decoding: frame count, fps, width, height."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    try:
-        return {"container_frames": max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
-                "fps": float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
-                "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}
-    finally:
-        capture.release()
-
-
 def process_video(video_id, video_path, out_root, options):
     out_dir = Path(out_root) / video_id
+    storage = "pack" if options.get("pack") else "folder"
     done = Path(f"{out_dir}{PACK_SUFFIX}") if options.get("pack") else out_dir
     if done.exists():  # renamed into place only when complete
-        n_frames = count_frames(done, options["naming"])
+        n_frames = count_frames(out_root, video_id, "rgb", options["naming"], storage)
         facts = probe(video_path)
         return dict(video_id=video_id, status="skipped", n_frames=n_frames, seconds=0.0, **facts,
                     note=decoded_note(n_frames, facts["container_frames"]))
@@ -184,20 +105,15 @@ def run_frames(videos, out_root, workers=1, report=None, **options):
 
 
 def run(args):
-    if args.new_width or args.new_height:
-        if not (args.new_width and args.new_height):
-            raise UserError("--new-width and --new-height go together")
-        args.size = (args.new_width, args.new_height)
-    if args.size and args.short_side:
-        raise UserError("--size and --short-side exclude each other")
+    resize = resize_options(args)
     if args.index:
         videos = index_videos(args.index)
         videos = [(vid, Path(args.video_dir) / path) for vid, path in videos]
     else:
         videos = discover_videos(args.video_dir, args.level, {e.strip().lower() for e in args.ext.split(",")})
     videos = select_shard(videos, args.shard, args.num_shards)
-    run_frames(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-               size=args.size, quality=args.quality, naming=args.naming, pack=args.pack)
+    run_frames(videos, args.out_dir, workers=args.workers, report=args.report, quality=args.quality,
+               naming=args.naming, pack=args.pack, **resize)
     return 0
 
 
@@ -206,15 +122,13 @@ def add_parser(subparsers):
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("video_dir", help="directory of videos (SRC/class/video.ext with --level 2)")
     parser.add_argument("out_dir", help="rawframes root: OUT/[class/]video/img_00001.jpg")
-    parser.add_argument("--ext", default="avi,mp4,mkv,webm,mov", help="video extensions to take (comma list)")
-    parser.add_argument("--short-side", "--new-short", type=int, help="resize so the short side has this length")
-    parser.add_argument("--size", type=parse_size, help="resize to WIDTHxHEIGHT, e.g. 340x256")
-    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
-    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+    parser.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions to take (comma list)")
+    add_resize_arguments(parser)
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--naming", choices=sorted(NAMING), default="mmaction",
-                        help="img_00001.jpg (mmaction2, PaddleVideo) or image_00001.jpg (3D-ResNets, MindSpore-I3D)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="frame names (prep.base.frame_source.NAMINGS): img_00001.jpg (mmaction2, PaddleVideo) or "
+                             "image_00001.jpg (3dresnets: 3D-ResNets, MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true",
-                        help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.packed)")
+                        help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.base.packed)")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)

@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from prep import UserError
+from prep.base.atomic import remove_own_temporaries
+from prep.base.errors import UserError
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
-from prep.media import ffmpeg_executable
-from prep.shards import (add_selection_arguments, discover_videos, index_videos, parse_size, remove_own_temporaries,
-                         run_stage, select_shard)
+from prep.base.index_file import index_videos
+from prep.base.media import ffmpeg_executable
+from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",

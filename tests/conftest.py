@@ -26,7 +26,8 @@ def synthetic_small(tmp_path_factory):
     from prep.datasets.synthetic import generate
     from prep.flow import run_flow
     from prep.frames import run_frames
-    from prep.index import build_index, write_index
+    from prep.base.index_file import write_index
+    from prep.datasets import build_index
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root / "raw", seed=3, num_classes=4, videos_per_class=2, frame_size=48, min_frames=6, max_frames=9,

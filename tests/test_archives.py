@@ -1,4 +1,4 @@
-"""prep.archives: normal extraction of zip / tar / rar, nested archives, and refusal of malicious members."""
+"""prep.base.archives: normal extraction of zip / tar / rar, nested archives, and refusal of malicious members."""
 import io
 import os
 import re
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from prep import UserError, archives
+from prep.base import archives
+from prep.base.errors import UserError
 from prep.__main__ import main
 
 RAR_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"

@@ -2,6 +2,7 @@
 import pytest
 
 from prep import UserError
+from prep.base.sources import read_url_list
 from prep.datasets import hmdb51, kinetics400
 
 ODD_VIDEO = "Prelinger_HabitPat1954_brush_hair_f_nm_np1_ba_med_3 & (Ann's) !;,+.avi"
@@ -30,7 +31,7 @@ def hmdb_splits(tmp_path):
 
 
 def test_hmdb51_splits(hmdb_splits):
-    index = hmdb51.read_splits(hmdb_splits)
+    index = hmdb51.read_index(hmdb_splits)
     assert index.name == "hmdb51" and index.classes == ["brush_hair", "wave"] and index.split_names == ["1", "2", "3"]
     by_id = {v.video_id: v for v in index.videos}
     odd = by_id["brush_hair/" + ODD_VIDEO[:-4]]
@@ -43,18 +44,18 @@ def test_hmdb51_splits(hmdb_splits):
 
 
 def test_hmdb51_one_split_and_errors(hmdb_splits, tmp_path):
-    assert hmdb51.read_splits(hmdb_splits, splits=["2"]).split_names == ["2"]
+    assert hmdb51.read_index(hmdb_splits, splits=["2"]).split_names == ["2"]
     (hmdb_splits / "testTrainMulti_7030_splits" / "wave_test_split3.txt").unlink()
     with pytest.raises(UserError, match="class 'wave' has no split file for split.* 3"):
-        hmdb51.read_splits(hmdb_splits)
+        hmdb51.read_index(hmdb_splits)
     bad = write(tmp_path / "bad" / "run_test_split1.txt", "run_a.avi 7\n")
     with pytest.raises(UserError, match=f"{bad}: line 1"):
-        hmdb51.read_splits(bad.parent)
+        hmdb51.read_index(bad.parent)
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(UserError, match="no <class>_test_split"):
-        hmdb51.read_splits(tmp_path / "empty")
+        hmdb51.read_index(tmp_path / "empty")
     with pytest.raises(UserError, match="not found"):
-        hmdb51.read_splits(tmp_path / "missing")
+        hmdb51.read_index(tmp_path / "missing")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def k400_csvs(tmp_path):
 
 
 def test_kinetics_annotations(k400_csvs):
-    index = kinetics400.read_annotations(k400_csvs)
+    index = kinetics400.read_index(k400_csvs)
     assert index.classes == ["abseiling", "massaging person's head", "passing American football (in game)",
                              'say "cheese"']
     assert index.split_names == ["1"] and len(index.videos) == 6  # the unlabelled test row is skipped
@@ -96,28 +97,28 @@ def test_kinetics_annotations(k400_csvs):
     assert by_id["massaging person's head/abc_000007_000017"].splits == {"1": "test"}
     assert by_id['say "cheese"/zzz_Y-aBc1_000112_000122'].class_name == 'say "cheese"'
     assert kinetics400.clip_name("x", 1, 11) == "x_000001_000011.mp4"
-    only_train = kinetics400.read_annotations([k400_csvs / "train.csv"])
+    only_train = kinetics400.read_index([k400_csvs / "train.csv"])
     assert {v.splits["1"] for v in only_train.videos} == {"train"}
 
 
 def test_kinetics_bad_csv(tmp_path):
     bad = write(tmp_path / "x.csv", "label,youtube_id,time_start,time_end,split\na,b,one,2,train\n")
     with pytest.raises(UserError, match="line 2: time_start 'one'"):
-        kinetics400.read_annotations(bad)
+        kinetics400.read_index(bad)
     bad.write_text("name,url\na,b\n")
     with pytest.raises(UserError, match="not a Kinetics CSV"):
-        kinetics400.read_annotations(bad)
+        kinetics400.read_index(bad)
 
 
 def test_locate_clips(k400_csvs, tmp_path):
-    index = kinetics400.read_annotations(k400_csvs)
+    index = kinetics400.read_index(k400_csvs)
     videos = tmp_path / "videos"
     write(videos / "abseiling" / "--07WQ2iBlw_000001_000011.mp4", "data")
     write(videos / "passing_American_football_-in_game-" / "-_1WdVQ8pTs_000005_000015.mkv", "data")
     write(videos / "0wR5jVB-WPk_000417_000427.webm", "data")  # flat
     write(videos / "massaging person's head" / "3Kc1bbWp1Ec_000000_000010.mp4", "")  # empty
     write(videos / "wrong class" / "abc_000007_000017.mp4", "data")  # not its class folder
-    found, missing = kinetics400.locate_clips(index, videos)
+    found, missing = kinetics400.locate_videos(index, videos)
     assert {k: v.relative_to(videos).as_posix() for k, v in found.items()} == {
         "abseiling/--07WQ2iBlw_000001_000011": "abseiling/--07WQ2iBlw_000001_000011.mp4",
         "passing American football (in game)/-_1WdVQ8pTs_000005_000015":
@@ -129,20 +130,76 @@ def test_locate_clips(k400_csvs, tmp_path):
     assert reasons["massaging person's head/abc_000007_000017"] == "not found"
     assert reasons['say "cheese"/zzz_Y-aBc1_000112_000122'] == "not found"
     assert len(found) + len(missing) == len(index.videos)
-    for video_id, path in found.items():
-        assert kinetics400.resolve_video_path(videos, index_path(index, video_id)) == path
-    assert kinetics400.resolve_video_path(videos, "a b/x.mp4") == videos / "a b" / "x.mp4"
-
-
-def index_path(index, video_id):
-    return next(v.path for v in index.videos if v.video_id == video_id)
 
 
 def test_read_link_list(tmp_path):
+    """PaddleVideo's link lists are read by the one URL-list reader."""
     path = write(tmp_path / "train_link.list", "# parts\nhttps://example.org/k400/train_part1.tar\n\n"
                  "https://example.org/k400/train_part2.tar  \n", crlf=True)
-    assert kinetics400.read_link_list(path) == ["https://example.org/k400/train_part1.tar",
-                                                "https://example.org/k400/train_part2.tar"]
+    assert read_url_list(path) == ["https://example.org/k400/train_part1.tar",
+                                    "https://example.org/k400/train_part2.tar"]
     write(path, "train_part1.tar\n")
     with pytest.raises(UserError, match="line 1"):
-        kinetics400.read_link_list(path)
+        read_url_list(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# unique video ids, the dataset registry
+
+
+def test_two_files_with_one_stem_are_an_error_naming_both(tmp_path):
+    from prep.datasets import class_folder_videos, ucf101
+    from tests.conftest import run_prep
+
+    splits = tmp_path / "splits"
+    write(splits / "classInd.txt", "1 Wave\n")
+    write(splits / "trainlist01.txt", "Wave/v_Wave_g01_c01.avi 1\n")
+    write(splits / "testlist01.txt", "Wave/v_Wave_g01_c01.mp4\n")
+    with pytest.raises(UserError, match=r"'Wave/v_Wave_g01_c01.avi' and 'Wave/v_Wave_g01_c01.mp4' have the same "
+                                        r"video id 'Wave/v_Wave_g01_c01'"):
+        ucf101.read_index(splits)
+    videos = tmp_path / "videos"
+    write(videos / "Wave" / "a.avi", "x")
+    write(videos / "Wave" / "a.AVI", "x")
+    with pytest.raises(UserError, match=r"Wave/a.AVI and .*Wave/a.avi have one video id \('Wave/a'\)"):
+        class_folder_videos(videos, (".avi",))
+    write(videos / "Wave" / "a.mp4", "x")
+    result = run_prep("frames", videos, tmp_path / "rawframes", check=False)  # discovered, not listed
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Wave/a.AVI and" in result.stderr and "have one video id ('Wave/a')" in result.stderr
+    assert not (tmp_path / "rawframes").exists()
+
+
+def test_the_config_schema_and_workflow_use_the_dataset_registry():
+    import yaml
+
+    from prep.datasets import DATASETS, REAL_DATASETS, dataset_module
+    from tests.conftest import REPO
+
+    import train.recipe
+
+    schema_text = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    schema = yaml.safe_load(schema_text)
+    assert schema["properties"]["datasets"]["items"]["enum"] == list(DATASETS)
+    spelled = [line for line in schema_text.splitlines() if "enum: [synthetic" in line]  # every list of the names
+    assert spelled and all(f"enum: [{', '.join(DATASETS)}]" in line for line in spelled), spelled
+    assert train.recipe.DATASETS is DATASETS
+    sources = schema["properties"]["sources"]["properties"]
+    assert sorted(k for k, v in sources.items() if v.get("type") == "object") == sorted(REAL_DATASETS)
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "from prep.datasets import" in common and "kinetics400" not in common  # no list of names of its own
+    for name in DATASETS:  # one interface: every stage reaches every dataset the same way
+        module = dataset_module(name)
+        for attribute in ("read_index", "locate_videos", "list_name", "json_name", "FACTS"):
+            assert hasattr(module, attribute), f"prep.datasets.{name} has no {attribute}"
+        assert hasattr(module, "arrange_sources") == (name in REAL_DATASETS)
+
+
+@pytest.mark.parametrize("split", [2, "2"])
+def test_split_as_number_or_string(split, tmp_path):
+    from tests.conftest import snakemake
+
+    result = snakemake(tmp_path, "all", "-n", "-p", "--config", f"split={split!r}")  # split=2 or split='2'
+
+    assert "synthetic_train_split_2_rawframes.txt" in result.stdout
+    assert "synthetic_train_split_1" not in result.stdout

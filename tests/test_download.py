@@ -1,4 +1,4 @@
-"""prep.download against a local faulty HTTP server and file:// URLs."""
+"""prep.base.download against a local faulty HTTP server and file:// URLs."""
 import csv
 import hashlib
 import os
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from prep import download
+from prep.base import download
 from prep.__main__ import main
 
 try:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from prep.base import frame_source
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
 from prep.base.frame_source import (FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames, frame_videos,
                                     open_frames)
+from prep.base.media import encode_video
 from prep.base.packed import PackWriter
-from prep.media import encode_video
 
 VIDEO = "Wave/v_Wave_g01_c01"
 NUM_FRAMES = 7
@@ -128,8 +128,8 @@ def test_mindspore_flow_layout_facts():
     naming = NAMINGS["3dresnets"]
     assert naming.name(1, "flow", "x") == "image_00001x.jpg" and naming.name(12, "flow", "y") == "image_00012y.jpg"
     assert naming.index_of("image_00001x.jpg") is None and naming.index_of("image_00003.jpg") == 3
-    assert naming.flow_count(10) == 10 and naming.flow_pairs(3) == [(1, 1), (1, 2), (2, 3)]
-    assert NAMINGS["mmaction"].flow_count(10) == 9 and NAMINGS["mmaction"].flow_pairs(3) == [(1, 2), (2, 3)]
+    assert naming.flow_count(10) == 10 and [naming.flow_pair(k) for k in (1, 2, 3)] == [(1, 1), (1, 2), (2, 3)]
+    assert NAMINGS["mmaction"].flow_count(10) == 9 and NAMINGS["mmaction"].flow_pair(2) == (2, 3)
     assert NAMINGS["mmaction_k400_flow"].name(5, "flow", "x") == "x_00005.jpg"
     assert NAMINGS["mmaction_k400_flow"].index_of("flow_x_00005.jpg", "flow", "x") is None
 
@@ -166,6 +166,9 @@ def test_gaps_strays_and_absent_videos_are_one_line_errors(trees, tmp_path):
         frames.read(2)
     with pytest.raises(FrameError, match="no frames"):
         open_frames(tmp_path / "rgb", "Wave/absent")
+    for outside in ("../rgb/" + VIDEO, "/etc", "Wave//x", "Wave\\..\\x"):
+        with pytest.raises(FrameError, match="video id: .* cannot be a file or folder name"):
+            open_frames(tmp_path / "rgb", outside)
     with pytest.raises(FrameError, match="unknown frame naming"):
         open_frames(tmp_path / "rgb", VIDEO, naming="img")
     (folder / FRAMES_MARKER).write_text("many\n")
@@ -196,3 +199,40 @@ def test_frame_videos_finds_flat_class_and_packed_trees(trees, tmp_path):
     with pytest.raises(FrameError, match="no such directory"):
         frame_videos(tmp_path / "absent")
 
+
+
+def test_frame_source_is_the_only_home_of_frame_names():
+    """No module outside the frame source spells a frame-name template."""
+    import re
+    from pathlib import Path
+
+    repo = Path(frame_source.__file__).resolve().parents[2]
+    literal = re.compile(r"""["'](img_|image_|flow_x_|flow_y_)(\{|["'])""")
+    offenders = [f"{path.relative_to(repo)}:{number}" for folder in ("prep", "train")
+                 for path in sorted((repo / folder).rglob("*.py")) if path.name != "frame_source.py"
+                 for number, line in enumerate(path.read_text().splitlines(), start=1) if literal.search(line)]
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_flow_stage_writes_the_mindspore_layout(trees, tmp_path, in_place):
+    """``prep flow --naming 3dresnets``: image_NNNNNx/y.jpg, N of them, the first from frame 1 to itself."""
+    from prep.flow import run_flow
+    from prep.frames import run_frames
+
+    video = trees / "videos" / f"{VIDEO}.avi"
+    run_frames([(VIDEO, video)], tmp_path / "rgb", naming="3dresnets")
+    flow_root = tmp_path / "rgb" if in_place else tmp_path / "flow"
+    records = run_flow([VIDEO], tmp_path / "rgb", flow_root, algorithm="farneback", naming="3dresnets")
+    assert records[0]["status"] == "done" and records[0]["n_flow"] == NUM_FRAMES
+    assert (flow_root / VIDEO / "image_00001x.jpg").is_file() and not list((flow_root / VIDEO).glob("flow_*"))
+    with open_frames(flow_root, VIDEO, "flow", "3dresnets") as flow:
+        assert len(flow) == NUM_FRAMES == flow.verify()
+        zero = flow.read(1).astype(int)
+        assert np.abs(zero - 128).max() <= 2 and abs(zero.mean() - 128) < 0.5  # a frame to itself: no motion
+        with open_frames(trees / "folders" / "flow", VIDEO, "flow") as mmaction:  # then the same flow, one later
+            assert flow.read_bytes(3, "x") == mmaction.read_bytes(2, "x")
+    with open_frames(tmp_path / "rgb", VIDEO, naming="3dresnets") as frames:
+        assert len(frames) == NUM_FRAMES == frames.verify()  # flow beside the frames does not disturb their count
+    again = run_flow([VIDEO], tmp_path / "rgb", flow_root, algorithm="farneback", naming="3dresnets")
+    assert again[0]["status"] == "skipped" and again[0]["n_flow"] == NUM_FRAMES

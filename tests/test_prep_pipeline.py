@@ -8,7 +8,7 @@ import pandas as pd
 from prep.annotations import build_manifest, read_reports, write_annotations
 from prep.datasets import ucf101
 from prep.datasets.synthetic import class_names, generate
-from prep.flow import quantize
+from prep.base.optical_flow import quantize
 from tests.conftest import decoded_frames, run_prep
 
 
@@ -22,7 +22,7 @@ def test_synthetic_dataset_is_deterministic_and_ucf_shaped(tmp_path):
     assert {p.suffix for p in files_a if p.parts[0] == "videos"} == {".avi", ".mp4"}
     raw = (tmp_path / "a" / "splits" / "classInd.txt").read_bytes()
     assert raw == b"1 MoveRight\r\n2 MoveLeft\r\n"  # CRLF, as the official UCF101 files
-    index = ucf101.read_splits(tmp_path / "a" / "splits")
+    index = ucf101.read_index(tmp_path / "a" / "splits")
     assert index.classes == ["MoveRight", "MoveLeft"]
     assert sorted(v.splits["1"] for v in index.videos) == ["test", "test", "train", "train"]
     avi_header = next((tmp_path / "a").rglob("*.avi")).read_bytes()[:4096]

@@ -29,6 +29,17 @@ RAR_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ra
 if not RAR_FIXTURES.is_dir():
     RAR_FIXTURES = Path("/work/shared/fixtures/rar")
 OFFICIAL = Path(__file__).resolve().parent / "fixtures"
+# the read-only shared fixtures sit beside the clone (CI: ../shared), or at /work/shared on the build machine
+SHARED_FIXTURES = [Path(__file__).resolve().parents[2] / "shared" / "fixtures", Path("/work/shared/fixtures")]
+
+
+def official_splits(dataset):
+    """The official split files of ``dataset``: vendored under tests/fixtures, or the shared fixtures (UCF101)."""
+    candidates = [OFFICIAL / dataset / "splits"]
+    if dataset == "ucf101":
+        candidates += [root / "ucfTrainTestlist" for root in SHARED_FIXTURES]
+    return next((path for path in candidates if (path / "trainlist01.txt").is_file()
+                 or any(path.glob("*_test_split1.txt"))), None)
 
 UCF_CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
 UCF_FOLDERS = {"HandstandPushups": "HandStandPushups"}  # the archive's folder differs in case from classInd
@@ -272,7 +283,7 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
 
 def test_kinetics_over_the_threshold_fails_clearly_and_writes_nothing(served, tmp_path):
     from prep.arrange import arrange
-    from prep.archives import unpack
+    from prep.base.archives import unpack
     from prep.fetch import fetch
 
     config = dict(sources(served)["kinetics400"], max_missing_fraction=0.15)
@@ -317,7 +328,7 @@ def test_ucf101_local_tree_is_linked_not_copied(clips, tmp_path):
     """A UCF101 copy already extracted on disk: `local:` skips every download; videos become links."""
     from prep.arrange import arrange
     from prep.fetch import fetch
-    from prep.index import build_index
+    from prep.datasets import build_index
 
     www = tmp_path / "archives"
     www.mkdir()
@@ -362,7 +373,7 @@ def test_fetch_fails_clearly_when_an_official_archive_is_gone(served, tmp_path):
 @pytest.mark.skipif(not RAR_FIXTURES.is_dir(), reason="shared/fixtures/rar not present")
 def test_unpack_rar_and_a_rar_nested_in_an_archive(tmp_path):
     """The RAR path itself: a RAR 5 and a RAR 3 archive, and (as hmdb51_org.rar) RARs inside an archive."""
-    from prep.archives import rar_tools, unpack
+    from prep.base.archives import rar_tools, unpack
 
     if not rar_tools():
         pytest.skip("no RAR tool (unar / bsdtar)")
@@ -379,7 +390,7 @@ def test_unpack_rar_and_a_rar_nested_in_an_archive(tmp_path):
 
 def test_unpack_tolerates_a_bad_kinetics_archive_only(tmp_path):
     from prep import UserError
-    from prep.archives import unpack
+    from prep.base.archives import unpack
 
     good, bad = tmp_path / "good.tar.gz", tmp_path / "bad.tar.gz"
     write_tar(good, {"abseiling/x_000000_000010.mp4": b"data"}, mode="w:gz")
@@ -395,15 +406,28 @@ def test_unpack_tolerates_a_bad_kinetics_archive_only(tmp_path):
 # prep lists on each dataset's layout
 
 
-def rawframes_tree(root, video_ids, n=2):
+def rawframes_tree(root, video_ids, n=2, pack=False):
+    """A frames tree as other tools write it: n frames, n − 1 flow frames beside them, no markers; folders of
+    (empty) JPEGs, or one pack per video (13,320 files for UCF101 instead of 53,280)."""
+    from prep.base.frame_source import NAMINGS
+    from prep.base.packed import PackWriter
+
+    naming = NAMINGS["mmaction"]
+    names = [naming.name(k) for k in range(1, n + 1)]
+    names += [naming.name(k, "flow", c) for k in range(1, n) for c in "xy"]
     for vid in video_ids:
         folder = root / vid
+        if pack:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with open(f"{folder}.pack", "wb") as handle:
+                writer = PackWriter(handle)
+                for name in names:
+                    writer.add(name, b"")
+                writer.finish()
+            continue
         folder.mkdir(parents=True, exist_ok=True)
-        for k in range(1, n + 1):
-            (folder / f"img_{k:05d}.jpg").write_bytes(b"")
-            if k < n:
-                (folder / f"flow_x_{k:05d}.jpg").write_bytes(b"")
-                (folder / f"flow_y_{k:05d}.jpg").write_bytes(b"")
+        for name in names:
+            (folder / name).write_bytes(b"")
 
 
 def split_ids(dataset, splits_dir):
@@ -412,8 +436,10 @@ def split_ids(dataset, splits_dir):
     return index, [v.video_id for v in index.videos]
 
 
+@pytest.mark.parametrize("layout", ["class folders", "flat", "packs"])
 @pytest.mark.parametrize("dataset", ["ucf101", "hmdb51", "kinetics400"])
-def test_lists_for_each_dataset_layout(dataset, clips, tmp_path):
+def test_lists_for_each_dataset_layout(dataset, layout, clips, tmp_path):
+    """`prep lists` over trees other tools made: class folders, flat (a Kinetics tree of clips), packs."""
     www = tmp_path / "www"
     www.mkdir()
     if dataset == "ucf101":
@@ -434,24 +460,53 @@ def test_lists_for_each_dataset_layout(dataset, clips, tmp_path):
         (splits / "validate.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,c,2,12,val\n")
         expected, names = (2, 1), ("kinetics400_train_list", "kinetics400_val_list")
     index, ids = split_ids(dataset, splits)
-    rawframes_tree(tmp_path / "rawframes", ids, n=3)
+    class_of = {vid.rsplit("/", 1)[-1]: vid.rsplit("/", 1)[0] for vid in ids}
+    tree_ids = [vid.rsplit("/", 1)[-1] for vid in ids] if layout == "flat" else ids
+    rawframes_tree(tmp_path / "rawframes", tree_ids, n=3, pack=layout == "packs")
     run_prep("lists", dataset, "--splits", splits, "--frames", tmp_path / "rawframes", "--out", tmp_path / "ann")
     train, val = (read_list(tmp_path / "ann" / f"{n}_rawframes.txt") for n in names)
     assert (len(train), len(val)) == expected
     assert all(n == "3" for _, n, _ in train + val)
     for vid, _, label in train + val:
-        assert index.classes[int(label)] == vid.rsplit("/", 1)[0]
+        assert vid in tree_ids  # the lists address the videos where the tree has them
+        assert index.classes[int(label)] == class_of[vid.rsplit("/", 1)[-1]]
     flow = read_list(tmp_path / "ann" / f"{names[0]}_flow.txt")
     assert all(n == "2" for _, n, _ in flow)
 
 
+def test_lists_on_a_tree_without_the_listed_videos_is_a_clear_error(tmp_path):
+    splits = tmp_path / "csv"
+    splits.mkdir()
+    (splits / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,a,0,10,train\n")
+    rawframes_tree(tmp_path / "rawframes", ["other/clip_000000_000010"], n=3)
+    result = run_prep("lists", "kinetics400", "--splits", splits, "--frames", tmp_path / "rawframes",
+                      "--out", tmp_path / "ann", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "none of the 1 videos of the kinetics400 lists has frames there" in result.stderr
+    assert not (tmp_path / "ann").exists()
+
+
+def test_two_frame_folders_for_one_video_are_named(tmp_path):
+    splits = tmp_path / "csv"
+    splits.mkdir()
+    (splits / "train.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,a,0,10,train\n")
+    rawframes_tree(tmp_path / "rawframes", ["abseil/a_000000_000010", "abseiling_x/a_000000_000010"], n=3)
+    result = run_prep("lists", "kinetics400", "--splits", splits, "--frames", tmp_path / "rawframes",
+                      "--out", tmp_path / "ann", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "abseil/a_000000_000010 and abseiling_x/a_000000_000010" in result.stderr
+
+
 @pytest.mark.parametrize("dataset,expected", [("ucf101", (9537, 3783, 101)), ("hmdb51", (3570, 1530, 51))])
 def test_lists_on_the_official_split_files(dataset, expected, tmp_path):
-    splits = OFFICIAL / dataset / "splits"
-    if not splits.is_dir():
-        pytest.skip(f"official {dataset} split files not vendored under {splits}")
+    splits = official_splits(dataset)
+    if splits is None and dataset == "ucf101":  # always there: a missing fixture is a failure, not a skip
+        pytest.fail(f"UCF101's official split files not found (looked in tests/fixtures/ucf101/splits and "
+                    f"{', '.join(str(root / 'ucfTrainTestlist') for root in SHARED_FIXTURES)})")
+    if splits is None:
+        pytest.skip(f"official {dataset} split files not vendored under {OFFICIAL / dataset / 'splits'}")
     index, ids = split_ids(dataset, splits)
-    rawframes_tree(tmp_path / "rawframes", ids, n=2)
+    rawframes_tree(tmp_path / "rawframes", ids, n=2, pack=True)
     run_prep("lists", dataset, "--splits", splits, "--frames", tmp_path / "rawframes", "--out", tmp_path / "ann")
     train = read_list(tmp_path / "ann" / f"{dataset}_train_split_1_rawframes.txt")
     val = read_list(tmp_path / "ann" / f"{dataset}_val_split_1_rawframes.txt")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prep.flow import quantize
-from prep.media import ffmpeg_executable
+from prep.base.optical_flow import quantize
+from prep.base.media import ffmpeg_executable
 from prep.base.frame_source import count_frames, open_frames
 from prep.base.packed import PackError, PackWriter, open_packed
 from prep.__main__ import main as prep_main
@@ -281,7 +281,7 @@ def test_a_flow_shard_needs_only_the_frames_shards_the_workflow_names():
     """workflow/rules/flow.smk: flow shard j depends on frames shards s ≡ j (mod gcd(R, F)) — enough for any list."""
     import math
 
-    from prep.shards import select_shard
+    from prep.base.shards import select_shard
 
     videos = [f"c{k % 7}/v{k:04d}" for k in range(997)]
     for frames_shards, flow_shards in ((2, 4), (256, 1024), (6, 4), (5, 3), (4, 2)):

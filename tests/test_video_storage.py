@@ -22,7 +22,7 @@ import yaml
 
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder, count_frames, frame_videos, open_frames
 from prep.frames import run_frames
-from prep.media import ffmpeg_executable
+from prep.base.media import ffmpeg_executable
 from prep.reencode import even_size, run_reencode
 from tests.conftest import REPO, TINY, decoded_frames, run_prep, snakemake
 from train.presets import make_dataset

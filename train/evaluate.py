@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from train.data import ClipChunks, normalize_on_device, plan_chunks, shard_groups
 from train.presets import make_dataset, eval_protocol

@@ -64,7 +64,7 @@ class DecodedFrames:
 
     def flow(self, k):
         if k not in self.flow_cache:
-            from prep.flow import create_estimator, quantize  # TV-L1 as `prep flow` computes it
+            from prep.base.optical_flow import create_estimator, quantize  # TV-L1 as `prep flow` computes it
 
             self.estimate = self.estimate or create_estimator("tvl1")
             gray = [cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY) for i in (k - 1, k)]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from prep.base.names import DATASET_NAMES
+
 DEFAULTS = {
     "recipe": None, "pretrained": None, "model_options": {},
     "num_clips": 8, "clip_len": 1, "frame_interval": 1,
@@ -39,7 +41,7 @@ DEFAULTS = {
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES_DIR = Path(__file__).parent / "recipes"
-DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
+DATASETS = DATASET_NAMES  # the one list of dataset names (prep.base.names)
 MODES = ("rgb", "flow")
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
+from prep.base.optical_flow import dequantize
+
 TEST_MODES = ("accurate", "efficient")
 METRICS = ("top1", "top5", "mean_class_accuracy")
 MODE_ORDER = {"rgb": 0, "flow": 1, "joint": 2}
@@ -291,11 +294,6 @@ def run_dataset(args):
 # --- flow samples --------------------------------------------------------------------------------------------------
 
 
-def dequantize(jpeg_pixels, bound=20.0):
-    """Flow JPEG pixels (0–255) back to flow values: v = q·2b/255 − b."""
-    return jpeg_pixels.astype(np.float32) * (2 * bound / 255.0) - bound
-
-
 def flow_to_rgb(flow_x, flow_y, bound=20.0):
     """The HSV colour wheel: hue = direction, value = magnitude (saturated at ``bound`` pixels), full saturation."""
     import cv2
@@ -317,27 +315,13 @@ def colour_wheel(size=101, bound=20.0):
     return wheel
 
 
-def _read_image(root, video_id, name, gray):
-    """One frame of a video from a directory tree or a ``.pack`` file; None when absent."""
-    import cv2
-
-    flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
-    path = Path(root) / video_id / name
-    if path.is_file():
-        image = cv2.imread(str(path), flag)
-    else:
-        from prep.base.packed import PACK_SUFFIX, open_packed
-
-        pack = Path(f"{Path(root) / video_id}{PACK_SUFFIX}")
-        if not pack.is_file():
-            return None
-        with open_packed(pack) as packed:
-            if name not in packed:
-                return None
-            image = cv2.imdecode(np.frombuffer(packed.read(name), np.uint8), flag)
-    if image is not None and not gray:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
+def _read_frame(root, video_id, modality, k, naming):
+    """Frame ``k`` of a video (rgb: RGB; flow: x, y planes) through the frame source; None when absent."""
+    try:
+        with open_frames(root, video_id, modality, naming) as frames:
+            return frames.read(k)
+    except FrameError:
+        return None
 
 
 def pick_samples(manifest, per_class=1, max_classes=8):
@@ -360,21 +344,22 @@ def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_cla
         ax.axis("off")
     if not samples:
         axes[0, 0].set_title(f"{title}: no video with flow")
+    naming = naming_of(described_naming(manifest.attrs.get("naming")))
     for row, sample in zip(axes, samples):
-        index = max(1, int(sample["n_flow"]) // 2)  # flow k: frame k -> k+1
-        rgb = _read_image(frames_root, sample["video_id"], f"img_{index:05d}.jpg", gray=False)
-        fx = _read_image(flow_root, sample["video_id"], f"flow_x_{index:05d}.jpg", gray=True)
-        fy = _read_image(flow_root, sample["video_id"], f"flow_y_{index:05d}.jpg", gray=True)
+        index = max(1, int(sample["n_flow"]) // 2)
+        start, end = naming.flow_pair(index)
+        rgb = _read_frame(frames_root, sample["video_id"], "rgb", start, naming)
+        flow = _read_frame(flow_root, sample["video_id"], "flow", index, naming)
         if rgb is not None:
             row[0].imshow(rgb)
-        row[0].set_title(f"{sample['class_name']}: frame {index}", fontsize="small")
-        if fx is not None and fy is not None:
-            flow_x, flow_y = dequantize(fx, bound), dequantize(fy, bound)
+        row[0].set_title(f"{sample['class_name']}: frame {start}", fontsize="small")
+        if flow is not None:
+            flow_x, flow_y = dequantize(flow[..., 0], bound), dequantize(flow[..., 1], bound)
             # brightness relative to this image's strongest motion (99th percentile), so small motions show
             scale = max(float(np.percentile(np.hypot(flow_x, flow_y), 99)), 0.5)
             row[1].imshow(flow_to_rgb(flow_x, flow_y, scale))
             mean = (float(flow_x.mean()), float(flow_y.mean()))
-            row[1].set_title(f"flow {index}→{index + 1}: full brightness = {scale:.1f} px\n"
+            row[1].set_title(f"flow {start}→{end}: full brightness = {scale:.1f} px\n"
                              f"(mean {mean[0]:+.2f}, {mean[1]:+.2f} px)", fontsize="small")
         else:
             row[1].set_title("flow not found", fontsize="small")

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from prep.download import download_one, file_name_for
+from prep.base.download import download_one, file_name_for
 
 MIN_SHA256_PREFIX = 8
 REMOTE_SCHEMES = ("http", "https", "file")

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from prep.base.errors import UserError
+from prep.base.names import safe_relative
 from prep.base.packed import PACK_SUFFIX, PackError, open_packed
 
 MODALITIES = ("rgb", "flow")
@@ -83,10 +84,9 @@ class Naming:
         """Flow frames the flow of ``n_frames`` RGB frames has under this convention."""
         return n_frames if self.zero_first_flow else max(0, n_frames - 1)
 
-    def flow_pairs(self, n_frames):
-        """(from, to) frame indices (1-based) of each flow frame, in flow order."""
-        pairs = [(k, k + 1) for k in range(1, n_frames)]
-        return [(1, 1)] + pairs if self.zero_first_flow and n_frames else pairs
+    def flow_pair(self, k):
+        """(from, to): the frames (1-based) whose motion flow frame ``k`` holds."""
+        return (max(1, k - 1), k) if self.zero_first_flow else (k, k + 1)
 
 
 NAMINGS = {
@@ -250,6 +250,10 @@ class VideoFrames:
         if modality not in MODALITIES:
             raise FrameError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
         self.naming = naming_of(naming)
+        try:  # ids come from lists: never a path outside root
+            safe_relative(video_id, f"{root}: video id")
+        except UserError as error:
+            raise FrameError(f"{error} (not a relative class/video path)") from None
         self.modality, self.video_id = modality, video_id
         if storage is None:
             found = find_storage(root, video_id)
@@ -266,7 +270,9 @@ class VideoFrames:
     # counting
     def __len__(self):
         if self._length is None:
-            self._length = self._marked_count()
+            self._length = self.marked_count()
+            if self._length is None and self.modality == "flow" and self.naming.zero_first_flow:
+                self._length = self._marker(FRAMES_MARKER)  # MindSpore-I3D: as many flow frames as frames
             if self._length is None:
                 self._length = self.contiguous()[0]
         return self._length
@@ -277,13 +283,10 @@ class VideoFrames:
         except FileNotFoundError:
             return None
 
-    def _marked_count(self):
-        if self.modality == "rgb":
-            return self._marker(FRAMES_MARKER)
-        flow = self._marker(FLOW_MARKER)
-        if flow is None and self.naming.zero_first_flow:  # MindSpore-I3D: n_frames in a flow folder = flow count
-            flow = self._marker(FRAMES_MARKER)
-        return flow
+    def marked_count(self):
+        """The count the storage's marker records (rgb: ``n_frames``; flow: ``.flow_done``, written last by
+        ``prep flow``, so it also says the flow is complete), or None."""
+        return self._marker(FRAMES_MARKER if self.modality == "rgb" else FLOW_MARKER)
 
     def names(self):
         """Every entry name of the video's storage (listed once per open)."""

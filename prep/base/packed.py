@@ -40,7 +40,7 @@ class PackError(ValueError):
 
 
 class PackWriter:
-    """Streams entries into an open binary file; ``finish()`` appends the index. Use through ``prep.atomic``."""
+    """Streams entries into an open binary file; ``finish()`` appends the index. Use through ``prep.base.atomic``."""
 
     def __init__(self, handle):
         self.handle = handle

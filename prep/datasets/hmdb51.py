@@ -6,13 +6,15 @@ Video names contain ``& ( ) ! ' ; , +`` and the like: they are only ever used as
 through a shell. The videos come from ``hmdb51_org.rar`` (one RAR per class: ``python -m prep extract --nested``),
 laid out as ``<class>/<video>.avi``.
 """
+import functools
 import re
 from pathlib import Path
 
-from prep import UserError
-from prep.datasets import DatasetIndex, Video
-
-SPLITS = ("1", "2", "3")
+from prep.base.errors import UserError
+from prep.base.names import safe_component
+from prep.base.sources import best_class_tree, walk_dirs
+from prep.datasets import (Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+                           dataset_index, locate_class_folder_videos, split_list_name)
 SUBSET_OF_CODE = {"0": "unused", "1": "train", "2": "test"}
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[1-9])\.txt$")
 
@@ -50,14 +52,12 @@ def read_split_file(path):
         fields = line.rsplit(None, 1)
         if len(fields) != 2 or fields[1] not in SUBSET_OF_CODE:
             raise UserError(f"{path}: line {number}: expected 'video.avi 0|1|2', got {line!r}")
-        name = fields[0].strip()
-        if "/" in name or "\\" in name or name in (".", ".."):
-            raise UserError(f"{path}: line {number}: {name!r} is not a plain file name")
+        name = safe_component(fields[0].strip(), f"{path}: line {number}")
         entries.append((name, SUBSET_OF_CODE[fields[1]]))
     return entries
 
 
-def read_splits(split_dir, name="hmdb51", splits=None):
+def read_index(split_dir, name="hmdb51", splits=None):
     """Read every ``<class>_test_split<N>.txt``; return a :class:`DatasetIndex` with classes sorted by name.
 
     video_id is ``class/video`` (file name without extension), path ``class/video.avi``, and
@@ -86,21 +86,21 @@ def read_splits(split_dir, name="hmdb51", splits=None):
                 if file_name in seen:
                     raise UserError(f"{path}: {file_name!r} is listed twice")
                 seen.add(file_name)
-                stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
-                video_id = f"{cls}/{stem}"
-                video = videos.setdefault(video_id, Video(video_id, cls, f"{cls}/{file_name}"))
-                video.splits[split] = subset
-    for video in videos.values():
-        for split in available:
-            video.splits.setdefault(split, "unused")
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(available))
+                add_listed_video(videos, cls, file_name, split, subset, str(path))
+    return dataset_index(name, classes, videos, available)
+
+
+locate_videos = locate_class_folder_videos
+list_name = functools.partial(split_list_name, "hmdb51")
+
+
+def json_name(split, subset):
+    return f"hmdb51_{split}.json"  # 3D-ResNets' hmdb51_1.json: both subsets of a split
 
 
 # where it comes from: hmdb51_org.rar (one <class>.rar per class, each <class>/<video>.avi) and test_train_splits.rar
 # (testTrainMulti_7030_splits/<class>_test_split<N>.txt); URLs are in the config (sources.hmdb51.urls)
-NESTED_ARCHIVES = True
-TOLERATE_MISSING = False  # every archive is needed
-VIDEO_EXTENSIONS = (".avi",)
+FACTS = DatasetFacts(nested_archives=True)  # every archive is needed
 
 # how the pipeline stores and prepares it (see prep/datasets/ucf101.py): half UCF101's size
 STORAGE = "frames"
@@ -108,14 +108,15 @@ PREP_JOBS = {"frames": {"shards": 8, "workers": 4}, "reencode": {"shards": 8, "w
              "flow": {"shards": 32, "workers": 8}}
 
 
-def locate_sources(roots):
-    """``(split files, video_dir)`` of an HMDB51 copy under roots (extracted archives or a tree on disk)."""
-    from prep.arrange import best_class_tree, walk_dirs
-
+def arrange_sources(roots, files=()):
+    """An HMDB51 copy under roots (extracted archives or a tree on disk): its split files, and every video of the
+    folder whose sub-folders are the classes."""
     for folder in walk_dirs(roots):
         if any(SPLIT_FILE.match(p.name) for p in folder.glob("*_test_split*.txt")):
             files = find_split_files(folder)
             classes = sorted({cls for cls, _ in files})
-            return sorted(files.values()), best_class_tree(roots, VIDEO_EXTENSIONS, classes, "HMDB51")
+            video_dir = best_class_tree(roots, FACTS.video_extensions, classes, "HMDB51")
+            return Arrangement(sorted(files.values()), class_folder_videos(video_dir, FACTS.video_extensions), {},
+                               f"splits from {folder}, videos from {video_dir}")
     raise UserError(f"HMDB51: no <class>_test_split<N>.txt files (test_train_splits.rar) found under "
                     f"{', '.join(map(str, roots)) or 'nothing'}")

@@ -17,10 +17,10 @@ leaves it — or flat; ``.mp4``, ``.mkv`` or ``.webm``) and reports the others w
 import csv
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
-from prep import UserError
-from prep.datasets import DatasetIndex, Video
+from prep.base.errors import UserError
+from prep.base.names import safe_component
+from prep.datasets import Arrangement, DatasetFacts, Video, dataset_index
 
 SUBSET_OF_SPLIT = {"train": "train", "val": "test", "validate": "test", "validation": "test", "test": "unused"}
 CLIP_EXTENSIONS = (".mp4", ".mkv", ".webm")
@@ -80,15 +80,14 @@ def read_rows(path):
                 raise UserError(f"{path}: line {number}: unknown split {split!r} (train, val or test)")
             label = row.get("label")
             youtube_id = row["youtube_id"].strip()
-            if not youtube_id or "/" in youtube_id:
-                raise UserError(f"{path}: line {number}: bad youtube_id {youtube_id!r}")
+            safe_component(youtube_id, f"{path}: line {number}: youtube_id")
             start = _seconds(row["time_start"].strip(), path, number, "time_start")
             end = _seconds(row["time_end"].strip(), path, number, "time_end")
             rows.append((label if label else None, youtube_id, start, end, split))
     return rows
 
 
-def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
+def read_index(csv_dir_or_files, name="kinetics400", include_test=False):
     """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex."""
     videos = {}
     for path in _csv_files(csv_dir_or_files):
@@ -96,8 +95,7 @@ def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
             subset = SUBSET_OF_SPLIT[split]
             if label is None or (subset == "unused" and not include_test):
                 continue
-            if label in (".", "..") or "/" in label or "\0" in label:
-                raise UserError(f"{path}: label {label!r} cannot be a folder name")
+            safe_component(label, f"{path}: label")
             clip = clip_name(youtube_id, start, end)
             video_id = f"{label}/{clip[:-len('.mp4')]}"
             video = videos.get(video_id)
@@ -108,24 +106,7 @@ def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
     if not videos:
         raise UserError(f"{csv_dir_or_files}: no labelled clips found")
     classes = sorted({v.class_name for v in videos.values()})
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), ["1"])
-
-
-def read_link_list(path):
-    """Archive URLs of PaddleVideo's ``train_link.list`` / ``val_link.list`` (one a line; blanks, # comments out)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: link list not found")
-    urls = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parsed = urlparse(line)
-        if parsed.scheme not in ("http", "https", "ftp", "file") or not parsed.path.strip("/"):
-            raise UserError(f"{path}: line {number}: {line!r} is not an archive URL")
-        urls.append(line)
-    return urls
+    return dataset_index(name, classes, videos, ["1"])
 
 
 def class_folder_variants(label):
@@ -133,21 +114,6 @@ def class_folder_variants(label):
     ``rename_classnames.sh`` form (spaces as ``_``, parentheses as ``-``)."""
     underscored = label.replace(" ", "_")
     return list(dict.fromkeys([label, underscored, underscored.replace("(", "-").replace(")", "-")]))
-
-
-def resolve_video_path(video_dir, rel_path):
-    """The file for ``label/clip.mp4`` under video_dir (any class-folder variant, or flat; .mp4/.mkv/.webm),
-    else video_dir/rel_path. Same signature as :func:`prep.datasets.ucf101.resolve_video_path`."""
-    video_dir = Path(video_dir)
-    label, _, file_name = rel_path.rpartition("/")
-    stem = file_name.rsplit(".", 1)[0]
-    folders = [video_dir / folder for folder in class_folder_variants(label)] if label else []
-    for folder in folders + [video_dir]:
-        for extension in CLIP_EXTENSIONS:
-            candidate = folder / (stem + extension)
-            if candidate.is_file():
-                return candidate
-    return video_dir / rel_path
 
 
 def _scan(video_dir):
@@ -165,9 +131,9 @@ def _scan(video_dir):
     return by_name
 
 
-def locate_clips(index, video_dir):
+def locate_videos(index, video_dir):
     """Find each clip of index under video_dir. Returns ``(found, missing)``: ``{video_id: Path}`` and
-    ``[(video_id, reason)]`` with reason "not found" or "empty file: <path>".
+    ``{video_id: reason}`` with reason "not found" or "empty file: <path>".
 
     A clip may stand in its class folder (see :func:`class_folder_variants`) or flat in video_dir, as
     ``.mp4``, ``.mkv`` or ``.webm``; the class folder wins over a flat copy, .mp4 over the others.
@@ -176,7 +142,7 @@ def locate_clips(index, video_dir):
     if not video_dir.is_dir():
         raise UserError(f"{video_dir}: video directory not found")
     by_name = _scan(video_dir)
-    found, missing = {}, []
+    found, missing = {}, {}
     for video in index.videos:
         stem = video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         folders = set(class_folder_variants(video.class_name))
@@ -187,21 +153,32 @@ def locate_clips(index, video_dir):
         for extension in CLIP_EXTENSIONS:
             candidates += [p for p in by_name.get(stem + extension, []) if p.parent == video_dir]
         if not candidates:
-            missing.append((video.video_id, "not found"))
+            missing[video.video_id] = "not found"
             continue
         nonempty = [p for p in candidates if p.stat().st_size > 0]
         if nonempty:
             found[video.video_id] = nonempty[0]
         else:
-            missing.append((video.video_id, f"empty file: {candidates[0]}"))
+            missing[video.video_id] = f"empty file: {candidates[0]}"
     return found, missing
 
 
 # where it comes from: the annotation CSVs (DeepMind's kinetics400.tar.gz: train.csv, validate.csv, test.csv) and the
 # clips: PaddleVideo's link lists (train_link.list, val_link.list) of tar.gz archives of class folders of clips, or a
 # copy on disk (class folders or flat). URLs are in the config (sources.kinetics400).
-NESTED_ARCHIVES = False
-TOLERATE_MISSING = True  # every copy lacks some clips: counted against sources.kinetics400.max_missing_fraction
+# every copy lacks some clips (counted against sources.kinetics400.max_missing_fraction); the CSVs are fetched even
+# when the clips are on disk; PaddleVideo's train_link.list / val_link.list name the clip archives
+FACTS = DatasetFacts(tolerate_missing=True, source_lists=("annotations",), link_lists="link_lists",
+                     video_extensions=CLIP_EXTENSIONS)
+
+
+def list_name(split, subset):
+    """mmaction2's ``kinetics400_{train|val}_list`` (one official split)."""
+    return f"kinetics400_{'val' if subset == 'test' else subset}_list"
+
+
+def json_name(split, subset):
+    return f"kinetics400_{'val' if subset == 'test' else subset}.json"  # one JSON per subset
 
 # how the pipeline stores and prepares it (see prep/datasets/ucf101.py): ~135 GB of mp4 would be ~2 TB of JPEG frames,
 # so rgb is re-encoded for training from video (at the recipes' frame size, config frames.datasets); ~260 000 clips
@@ -249,3 +226,23 @@ def pick_clip(video, by_stem):
     paths = sorted(paths, key=lambda p: (p.parent.name not in folders, p.stat().st_size == 0,
                                          rank.get(p.suffix.lower(), 9), str(p)))
     return paths[0] if paths else None
+
+
+def arrange_sources(roots, files=()):
+    """A Kinetics-400 copy: the CSVs among files or under roots, and each labelled clip found by name (in a class
+    folder of its label in any spelling, or flat, at any depth) as ``label/clip.ext``; notes name empty files."""
+    csvs = find_csvs(roots, files)
+    if not csvs:
+        raise UserError("Kinetics-400: no annotation CSV (label,youtube_id,time_start,time_end,split) found; "
+                        "set sources.kinetics400.annotations")
+    index = read_index(csvs)
+    by_stem = scan_clips(roots)
+    videos, notes = [], {}
+    for video in index.videos:
+        path = pick_clip(video, by_stem)
+        if path is not None and path.stat().st_size == 0:
+            notes[video.video_id] = f"empty file: {path}"
+        elif path is not None:
+            videos.append((path, f"{video.video_id}{path.suffix.lower()}"))
+    return Arrangement(csvs, videos, notes, f"{len(csvs)} CSVs, {sum(len(p) for p in by_stem.values())} clip "
+                                            "files found")

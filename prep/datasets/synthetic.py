@@ -10,15 +10,31 @@ Videos are real files encoded with ffmpeg (xvid ``.avi`` as UCF101 ships, h264 `
 UCF101's layout (``videos/<Class>/v_<Class>_gGG_cCC.ext``) with UCF101-style split files (``splits/classInd.txt``,
 ``trainlist0N.txt``, ``testlist0N.txt``, CRLF line ends), so :mod:`prep.datasets.ucf101` reads them.
 """
+import functools
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from prep import UserError
-from prep.atomic import atomic_directory
-from prep.media import encode_video
+from prep.base.atomic import atomic_directory
+from prep.base.errors import UserError
+from prep.base.media import encode_video
+from prep.datasets import DatasetFacts, split_list_name, ucf101
+
+# the dataset interface (prep.datasets): generated, never downloaded; UCF101's file layout, so UCF101's readers
+FACTS = DatasetFacts(video_extensions=(".avi", ".mp4"))
+locate_videos = ucf101.locate_videos
+list_name = functools.partial(split_list_name, "synthetic")
+
+
+def read_index(splits_dir):
+    return ucf101.read_index(splits_dir, name="synthetic")
+
+
+def json_name(split, subset):
+    return f"synthetic_0{split}.json"
+
 
 # (forward class, its time reversal)
 MOTION_PAIRS = [

@@ -4,13 +4,14 @@ The official files use CRLF line ends; classInd says ``HandstandPushups`` while 
 ``v_HandStandPushups_*``, so class names are matched case-insensitively. The synthetic dataset writes the same
 files, so this reader serves both.
 """
-import os
+import functools
 from pathlib import Path
 
-from prep import UserError
-from prep.datasets import DatasetIndex, Video
-
-SPLITS = ("1", "2", "3")
+from prep.base.errors import UserError
+from prep.base.names import safe_relative
+from prep.base.sources import best_class_tree, walk_dirs
+from prep.datasets import (SPLITS, Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+                           dataset_index, locate_class_folder_videos, split_list_name)
 
 
 def read_lines(path):
@@ -31,7 +32,7 @@ def read_class_index(split_dir):
     return classes
 
 
-def read_splits(split_dir, name="ucf101", splits=None):
+def read_index(split_dir, name="ucf101", splits=None):
     """Read classInd and every available train/test list; return a :class:`DatasetIndex`."""
     split_dir = Path(split_dir)
     classes = read_class_index(split_dir)
@@ -46,42 +47,27 @@ def read_splits(split_dir, name="ucf101", splits=None):
             if not list_path.is_file():
                 raise UserError(f"{list_path}: missing (split {split} has a train list but no test list)")
             for number, line in enumerate(read_lines(list_path), start=1):
-                rel_path = line.split(" ")[0].replace("\\", "/")
-                class_part = rel_path.split("/")[0]
+                where = f"{list_path}: line {number}"
+                rel_path = safe_relative(line.split(" ")[0], where)
+                class_part, _, file_name = rel_path.partition("/")
                 class_name = by_lower.get(class_part.lower())
-                if class_name is None or "/" not in rel_path:
-                    raise UserError(f"{list_path}: line {number}: {rel_path!r} is not '<class>/<video>' "
-                                    f"with a class from classInd.txt")
-                video_id = f"{class_name}/{os.path.splitext(rel_path.split('/', 1)[1])[0]}"
-                video = videos.setdefault(video_id, Video(video_id, class_name, f"{class_name}/{rel_path.split('/', 1)[1]}"))
-                video.splits[split] = subset
-    for video in videos.values():
-        for split in available:
-            video.splits.setdefault(split, "unused")
-    return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(available))
+                if class_name is None or not file_name or "/" in file_name:
+                    raise UserError(f"{where}: {rel_path!r} is not '<class>/<video>' with a class from classInd.txt")
+                add_listed_video(videos, class_name, file_name, split, subset, where)
+    return dataset_index(name, classes, videos, available)
 
 
-def resolve_video_path(video_dir, rel_path):
-    """The file for ``class/video.ext`` under video_dir, matching the class directory case-insensitively."""
-    video_dir = Path(video_dir)
-    direct = video_dir / rel_path
-    if direct.exists():
-        return direct
-    class_part, file_part = rel_path.split("/", 1)
-    if video_dir.is_dir():
-        for entry in os.scandir(video_dir):
-            if entry.is_dir() and entry.name.lower() == class_part.lower():
-                candidate = Path(entry.path) / file_part
-                if candidate.exists():
-                    return candidate
-    return direct
+locate_videos = locate_class_folder_videos
+list_name = functools.partial(split_list_name, "ucf101")
+
+
+def json_name(split, subset):
+    return f"ucf101_0{split}.json"  # 3D-ResNets' ucf101_01.json: both subsets of a split
 
 
 # where it comes from: UCF101.rar (UCF-101/<Class>/v_*.avi) and UCF101TrainTestSplits-RecognitionTask.zip
 # (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt); URLs are in the config (sources.ucf101.urls)
-NESTED_ARCHIVES = False
-TOLERATE_MISSING = False  # every archive is needed
-VIDEO_EXTENSIONS = (".avi",)
+FACTS = DatasetFacts()  # every archive is needed
 
 # how the pipeline stores and prepares it (config `storage:`, `frames|reencode|flow.shards|workers` override these):
 # small enough for JPEG frames (~60 GB); 13 320 videos, TV-L1 ~27 core-days → 64 flow jobs of ~210 videos on 8 cores
@@ -91,16 +77,21 @@ PREP_JOBS = {"frames": {"shards": 16, "workers": 4}, "reencode": {"shards": 16, 
              "flow": {"shards": 64, "workers": 8}}
 
 
-def locate_sources(roots):
-    """``(split files, video_dir)`` of a UCF101 copy under roots (extracted archives or a tree on disk):
-    the folder holding classInd.txt and trainlist01.txt, and the folder whose sub-folders are the classes."""
-    from prep.arrange import best_class_tree, walk_dirs
-
+def find_split_files(roots):
+    """The UCF101 split files under roots: the folder holding classInd.txt and trainlist01.txt."""
     for folder in walk_dirs(roots):
         if (folder / "classInd.txt").is_file() and (folder / "trainlist01.txt").is_file():
-            split_files = [p for p in sorted(folder.iterdir()) if p.is_file()
-                           and (p.name == "classInd.txt" or p.name.startswith(("trainlist0", "testlist0")))]
-            classes = read_class_index(folder)
-            return split_files, best_class_tree(roots, VIDEO_EXTENSIONS, classes, "UCF101")
+            return folder, [p for p in sorted(folder.iterdir()) if p.is_file()
+                            and (p.name == "classInd.txt" or p.name.startswith(("trainlist0", "testlist0")))]
     raise UserError(f"UCF101: no ucfTrainTestlist (classInd.txt with trainlist01.txt) found under "
                     f"{', '.join(map(str, roots)) or 'nothing'}")
+
+
+def arrange_sources(roots, files=()):
+    """A UCF101 copy under roots (extracted archives or a tree on disk): its split files, and every video of the
+    folder whose sub-folders are the classes."""
+    folder, split_files = find_split_files(roots)
+    video_dir = best_class_tree(roots, FACTS.video_extensions, read_class_index(folder), "UCF101")
+    return Arrangement(split_files, class_folder_videos(video_dir, FACTS.video_extensions), {},
+                       f"splits from {folder}, videos from {video_dir}")
+

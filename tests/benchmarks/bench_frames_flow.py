@@ -141,7 +141,7 @@ def bytes_per_frame(root):
 
 
 def bench_frames(work, args):
-    from prep.frames import output_size
+    from prep.base.media import output_size
     videos = work / "videos"
     make_videos(videos, args.videos, args.frames, args.size)
     width, height = (int(v) for v in args.size.split("x"))
@@ -212,7 +212,7 @@ def bench_pack_access(work, frames_root, reads=2000):
     import tarfile
     import zipfile
 
-    from prep.packed import open_packed
+    from prep.base.packed import open_packed
     subprocess.run([sys.executable, "-m", "prep", "frames", str(work / "videos"), str(work / "packed"), "--pack",
                     "--short-side", "128"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     folders = sorted(p for p in Path(frames_root).glob("*/*") if p.is_dir())
@@ -272,7 +272,7 @@ def bench_snakemake(work, count, snakefile=REPO / "Snakefile"):
     """`snakemake -n all` with datasets: [kinetics400] and an index of ``count`` videos in place."""
     import pandas as pd
 
-    from prep.index import write_index
+    from prep.base.index_file import write_index
     root = work / "k400"
     (root / "data" / "kinetics400" / "raw" / "videos").mkdir(parents=True)
     (root / "data" / "kinetics400" / "raw" / "splits").mkdir(parents=True)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from prep.base.frame_source import find_video  # noqa: E402
 from prep.frames import run_frames  # noqa: E402
-from prep.media import ffmpeg_executable  # noqa: E402
+from prep.base.media import ffmpeg_executable  # noqa: E402
 from prep.reencode import run_reencode  # noqa: E402
 from train.presets import make_dataset  # noqa: E402
 from train.recipe import resolve  # noqa: E402

@@ -6,8 +6,8 @@ import sys
 
 from snakemake.utils import validate
 
-sys.path.insert(0, workflow.basedir)  # train.recipe (pure Python + PyYAML) without installing the package
-from train.recipe import DATASETS as RECIPE_DATASETS
+sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
+from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
 from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
@@ -23,13 +23,13 @@ for _model in config["models"]:  # every planned run has a recipe (other targets
 DATASETS = config["datasets"]
 MODELS = config["models"]
 MODES = config["modes"]
-SPLIT = config["split"]
+SPLIT = str(config["split"])  # 1 or "1" alike
 RESULT_MODES = MODES + (["joint"] if {"rgb", "flow"} <= set(MODES) else [])
 PREP_ENV = "../../envs/actionflow.yaml"
 
 
 wildcard_constraints:
-    dataset="|".join(["synthetic", "ucf101", "hmdb51", "kinetics400"]),
+    dataset="|".join(KNOWN_DATASETS),
     model="[A-Za-z0-9-]+",
     mode="rgb|flow",
     shard=r"\d+",
@@ -103,17 +103,12 @@ def rgb_reports_of_flow_shard(wildcards):
     )
 
 
-def list_name(dataset, subset):
-    """mmaction2's list name for the configured split (train / val)."""
-    if dataset == "kinetics400":
-        return f"{dataset}_{subset}_list"
-    return f"{dataset}_{subset}_split_{SPLIT}"
-
-
 def stream_list(subset):
+    """The rawframes / flow list of the configured split: subset ``train`` or ``test`` (mmaction2's "val" lists)."""
+
     def path(wildcards):
         kind = "rawframes" if wildcards.mode == "rgb" else "flow"
-        name = list_name(wildcards.dataset, subset)
+        name = list_name(wildcards.dataset, SPLIT, subset)
         return f"data/{wildcards.dataset}/annotations/{name}_{kind}.txt"
 
     return path
@@ -214,7 +209,7 @@ def pretrained_fetch(wildcards):
     run outside `models` / `datasets`)."""
     wanted = os.path.join(PRETRAINED_CACHE, wildcards.key, wildcards.name)
     for model in config["recipes"]:
-        for dataset in RECIPE_DATASETS:
+        for dataset in KNOWN_DATASETS:
             try:
                 recipe = recipe_for(config["recipes"], model, dataset)
             except RecipeError:  # no recipe for this pair

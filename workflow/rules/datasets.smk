@@ -35,7 +35,7 @@ rule index:
 # Real datasets: download (or find the copy on disk) → extract → arrange into data/{dataset}/raw/{videos,splits}, the
 # layout the synthetic rule writes. Downloads live in data/{dataset}/downloads (not an output: interrupted downloads
 # resume from their .part files); the extracted tree is temporary (the videos in raw/ are hard links to it).
-REAL_DATASETS = "ucf101|hmdb51|kinetics400"
+REAL_DATASET_PATTERN = "|".join(REAL_DATASETS)  # from prep.datasets (common.smk)
 
 
 rule fetch_dataset:
@@ -47,7 +47,7 @@ rule fetch_dataset:
         cache=f"--cache {config['sources']['cache']}" if config["sources"]["cache"] else "",
         s=config["sources"],
     wildcard_constraints:
-        dataset=REAL_DATASETS,
+        dataset=REAL_DATASET_PATTERN,
     log:
         "logs/fetch/{dataset}.log",
     benchmark:
@@ -67,7 +67,7 @@ rule unpack_dataset:
         temp(directory("data/{dataset}/extracted")),
     threads: config["sources"]["extract_workers"]
     wildcard_constraints:
-        dataset=REAL_DATASETS,
+        dataset=REAL_DATASET_PATTERN,
     log:
         "logs/unpack/{dataset}.log",
     benchmark:
@@ -88,7 +88,7 @@ rule arrange_dataset:
     params:
         max_missing=lambda wildcards: config["sources"][wildcards.dataset].get("max_missing_fraction", 0.0),
     wildcard_constraints:
-        dataset=REAL_DATASETS,
+        dataset=REAL_DATASET_PATTERN,
     log:
         "logs/arrange/{dataset}.log",
     benchmark:

@@ -8,7 +8,7 @@ rule evaluate:
     params:
         launch=torchrun_launch,
         root=stream_root,
-        test_list=stream_list("val"),
+        test_list=stream_list("test"),
         workers=threads_per_process,
         naming=config["frames"].get("naming", "mmaction"),
         flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-bound {config['flow']['bound']}",

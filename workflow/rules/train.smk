@@ -8,7 +8,7 @@ rule train:
     params:
         launch=torchrun_launch,
         train_list=stream_list("train"),
-        val_list=stream_list("val"),
+        val_list=stream_list("test"),
         settings=recipe_json,
         root=stream_root,
         run_dir=subpath(output[0], parent=True),

@@ -34,9 +34,9 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
-from prep import UserError
+from prep.base.errors import UserError
+from prep.base.sources import read_checksums, read_url_list
 
-HASH_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 USER_AGENT = "actionflow-prep/0.1 (python urllib)"
 CHUNK = 1 << 20
 MISSING_CSV = "missing.csv"
@@ -65,47 +65,6 @@ class Outcome:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # inputs
-
-
-def read_url_list(path):
-    """URLs of a list file: one a line, blank lines and # comments ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: URL list not found")
-    urls = []
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            urls.append(line)
-    return urls
-
-
-def read_checksums(path):
-    """``{file name: (algorithm, hex digest)}`` from sha256sum / md5sum (or BSD ``SHA256 (name) = hash``) output."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checksum file not found")
-    checksums = {}
-    bsd = re.compile(r"^(\w+) \((.+)\) = ([0-9a-fA-F]+)$")
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = bsd.match(line)
-        if match:
-            digest, name = match.group(3), match.group(2)
-        else:
-            digest, _, name = line.partition(" ")
-            name = name.strip()
-            if name.startswith("*"):  # binary-mode marker of sha256sum -b
-                name = name[1:]
-        digest = digest.lower()
-        algo = HASH_BY_LENGTH.get(len(digest))
-        if not name or algo is None or not re.fullmatch(r"[0-9a-f]+", digest):
-            raise UserError(f"{path}: line {number}: expected 'HASH  NAME' with an md5/sha1/sha256/sha512 hash, "
-                            f"got {line!r}")
-        checksums[name.replace("\\", "/").rsplit("/", 1)[-1]] = (algo, digest)
-    return checksums
 
 
 def file_name_for(url):

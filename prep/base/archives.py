@@ -39,7 +39,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep import UserError
+from prep.base.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
 RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
@@ -588,28 +588,6 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1):
     return [r for r in results if r is not None]
 
 
-def run_unpack(args):
-    from prep.datasets import dataset_module
-    from prep.fetch import read_sources
-
-    sources = read_sources(args.sources)
-    module = dataset_module(args.dataset)
-    tolerate = getattr(module, "TOLERATE_MISSING", False)
-    failed = unpack(sources["archives"], args.out_dir, nested=getattr(module, "NESTED_ARCHIVES", False),
-                    tolerate_failures=tolerate, workers=args.workers)
-    report = Path(args.out_dir) / "unpack_failed.csv"
-    with open(report, "w", newline="", encoding="utf-8") as handle:
-        import csv
-        writer = csv.writer(handle)
-        writer.writerow(["archive", "reason"])
-        writer.writerows(failed)
-    print(f"unpack {args.dataset}: {len(sources['archives']) - len(failed)} of {len(sources['archives'])} archives "
-          f"extracted into {args.out_dir}" + (f"; {len(failed)} failed, see {report}" if failed else ""))
-    if sources["archives"] and len(failed) == len(sources["archives"]):
-        raise UserError(f"none of the archives could be extracted; reasons in {report}")
-    return 0
-
-
 def run(args):
     marker = extract_archive(args.archive, args.out_dir, nested=args.nested, force=args.force)
     print(f"extracted {args.archive} into {args.out_dir} (marker {marker.name})")
@@ -625,12 +603,3 @@ def add_parser(subparsers):
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")
     parser.set_defaults(func=run)
-
-    parser = subparsers.add_parser("unpack", help="extract every archive `prep fetch` found for a dataset",
-                                   description="Extract every archive of a `prep fetch` sources file into "
-                                               "OUT_DIR/<archive stem>/ (nested archives for HMDB51).")
-    parser.add_argument("dataset", help="ucf101, hmdb51 or kinetics400")
-    parser.add_argument("sources", help="sources JSON written by `prep fetch`")
-    parser.add_argument("out_dir", help="directory to extract into")
-    parser.add_argument("--workers", type=int, default=1, help="archives extracted in parallel (default 1)")
-    parser.set_defaults(func=run_unpack)

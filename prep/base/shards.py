@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep import UserError
-from prep.atomic import atomic_file, remove_stale_temporaries
+from prep.base.atomic import atomic_file
+from prep.base.errors import UserError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -100,24 +100,21 @@ def write_report(records, path, columns):
 
 
 def discover_videos(video_dir, level, extensions):
-    """``(video_id, path)`` for every video under video_dir: level 1 ``video.ext``, level 2 ``class/video.ext``."""
+    """``(video_id, path)`` for every video under video_dir: level 1 ``video.ext``, level 2 ``class/video.ext``.
+    Two files with one stem (``a.avi``, ``a.mp4``) would share a video id and a frames folder: an error naming both."""
     video_dir = Path(video_dir)
     if not video_dir.is_dir():
         raise UserError(f"{video_dir}: no such directory")
     pattern = "*/*" if level == 2 else "*"
-    found = []
-    for path in video_dir.glob(pattern):
+    found = {}
+    for path in sorted(video_dir.glob(pattern)):
         if path.is_file() and path.suffix.lower().lstrip(".") in extensions and not path.name.startswith("."):
-            found.append((path.relative_to(video_dir).with_suffix("").as_posix(), path))
-    return sorted(found)
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
-    return width, height
+            video_id = path.relative_to(video_dir).with_suffix("").as_posix()
+            if video_id in found:
+                raise UserError(f"{found[video_id]} and {path} have one video id ({video_id!r}): their frames "
+                                "would share a folder; rename or remove one")
+            found[video_id] = path
+    return sorted(found.items())
 
 
 def add_selection_arguments(parser):
@@ -131,19 +128,30 @@ def add_selection_arguments(parser):
     parser.add_argument("--report", help="CSV report of this shard (status per video)")
 
 
-def index_videos(index_path):
-    """``(video_id, video_path)`` of the usable videos listed in an index."""
-    import pandas as pd
-    frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
-    frame = frame[frame["status"] == "ok"]
-    return list(zip(frame["video_id"], frame["video_path"]))
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+    return width, height
 
 
-def remove_own_temporaries(out_root, video_ids, suffix=""):
-    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
-    by_parent = {}
-    for vid in video_ids:
-        path = Path(out_root) / f"{vid}{suffix}"
-        by_parent.setdefault(path.parent, set()).add(path.name)
-    for parent, names in by_parent.items():
-        remove_stale_temporaries(parent, names)
+def add_resize_arguments(parser, when=""):
+    """``--short-side`` / ``--size`` and mmaction2's ``--new-short`` / ``--new-width`` / ``--new-height``;
+    ``when`` says when they apply (e.g. "flow from videos: ")."""
+    parser.add_argument("--short-side", "--new-short", type=int, help=f"{when}resize so the short side has this length")
+    parser.add_argument("--size", type=parse_size, help=f"{when}resize to WIDTHxHEIGHT, e.g. 340x256")
+    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
+    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+
+
+def resize_options(args):
+    """``{"short_side", "size"}`` from the options of :func:`add_resize_arguments`; contradictions are errors."""
+    size = args.size
+    if args.new_width or args.new_height:
+        if not (args.new_width and args.new_height):
+            raise UserError("--new-width and --new-height go together")
+        size = (args.new_width, args.new_height)
+    if size and args.short_side:
+        raise UserError("--size and --short-side exclude each other")
+    return {"short_side": args.short_side, "size": size}

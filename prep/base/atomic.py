@@ -68,3 +68,13 @@ def remove_stale_temporaries(directory, names=None):
     for p in stale:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return len(stale)
+
+
+def remove_own_temporaries(out_root, video_ids, suffix=""):
+    """What a killed run left for these videos (never another shard's work in progress in the same directory)."""
+    by_parent = {}
+    for vid in video_ids:
+        path = Path(out_root) / f"{vid}{suffix}"
+        by_parent.setdefault(path.parent, set()).add(path.name)
+    for parent, names in by_parent.items():
+        remove_stale_temporaries(parent, names)
