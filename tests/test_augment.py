@@ -5,6 +5,7 @@ import torch
 
 from train.data import ClipWriter, TrainTransform
 from train.data.augment import OPS, apply_op, cutmix_clips, mix_batch, mixed_targets, mixup_clips, rand_augment
+from tests.test_training import NeverStop
 from train.predict import DecodedFrames
 
 
@@ -78,13 +79,6 @@ def test_mixup_and_cutmix_weights_match_the_pixels():
         assert torch.allclose(mixed.mean(dim=(1, 2, 3, 4)), targets[:, 1], atol=1e-6)
         # the box is the same on every frame
         assert torch.equal(mixed[:, :, 0], mixed[:, :, 1])
-
-
-class NeverStop:
-    signal = None
-
-    def requested(self):
-        return False
 
 
 def one_epoch(batch_size, accumulate, clips, labels):
