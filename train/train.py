@@ -109,13 +109,13 @@ def use_channels_last(settings, device):
     return wanted and device.type == "cuda"
 
 
-def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_last=False):
+def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_last=False, persistent=True):
     sampler = utils.ResumableSampler(dataset, context.world_size, context.rank, shuffle, settings["seed"], drop_last)
     cuda = context.device.type == "cuda"
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=cuda, drop_last=drop_last, persistent_workers=workers > 0,
+                      pin_memory=cuda, drop_last=drop_last, persistent_workers=persistent and workers > 0,
                       prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
                       generator=torch.Generator().manual_seed(settings["seed"]))
 
@@ -246,7 +246,8 @@ def main(args):
     workers = utils.loader_workers(settings["data_workers"], device,
                                    utils.cpus_per_process(args.threads, context.local_world_size))
     train_loader = make_loader(train_set, settings, context, True, batch_size, workers, drop_last)
-    val_loader = make_loader(val_set, settings, context, False, batch_size, workers)
+    val_loader = make_loader(val_set, settings, context, False, batch_size, workers,
+                             persistent=False)  # used once an epoch: no idle workers held during training
 
     model = make_model(settings, len(classes)).to(device)
     if use_channels_last(settings, device):
@@ -261,7 +262,7 @@ def main(args):
     start_epoch, start_step = 0, 0
     resume_from = utils.latest_checkpoint(run_dir)
     if resume_from is not None:
-        state = utils.load_checkpoint(resume_from, device)
+        state = utils.load_checkpoint(resume_from)  # on the CPU: RNG states must stay CPU tensors
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         lr_scheduler.load_state_dict(state["lr_scheduler"])

@@ -106,7 +106,7 @@ class StopRequested:
     boundary and exits cleanly. Under DDP every rank must stop at the same step, so the flag is agreed on with an
     all-reduce (max) of a tensor on the process's device."""
 
-    def __init__(self, world_size=1, device=torch.device("cpu")):
+    def __init__(self, world_size, device):
         self.signal = None
         self.world_size = world_size
         self.device = device
@@ -191,8 +191,9 @@ def interrupted_path(run_dir):
     return Path(run_dir) / "checkpoints" / "interrupted.pt"
 
 
-def load_checkpoint(path, device="cpu"):
-    return torch.load(path, map_location=device, weights_only=False)
+def load_checkpoint(path):
+    """A checkpoint's state on the CPU (load_state_dict copies tensors to the model's and optimizer's device)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def latest_checkpoint(run_dir):

@@ -59,10 +59,10 @@ def write_list(root, ids, name, rows, mode):
 
 
 def settings_for(recipe, **overrides):
-    settings = {"base": recipe, "epochs": 1, "pretrained": None, "keep_checkpoints": 1, **overrides}
-    if ON_CPU:
-        settings.update(TINY)
-    return settings
+    overrides = {"epochs": 1, **overrides, **(TINY if ON_CPU else {})}
+    # also under rgb: / flow:, where a recipe may set its own (the Inception recipe's epochs per mode)
+    return {"base": recipe, "pretrained": None, "keep_checkpoints": 1, **overrides, "rgb": overrides,
+            "flow": overrides}
 
 
 def launch_command(settings, mode, train_list, val_list, root, run_dir):
