@@ -86,6 +86,25 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resume_is_exact(synthetic
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_process_group_spares_the_data_loader_workers(synthetic_small, reference, tmp_path):
+    """torchrun and SLURM signal the whole process group: DataLoader workers must not die of it mid-epoch (the
+    training process would crash instead of writing its checkpoint)."""
+    lists, _, _ = reference
+    command = train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "run",
+                            {**SETTINGS, "data_workers": 2})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("{"):
+            os.killpg(process.pid, signal.SIGTERM)  # the process and its workers, as torchrun's killpg
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "stopped by signal" in out and "Traceback" not in err and "killed by signal" not in err, err[-3000:]
+    assert (tmp_path / "run" / "checkpoints").is_dir() and not (tmp_path / "run" / "final.pt").exists()
+
+
+@pytest.mark.slow
 def test_kill_mid_epoch_then_resume_gives_identical_weights(synthetic_small, reference, tmp_path):
     lists, expected, _ = reference
     command = train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "run")

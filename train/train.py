@@ -117,6 +117,7 @@ def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_l
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=cuda, drop_last=drop_last, persistent_workers=persistent and workers > 0,
                       prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
+                      worker_init_fn=utils.ignore_stop_signals,
                       generator=torch.Generator().manual_seed(settings["seed"]))
 
 

@@ -165,6 +165,14 @@ class EpochAwareDataset(Dataset):
         return self.dataset[item]
 
 
+def ignore_stop_signals(worker_id):
+    """DataLoader ``worker_init_fn``: workers leave SIGTERM / SIGUSR1 to the training process. torchrun and SLURM
+    signal the whole process group, and a worker dying of it mid-epoch would turn the clean stop into a crash; the
+    workers still end with their parent."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def cpus_per_process(threads=None, local_world_size=1):
     """CPUs this process may use: the job's --threads share when given, else the affinity mask split between the
     node's processes."""

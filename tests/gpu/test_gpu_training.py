@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -124,7 +125,8 @@ def test_sigterm_then_resume(videos, tmp_path):
     settings = settings_for(recipe, epochs=2)
     process = train(settings, "rgb", videos, tmp_path / "run", steps=12)
     for line in process.stdout:
-        if line.startswith("{"):  # epoch 1 done
+        if line.startswith("{"):  # epoch 1 done: stop in epoch 2
+            time.sleep(0.5)
             process.send_signal(signal.SIGTERM)
             break
     out, err = process.communicate(timeout=600)  # torchrun itself exits non-zero after a signal; the workers not
