@@ -256,7 +256,8 @@ def test_no_weight_decay_on_norm_layers_and_biases_as_mmaction2_tsm():
         if isinstance(module, torch.nn.Conv2d):
             assert decay[id(module.weight)] == (1e-4, 1.0), name
     assert decay[id(model.fc.weight)] == (1e-4, 5) and decay[id(model.fc.bias)] == (0.0, 10)
-    with_decay = resolve({"base": "tsm_r50_kinetics400", "model_options": {"base_channels": 4}}, "rgb")
+    with_decay = resolve({"base": "tsm_r50_kinetics400", "model_options": {"base_channels": 4},
+                          "bn_weight_decay": True}, "rgb")
     optimizer, _ = make_optimizer(model, with_decay, world_size=1)
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert any(any(p is bn.weight for p in g["params"]) and g["weight_decay"] == 1e-4 for g in optimizer.param_groups)
