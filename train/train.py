@@ -250,18 +250,19 @@ def main(args):
     val_loader = make_loader(val_set, settings, context, False, batch_size, workers,
                              persistent=False)  # used once an epoch: no idle workers held during training
 
-    model = make_model(settings, len(classes)).to(device)
+    model = make_model(settings, len(classes))
+    resume_from = utils.latest_checkpoint(run_dir)
+    pretrained = None  # the record of settings["pretrained"] once loaded; a resumed run keeps its checkpoint's
+    model.to(device)
     if use_channels_last(settings, device):
         model = model.to(memory_format=torch.channels_last)
     if settings.get("sync_bn") and context.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    pretrained = None
     optimizer, effective_lr = make_optimizer(model, settings, context.world_size)
     accumulate = int(settings.get("accumulate", 1))
     lr_scheduler = make_scheduler(optimizer, settings, math.ceil(len(train_loader) / accumulate))
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(settings["amp"], device) == torch.float16)
     start_epoch, start_step = 0, 0
-    resume_from = utils.latest_checkpoint(run_dir)
     if resume_from is not None:
         state = utils.load_checkpoint(resume_from)  # on the CPU: RNG states must stay CPU tensors
         model.load_state_dict(state["model"])
