@@ -6,6 +6,7 @@ only CUDA tensors and gloo only CPU ones, so a CPU tensor in a collective crashe
 (tests/test_distributed.py guards every collective of a DDP run).
 """
 import os
+import random
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -66,8 +67,6 @@ def close_distributed(context):
 def seed_everything(seed, deterministic):
     """Seed Python, NumPy and torch; deterministic mode forbids nondeterministic kernels, otherwise cuDNN picks the
     fastest convolution algorithms for the shapes it sees (benchmark)."""
-    import random
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
