@@ -29,6 +29,7 @@ from prep.diskspace import disk_full_message, is_disk_full
 from train import utils
 from train.data import normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
+from train.models import PretrainedError, apply_pretrained
 from train.recipe import make_dataset, make_model, resolve
 from train.schedule import make_scheduler
 
@@ -252,7 +253,8 @@ def main(args):
 
     model = make_model(settings, len(classes))
     resume_from = utils.latest_checkpoint(run_dir)
-    pretrained = None  # the record of settings["pretrained"] once loaded; a resumed run keeps its checkpoint's
+    # before DDP wrapping, and only into a fresh run: a resumed run's checkpoint holds the weights (and their record)
+    pretrained = apply_pretrained(model, settings, args.pretrained) if resume_from is None else None
     model.to(device)
     if use_channels_last(settings, device):
         model = model.to(memory_format=torch.channels_last)
@@ -355,6 +357,9 @@ def build_parser():
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
+    parser.add_argument("--pretrained", metavar="PATH",
+                        help="the recipe's pretrained weights, fetched (the rule pretrained_weights); loaded into a "
+                             "fresh run only")
     parser.add_argument("--threads", type=int,
                         help="CPUs of this process: torch threads, and on GPU the DataLoader workers (default: "
                              "torch's choice; the CPU affinity split between the node's processes)")
@@ -366,6 +371,9 @@ def cli(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return main(args)
+    except PretrainedError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     except FileNotFoundError as error:
         print(f"error: {error.filename}: no such file (run the data preparation first: snakemake "
               "data/<dataset>/check.txt, or check the path)", file=sys.stderr, flush=True)
