@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from prep.diskspace import disk_full_message, is_disk_full
 from train import utils
-from train.data import normalize_on_device
+from train.data import collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
 from train.models import PretrainedError, apply_pretrained
-from train.recipe import make_dataset, make_model, resolve
+from train.presets import make_dataset
+from train.recipe import make_model, resolve
 from train.schedule import make_scheduler
 
 HEAD_PREFIXES = ("fc.", "logits.")
@@ -116,7 +117,8 @@ def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_l
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=cuda, drop_last=drop_last, persistent_workers=persistent and workers > 0,
+                      pin_memory=cuda, drop_last=drop_last, collate_fn=collate_clips,
+                      persistent_workers=persistent and workers > 0,
                       prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
                       worker_init_fn=utils.ignore_stop_signals,
                       generator=torch.Generator().manual_seed(settings["seed"]))

@@ -251,13 +251,16 @@ def set_rng_state(state, device):
 
 
 def git_commit():
-    """The project's commit (None outside a git checkout): results name the code that produced them."""
+    """The project's commit (with ``+dirty`` for local changes), or None outside a git checkout: results name the
+    code that produced them."""
     try:
-        result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True,
                                 timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True, timeout=10)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return None
-    return result.stdout.strip() if result.returncode == 0 else None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 # ------------------------------------------------------------------------------------------------ metric logging
