@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from prep.atomic import atomic_file
+from prep.base.atomic import atomic_file
 from train.recipe import in_channels, make_model
 
 FORMATS = ("pt2", "onnx")

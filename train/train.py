@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from prep.diskspace import disk_full_message, is_disk_full
+from prep.base.diskspace import disk_full_message, is_disk_full
 from train import utils
 from train.data import collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng

@@ -18,8 +18,8 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from prep.atomic import atomic_file
-from prep.diskspace import is_disk_full
+from prep.base.atomic import atomic_file
+from prep.base.diskspace import is_disk_full
 
 REPO = Path(__file__).resolve().parents[1]
 
