@@ -1,0 +1,97 @@
+"""Names from outside are data: URL basenames, archive names and members, video file names, class names.
+
+Each such name is checked where it enters, so nothing derived from it can address a path outside its folder or one
+of our own bookkeeping files. Our bookkeeping names all have one shape, made by :func:`bookkeeping`:
+``.<name>.<kind>`` (hidden, a kind from :data:`BOOKKEEPING_KINDS`), plus ``NAME.part`` beside a download and the
+reports a caller reserves (``missing.csv``).
+"""
+import re
+
+from prep import UserError
+
+# hidden names we create beside the files we make: download stamps, extraction work and markers, atomic temporaries
+BOOKKEEPING_KINDS = ("verified", "partial", "extracted", "scratch", "lifted", "tmp")
+PART_SUFFIX = ".part"  # a download in progress
+_BOOKKEEPING = re.compile(r"^\..+\.(" + "|".join(BOOKKEEPING_KINDS) + r")$", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnsafeNameError(UserError):
+    """A name from outside that cannot be used as given."""
+
+
+def bookkeeping(name, kind):
+    """The hidden name of our own file or folder of ``kind`` that belongs to ``name`` (``.UCF101.rar.partial``)."""
+    assert kind in BOOKKEEPING_KINDS, kind
+    return f".{name}.{kind}"
+
+
+def is_bookkeeping(name):
+    """Whether a single path component has the shape of one of our bookkeeping names."""
+    return bool(_BOOKKEEPING.match(name))
+
+
+def printable(name):
+    """A name for messages and reports: bytes that are not UTF-8 shown as ``\\xff`` (they arrive as surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable(name):
+    """Whether a file name (str from the OS, surrogate-escaped) holds bytes that are not valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def component_problem(name):
+    """Why ``name`` cannot be one path component of ours (None when it can): empty, ``.``/``..``, a separator,
+    control characters (lists and reports are lines of text), bytes that are not UTF-8, or a bookkeeping name."""
+    if name in ("", ".", ".."):
+        return "not a usable name"
+    if "/" in name or "\\" in name:
+        return "holds a path separator"
+    if undecodable(name):
+        return "not valid UTF-8"
+    if _CONTROL.search(name):
+        return "holds control characters"
+    if is_bookkeeping(name):
+        return "has the form of our own bookkeeping names (.NAME.partial, .NAME.extracted, …)"
+    return None
+
+
+def check_component(name, what):
+    """Return ``name`` if it is a usable single path component, else raise a one-line :class:`UnsafeNameError`."""
+    problem = component_problem(name)
+    if problem is not None:
+        raise UnsafeNameError(f"{what} {printable(name)!r}: {problem}")
+    return name
+
+
+def download_name_problem(name, reserved=()):
+    """Why ``name`` (a URL basename) cannot be saved under its own name in a downloads folder (None when it can):
+    besides :func:`component_problem`, hidden names (our stamps and temporaries are hidden), ``*.part`` and the
+    ``reserved`` names of the folder's reports would be taken for our own files."""
+    problem = component_problem(name)
+    if problem is not None:
+        return problem
+    if name.startswith("."):
+        return "a hidden name (reserved for our stamps and temporaries)"
+    if name.endswith(PART_SUFFIX):
+        return f"ends in {PART_SUFFIX} (reserved for downloads in progress)"
+    if name in reserved:
+        return "reserved for our own report in the same folder"
+    return None
+
+
+def member_problem(parts):
+    """Why an archive member with path components ``parts`` (already free of ``..`` and absolute paths) cannot be
+    extracted as named (None when it can). Hidden names such as ``.DS_Store`` are fine, and so are bytes that are
+    not UTF-8 (the frame stages quarantine such videos); our bookkeeping names and control characters are not."""
+    for part in parts:
+        if _CONTROL.search(part):
+            return "its name holds control characters"
+        if is_bookkeeping(part):
+            return "its name has the form of our own bookkeeping names (.NAME.partial, .NAME.extracted, …)"
+    return None
