@@ -293,7 +293,7 @@ class Limits:
     free space of the target (less ``free_margin`` bytes)."""
 
     max_ratio: float = 100.0
-    max_bytes: int = 2 * 10**12
+    max_bytes: int = 2 * 2**40
     ratio_floor: int = 64 * 2**20
     free_margin: int = 256 * 2**20
 
@@ -593,9 +593,10 @@ def _extract_rar(archive, dest, allowance):
 _EXTRACTORS = {"zip": _extract_zip, "tar": _extract_tar, "rar": _extract_rar}
 
 
-# what damaged or hostile archive bytes make the readers raise (gzip.BadGzipFile is an OSError)
+# what damaged or hostile archive bytes make the readers raise (gzip.BadGzipFile is an OSError; tarfile reading a gzip
+# header cut short raises TypeError, found by tests/test_archives.py's fuzz test)
 _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, ValueError, KeyError, IndexError,
-            OverflowError, struct.error, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError)
+            TypeError, OverflowError, struct.error, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError)
 # OSErrors about our side (disk, permissions), not about the archive: left for the caller's disk-full message
 _ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS)
 
@@ -799,7 +800,7 @@ def run_unpack(args):
 
 
 def limits_from(args):
-    return Limits(max_ratio=args.max_ratio, max_bytes=int(args.max_gb * 10**9))
+    return Limits(max_ratio=args.max_ratio, max_bytes=int(args.max_gb * 2**30))
 
 
 def add_limit_arguments(parser):
@@ -807,9 +808,9 @@ def add_limit_arguments(parser):
     parser.add_argument("--max-ratio", type=float, default=defaults.max_ratio,
                         help=f"refuse an archive that expands to more than this many times its size (beyond "
                              f"{human(defaults.ratio_floor)}; default {defaults.max_ratio:g})")
-    parser.add_argument("--max-gb", type=float, default=defaults.max_bytes / 10**9,
+    parser.add_argument("--max-gb", type=float, default=defaults.max_bytes / 2**30,
                         help=f"refuse an archive that expands to more than this, nested archives included "
-                             f"(default {defaults.max_bytes / 10**9:g})")
+                             f"(GB of 2**30 bytes; default {defaults.max_bytes / 2**30:g})")
 
 
 def run(args):

@@ -32,7 +32,7 @@ from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries, temporary_sibling
 from prep.diskspace import write_bytes
 from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
-                         unreadable_reason)
+                         unreadable_reason, unusable_name_record)
 from prep.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
@@ -254,6 +254,9 @@ def plan(video_id, source, src_root, out_root, pack):
 
 
 def process_video(video_id, source, src_root, out_root, options):
+    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""})
+    if unusable is not None:
+        return unusable
     options = dict(options)
     source_kind, source_path, output_kind, out_path, finished = plan(video_id, source, src_root, out_root,
                                                                       options.pop("pack", False))

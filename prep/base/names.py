@@ -95,3 +95,13 @@ def member_problem(parts):
         if is_bookkeeping(part):
             return "its name has the form of our own bookkeeping names (.NAME.partial, .NAME.extracted, …)"
     return None
+
+
+def video_name_problem(video_id):
+    """Why a video id (its relative path without extension) cannot go into our lists and reports (None when it can):
+    they are UTF-8 text, one video a line."""
+    if undecodable(video_id):
+        return "its file name is not valid UTF-8 (lists and reports are UTF-8 text)"
+    if _CONTROL.search(video_id):
+        return "its file name holds control characters (lists hold one video a line)"
+    return None
