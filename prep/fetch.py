@@ -27,10 +27,12 @@ from pathlib import Path
 from prep import UserError
 from prep.archives import archive_kind
 from prep.atomic import atomic_file
-from prep.download import HASH_BY_LENGTH, MISSING_CSV, download_all, has_checksum
+from prep.download import (DEADLINE, HASH_BY_LENGTH, MISSING_CSV, add_deadline_argument, download_all,
+                           has_checksum)
 
 REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
+ANNOTATION_DIR = "annotations"  # DOWNLOADS/annotations/: Kinetics' CSVs
 
 
 def as_list(value):
@@ -81,15 +83,18 @@ def _local_paths(paths, checksums, what):
 def _download(urls, out_dir, checksums, options):
     done, missing = download_all(urls, out_dir, checksums=checksums, workers=options["workers"],
                                  retries=options["retries"], cache_dir=options.get("cache"),
-                                 timeout=options.get("timeout", 60.0), backoff=options.get("backoff", 1.0))
+                                 timeout=options.get("timeout", 60.0), backoff=options.get("backoff", 1.0),
+                                 deadline=options.get("deadline", DEADLINE), reserved=(LIST_DIR, ANNOTATION_DIR))
     return [str(outcome.path.resolve()) for outcome in done], missing
 
 
-def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0):
+def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0,
+          deadline=DEADLINE):
     """Download (or find locally) the files of dataset; return the dict written to OUT.json."""
     if dataset not in REAL_DATASETS:
         raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
-    options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff}
+    options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff,
+               "deadline": deadline}
     checksums = parse_checksums(sources.get("checksums"), f"sources.{dataset}.checksums")
     downloads = Path(downloads)
     local = as_list(sources.get("local"))
@@ -106,7 +111,7 @@ def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout
         files += local_files
         trees += local_trees
         if remote:
-            got, missing = _download(remote, downloads / "annotations", checksums, options)
+            got, missing = _download(remote, downloads / ANNOTATION_DIR, checksums, options)
             if missing:
                 raise UserError("sources.kinetics400.annotations: could not download "
                                 + "; ".join(f"{url}: {reason}" for url, reason in missing))
@@ -166,7 +171,7 @@ def run(args):
     if not isinstance(sources, dict):
         raise UserError("--sources: expected a JSON object (the dataset's entry of the config's sources: section)")
     result = fetch(args.dataset, sources, args.downloads, workers=args.workers, retries=args.retries,
-                   cache=args.cache or None, timeout=args.timeout, backoff=args.backoff)
+                   cache=args.cache or None, timeout=args.timeout, backoff=args.backoff, deadline=args.deadline)
     with atomic_file(args.out) as handle:
         json.dump(result, handle, indent=1)
     print(f"fetch {args.dataset}: {len(result['archives'])} archives, {len(result['trees'])} trees, "
@@ -188,4 +193,5 @@ def add_parser(subparsers):
     parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
     parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (default 1)")
+    add_deadline_argument(parser)
     parser.set_defaults(func=run)

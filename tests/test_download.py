@@ -3,6 +3,7 @@ import csv
 import hashlib
 import os
 import random
+import zipfile
 
 import pytest
 
@@ -111,7 +112,8 @@ def test_retries_exhausted_without_progress(served, tmp_path):
 def test_file_url_with_md5(tmp_path):
     source = tmp_path / "src" / "a b&c.zip"
     source.parent.mkdir()
-    source.write_bytes(b"zipzip" * 1000)
+    with zipfile.ZipFile(source, "w") as zf:  # named .zip, so it must start as one
+        zf.writestr("z.txt", b"zipzip" * 1000)
     md5 = hashlib.md5(source.read_bytes()).hexdigest()
     (tmp_path / "md5sums").write_text(f"{md5} *src/a b&c.zip\n")
     url = source.as_uri()
