@@ -194,9 +194,15 @@ class Clock:
                                 f"({_size(part)} bytes so far; a rerun resumes)")
 
 
-def _copy_stream(source, part, mode, on_bytes, clock):
+def _copy_stream(source, part, mode, on_bytes, clock, expected=None):
+    """Append (mode "ab") or write source to part; more than ``expected`` bytes (when known) is a mismatch."""
+    written = 0
     with open(part, mode) as sink:
         while chunk := source.read1(CHUNK):  # read1: a trickle still returns, so the deadline is checked
+            written += len(chunk)
+            if expected is not None and written > expected:
+                sink.close()
+                _mismatch(part, f"more bytes came than the answer announced ({expected})")
             sink.write(chunk)
             if on_bytes:
                 on_bytes(len(chunk))
@@ -269,70 +275,74 @@ def _mismatch(part, message):
     raise TransientError(f"{message}; restarting")
 
 
-def _confirm_end(url, size, part, timeout, clock):
-    """A body without any announced length ended after size bytes: ask for what lies beyond (``Range: bytes=size-``).
-    416 (nothing there) or a whole body of that same size confirm the end; more bytes mean it ended early."""
-    answer = _open(url, size, timeout, clock)
-    with answer:
-        if isinstance(answer, HTTPError):  # 416
-            _start, _end, total = _content_range(answer.headers.get("Content-Range"))
-            if total is None or total == size:
-                return size
-            _mismatch(part, f"the body ended after {size} bytes, the server now says {total}")
-        if answer.status == 206:
-            raise TransientError(f"the body ended early: the server has more after byte {size}; resuming")
-        length = _length(answer)
-        if length is None:  # neither a length nor Range: a second whole body of the same size is the only witness
-            length = 0
-            while chunk := answer.read1(CHUNK):
-                length += len(chunk)
-                clock.check(part)
-        if length != size:
-            _mismatch(part, f"the body ended after {size} bytes, a second answer held {length}")
-    return size
+def _second_answer_size(answer, part, clock):
+    """The size of a whole body sent again (its Content-Length, else counted without keeping it)."""
+    length = _length(answer)
+    if length is None:
+        length = 0
+        while chunk := answer.read1(CHUNK):
+            length += len(chunk)
+            clock.check(part)
+    return length
 
 
 def _fetch_http(url, part, timeout, on_bytes, clock):
-    """Fetch url into part (resuming it); return the total size. Complete only when the body has the size the
-    answer announced (Content-Length, or the total of Content-Range), or when a body without any length is
-    confirmed by :func:`_confirm_end`; a 206 must carry the very range that was asked for (none asked: from 0)."""
+    """Fetch url into part (resuming it); return the total size.
+
+    Complete only when the body has the size the answer announced (Content-Length, or the total of Content-Range);
+    a 206 must carry the very range that was asked for (none asked: from byte 0), else what it wrote is dropped. A
+    body without any announced length is followed by a probe, ``Range: bytes=SIZE-``: 416 confirms the end, a 206
+    continues the file, and a server that ignores Range must send a whole body of that same size again."""
     offset = _size(part)
     response = _open(url, offset, timeout, clock)
-    if isinstance(response, HTTPError):  # 416 to a resume
-        _start, _end, total = _content_range(response.headers.get("Content-Range"))
-        if total == offset:
-            return total  # the .part was already complete
-        _mismatch(part, "server refused to resume (HTTP 416)")
-    with response:
-        length = _length(response)
-        if response.status == 206:
-            content_range = response.headers.get("Content-Range")
-            start, end, total = _content_range(content_range)
-            asked = f"bytes={offset}-" if offset else "no range (a plain GET)"
-            if start != offset:
-                _mismatch(part, f"asked for {asked}, the server answered 206 with Content-Range {content_range!r}")
-            if length is not None and length != end - start + 1:
-                _mismatch(part, f"Content-Range {content_range!r} and Content-Length {length} disagree")
-            body_end, mode = end + 1, "ab" if offset else "wb"
-        elif response.status == 200:  # a fresh download, or a server that ignored Range: start over
-            start, body_end, total, mode = 0, length, length, "wb"
-        else:
-            raise PermanentError(f"unexpected answer HTTP {response.status} {response.reason}")
-        try:
-            _copy_stream(response, part, mode, on_bytes, clock)
-        except (OSError, http.client.HTTPException) as error:
-            if isinstance(error, OSError) and getattr(error, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
-                raise
-            raise TransientError(f"connection lost after {_size(part)} of {total or '?'} bytes "
-                                 f"({type(error).__name__})") from None
-    size = _size(part)
-    if body_end is not None and size != body_end:
-        raise TransientError(f"connection closed after {size} of {total or body_end} bytes")
-    if total is None:
-        return _confirm_end(url, size, part, timeout, clock)
-    if size != total:  # a range short of the total: the rest is asked for next
-        raise TransientError(f"got bytes {start}-{size - 1} of {total}; resuming")
-    return total
+    probing = False  # response answers the probe after a body without length
+    while True:
+        if isinstance(response, HTTPError):  # 416: nothing from offset on
+            _start, _end, total = _content_range(response.headers.get("Content-Range"))
+            if total == offset or (probing and total is None):
+                return offset  # the .part was already complete
+            _mismatch(part, f"the body ended after {offset} bytes, the server says {total}" if probing
+                      else "server refused to resume (HTTP 416)")
+        if probing and response.status == 200:
+            with response:
+                again = _second_answer_size(response, part, clock)
+            if again != offset:
+                _mismatch(part, f"the body ended after {offset} bytes, a second answer held {again}")
+            return offset
+        with response:
+            length = _length(response)
+            if response.status == 206:
+                content_range = response.headers.get("Content-Range")
+                start, end, total = _content_range(content_range)
+                asked = f"bytes={offset}-" if offset else "no range (a plain GET)"
+                if start != offset:
+                    _mismatch(part, f"asked for {asked}, the server answered 206 with Content-Range "
+                                    f"{content_range!r}")
+                if length is not None and length != end - start + 1:
+                    _mismatch(part, f"Content-Range {content_range!r} and Content-Length {length} disagree")
+                body_end, mode = end + 1, "ab" if offset else "wb"
+            elif response.status == 200:  # a fresh download, or a server that ignored Range: start over
+                start, body_end, total, mode = 0, length, length, "wb"
+            else:
+                raise PermanentError(f"unexpected answer HTTP {response.status} {response.reason}")
+            try:
+                _copy_stream(response, part, mode, on_bytes, clock,
+                             None if body_end is None else body_end - (offset if mode == "ab" else 0))
+            except (OSError, http.client.HTTPException) as error:
+                if isinstance(error, OSError) and getattr(error, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
+                    raise
+                raise TransientError(f"connection lost after {_size(part)} of {total or '?'} bytes "
+                                     f"({type(error).__name__})") from None
+        size = _size(part)
+        if body_end is not None and size != body_end:
+            raise TransientError(f"connection closed after {size} of {total or body_end} bytes")
+        if total is None:  # nothing announced how long the file is: ask what lies beyond
+            offset, probing = size, True
+            response = _open(url, size, timeout, clock)
+            continue
+        if size != total:  # a range short of the total: the rest is asked for next
+            raise TransientError(f"got bytes {start}-{size - 1} of {total}; resuming")
+        return total
 
 
 def _fetch(url, part, timeout, on_bytes, clock):
