@@ -29,12 +29,12 @@ import gzip
 import json
 import lzma
 import os
-import resource
 import shutil
 import signal
 import stat
 import struct
 import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -535,9 +535,17 @@ def _verify_tree(archive, root):
                                          f"file; nothing was extracted")
 
 
-def _file_size_limit(size):
-    """For the child: no file it writes may grow beyond size bytes (SIGXFSZ), whatever the member table said."""
-    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+# runs a command with a limit on the size of every file it writes (RLIMIT_FSIZE: SIGXFSZ beyond it) — a shim
+# process instead of preexec_fn, which is unsafe while `prep unpack` extracts archives in threads
+# (Python ignores SIGXFSZ, and exec keeps ignored signals: the shim restores the default, which ends the tool)
+_FSIZE_SHIM = ("import os, resource, signal, sys; size = int(sys.argv[1]); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)); signal.signal(signal.SIGXFSZ, signal.SIG_DFL); "
+               "os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def _with_file_size_limit(command, size):
+    """command, run so that no file it writes grows beyond size bytes, whatever the member table said."""
+    return [sys.executable, "-c", _FSIZE_SHIM, str(size), *command]
 
 
 def _extract_rar(archive, dest, allowance):
@@ -559,9 +567,9 @@ def _extract_rar(archive, dest, allowance):
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        result = subprocess.run(_rar_command(tool, archive, scratch), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                                preexec_fn=_file_size_limit(largest))
+        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive, scratch), largest),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
         problem = None
         if result.returncode == -signal.SIGXFSZ:
             problem = "a file grew beyond every size in the member table"

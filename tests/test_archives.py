@@ -446,3 +446,23 @@ def test_mutated_archives_never_raise_a_traceback(tmp_path, capsys, kind):
         shutil.rmtree(out, ignore_errors=True)
         archive.unlink()
     assert outcomes[2] > 0
+
+
+@needs_rar
+def test_rar_limits_from_its_member_table(sandbox):
+    sentinel, out = sandbox
+    limits = archives.Limits(max_bytes=1000, ratio_floor=0)
+    with pytest.raises(archives.UnsafeArchiveError, match=r"rar5-solid.rar: refusing its members .*limit of 1000 B"):
+        archives.extract_archive(RAR_FIXTURES / "rar5-solid.rar", out, limits=limits)
+    assert_nothing_written(sentinel, out)
+
+
+def test_rar_tool_cannot_write_beyond_the_largest_declared_size(tmp_path):
+    """The RAR tools write the files themselves: the kernel stops any file at the largest size the table gave."""
+    import signal
+    import subprocess
+
+    target = tmp_path / "grown.bin"
+    command = archives._with_file_size_limit(["dd", "if=/dev/zero", f"of={target}", "bs=1000", "count=10"], 5000)
+    assert subprocess.run(command, capture_output=True).returncode == -signal.SIGXFSZ
+    assert target.stat().st_size == 5000
