@@ -3,6 +3,7 @@ something outside their folder, collide with our bookkeeping, or crash a decoder
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -174,3 +175,29 @@ def test_a_video_under_any_name_decodes(odd_videos, tmp_path):
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.split() == ["done", "6", "6"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# class and video names in the official files
+
+
+@pytest.mark.parametrize("class_ind,trainlist,message", [
+    ("1 ApplyEyeMakeup\r\n", "ApplyEyeMakeup/../../../evil.avi 1\r\n", "line 1: video name '../../../evil.avi'"),
+    ("1 ..\r\n", "../v_x.avi 1\r\n", "classInd.txt: line 1: class name '..'"),
+])
+def test_ucf101_names_from_split_files_are_checked(tmp_path, class_ind, trainlist, message):
+    from prep.datasets import ucf101
+
+    (tmp_path / "classInd.txt").write_text(class_ind)
+    (tmp_path / "trainlist01.txt").write_text(trainlist)
+    (tmp_path / "testlist01.txt").write_text("")
+    with pytest.raises(names.UnsafeNameError, match=re.escape(message)):
+        ucf101.read_splits(tmp_path)
+
+
+def test_kinetics_label_that_leaves_its_folder_is_refused(tmp_path):
+    from prep.datasets import kinetics400
+
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n../../evil,abc,0,10,train\n")
+    with pytest.raises(names.UnsafeNameError, match=r"train.csv: label '../../evil': holds a path separator"):
+        kinetics400.read_annotations(tmp_path)
