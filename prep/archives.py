@@ -1,12 +1,20 @@
 """Safe, atomic extraction of zip / tar (plain, gz, bz2, xz) / rar archives, optionally with nested archives.
 
-``python -m prep extract ARCHIVE OUT_DIR [--nested] [--force]``
+``python -m prep extract ARCHIVE OUT_DIR [--nested] [--force] [--max-ratio R] [--max-gb G]``
 
 Safety: every member is checked before anything is written for it. Refused (with the archive and the member named):
 absolute paths, ``..`` components, symlinks or hard links whose target lies outside the target directory, any member
-(or link target) that passes through a symlink of the archive, device files and FIFOs. Zip and RAR member lists are
-checked whole before extraction starts; tar archives (often large and compressed) are streamed once, each member
-checked against everything seen before it and before it is written.
+(or link target) that passes through a symlink of the archive, device files and FIFOs, hard links to members that do
+not come before them, a file and a directory (or symlink) of one name, names with control characters or of the form
+of our own bookkeeping (:mod:`prep.base.names`). Zip and RAR member lists are checked whole before extraction starts;
+tar archives (often large and compressed) are streamed once, each member checked against everything seen before it
+and before it is written. Any other problem with an archive's bytes is one line (``damaged or unsupported``).
+
+Limits (:class:`Limits`): an archive may expand to ``max_ratio`` times its size (beyond ``ratio_floor``), to
+``max_bytes`` with its nested archives, and never beyond the free space of the target. Zip and RAR are checked from
+their member table before writing and held to it while writing (zip bytes counted; RAR tools run under
+``RLIMIT_FSIZE`` of the largest declared size, and sizes are verified after); tar members are checked from their
+headers, one by one, before each is written.
 
 Atomicity: an archive is extracted into a fresh hidden directory inside OUT_DIR (``.<archive>.partial``); only when
 everything is extracted and verified (the tree is walked and every symlink resolved, which matters for RAR, where an
@@ -21,8 +29,9 @@ RAR needs the ``rarfile`` package (to read the member list) and one of the tools
 
 Nested archives (``--nested``; HMDB51's ``hmdb51_org.rar`` holds one ``<class>.rar`` per class): every archive found
 in the extracted tree is extracted, with the same checks, into a folder named after it (``brush_hair.rar`` →
-``brush_hair/``) and then removed; if an inner archive holds just one folder of that same name, its content is lifted,
-so both layouts give ``brush_hair/<video>.avi``.
+``brush_hair/``; a name that gives no usable folder, such as ``...zip``, refuses the whole) and then removed; if an
+inner archive holds just one folder of that same name, its content is lifted, so both layouts give
+``brush_hair/<video>.avi``.
 """
 import errno
 import gzip
@@ -539,8 +548,8 @@ def _verify_tree(archive, root):
 # process instead of preexec_fn, which is unsafe while `prep unpack` extracts archives in threads
 # (Python ignores SIGXFSZ, and exec keeps ignored signals: the shim restores the default, which ends the tool)
 _FSIZE_SHIM = ("import os, resource, signal, sys; size = int(sys.argv[1]); "
-               "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)); signal.signal(signal.SIGXFSZ, signal.SIG_DFL); "
-               "os.execvp(sys.argv[2], sys.argv[2:])")
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)); "
+               "signal.signal(signal.SIGXFSZ, signal.SIG_DFL); os.execvp(sys.argv[2], sys.argv[2:])")
 
 
 def _with_file_size_limit(command, size):
@@ -619,7 +628,8 @@ def _extract_into(archive, dest, budget):
     kind = archive_kind(archive)
     if kind is None:
         with open(archive, "rb") as handle:
-            raise UserError(f"{archive}: not a zip, tar or rar archive (it holds {describe_content(handle.read(HEAD_BYTES))})")
+            head = handle.read(HEAD_BYTES)
+        raise UserError(f"{archive}: not a zip, tar or rar archive (it holds {describe_content(head)})")
     try:
         _EXTRACTORS[kind](archive, dest, budget.allowance(archive))
     except UserError:

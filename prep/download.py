@@ -1,13 +1,18 @@
 """Resumable, checksummed, parallel downloads with a report of what could not be had.
 
-``python -m prep download URL_LIST OUT_DIR [--checksums FILE] [--workers N] [--retries N] [--cache DIR]``
+``python -m prep download URL_LIST OUT_DIR [--checksums FILE] [--workers N] [--retries N] [--cache DIR] [--deadline S]``
 
 URL_LIST holds one http(s):// or file:// URL a line (blank lines and ``#`` comments ignored); each file is saved
-under the last component of its URL path, URL-unquoted. ``--checksums`` takes ``sha256sum`` / ``md5sum`` output
-(``HASH  NAME``; md5, sha1, sha256 or sha512, told by the hash length; names matched by their last component).
+under the last component of its URL path, URL-unquoted — unless that name could be taken for one of our own files
+(hidden names, ``*.part``, ``missing.csv``: :func:`prep.base.names.download_name_problem`), which is refused.
+``--checksums`` takes ``sha256sum`` / ``md5sum`` output (``HASH  NAME``; md5, sha1, sha256 or sha512, told by the
+hash length; names matched by their last component).
 
-A file is fetched into ``NAME.part`` beside its target and renamed into place only when complete and verified (checksum
-if one is known, else the size the server announced), so a partial or corrupt file never stands under its final name.
+A file is fetched into ``NAME.part`` beside its target and renamed into place only when complete and verified, so a
+partial or corrupt file never stands under its final name: the body has the size the server announced (a body
+without any length is confirmed by a Range probe at its end), every answer matches its request (a 206 only for the
+range asked, from 0 when none was), a file named like an archive starts with that archive's magic bytes, and the
+checksum matches when one is known. A deadline per file (all attempts) stands beside the per-read timeout.
 An interrupted download resumes from the ``.part`` with an HTTP Range request; a server that ignores Range gets a
 clean restart. Failed attempts are retried with exponential backoff; an attempt that made progress before the
 connection dropped does not use up a retry (up to a hard cap). A file already under its final name is skipped when its
@@ -232,7 +237,7 @@ def _fetch_file_url(url, part, on_bytes, clock):
 
 
 def _content_range(value):
-    """``bytes 100-199/1000`` → (100, 199, 1000); ``bytes */1000`` → (None, None, 1000); an unknown part → None."""
+    """``bytes 100-199/1000`` → (100, 199, 1000); ``bytes */1000`` → (None, None, 1000); unknown parts → None."""
     match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
     if not match:
         return None, None, None

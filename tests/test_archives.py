@@ -423,7 +423,8 @@ def _mutations(data, rng, count):
 def test_mutated_archives_never_raise_a_traceback(tmp_path, capsys, kind):
     import random
 
-    entries = [("top/", None), ("top/a.avi", b"a" * 3000), ("top/b.txt", b"hello\n" * 50), ("top/l", ("symlink", "b.txt"))]
+    entries = [("top/", None), ("top/a.avi", b"a" * 3000), ("top/b.txt", b"hello\n" * 50),
+               ("top/l", ("symlink", "b.txt"))]
     if kind == "zip":
         base = make_zip(tmp_path / "base.zip", entries).read_bytes()
     else:

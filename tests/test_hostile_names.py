@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prep import archives, frames
+from prep import archives
 from prep.base import names
 from prep.media import encode_video
 
@@ -167,7 +167,8 @@ def test_video_name_not_utf8_through_flow_is_quarantined_and_the_shard_goes_on(o
 def test_a_video_under_any_name_decodes(odd_videos, tmp_path):
     """The decoder itself takes any name (it opens a plain-named link): a caller that keeps its own ids can use it.
     In a process of its own: a segfault must fail this test, not end the test run."""
-    code = ("import os, sys; from prep import frames; path = os.fsdecode(sys.argv[1].encode()) + os.fsdecode(b'\\xff.avi');"
+    code = ("import os, sys; from prep import frames;"
+            "path = os.fsdecode(sys.argv[1].encode()) + os.fsdecode(b'\\xff.avi');"
             "record = frames.extract_frames(path, sys.argv[2]); facts = frames.probe(path);"
             "print(record['status'], record['n_frames'], facts['container_frames'])")
     os.link(odd_videos / "cls" / "ok.avi", os.fsencode(odd_videos / "cls" / "v") + b"\xff.avi")
