@@ -64,6 +64,7 @@ CONTENT_BY_SUFFIX = {".rar": "a RAR archive", ".zip": "a zip archive", ".tar.gz"
                      ".tbz": "a bzip2 stream", ".tar.xz": "an xz stream", ".txz": "an xz stream",
                      ".tar": "a tar archive"}
 HEAD_BYTES = 1024  # enough to tell an HTML page from an archive
+UNPACK_REPORT = "unpack_failed.csv"  # beside the archives' folders in `prep unpack`'s OUT_DIR
 APT_HINT = "install one: apt-get install unar   (or: apt-get install libarchive-tools, for bsdtar)"
 
 
@@ -280,11 +281,13 @@ def looks_like_archive(path):
     return path.name.lower().endswith(ARCHIVE_SUFFIXES) and archive_kind(path) is not None
 
 
-def folder_name(archive_name):
+def folder_name(archive_name, reserved=()):
     """The folder an archive is extracted into (its stem); raises :class:`prep.base.names.UnsafeNameError` when the
-    stem could address anything but a visible folder of its own (``...zip`` → ``..``)."""
+    stem could address anything but a visible folder of its own (``...zip`` → ``..``) or one of the ``reserved``
+    names of our own files beside it."""
     stem = archive_stem(archive_name)
-    problem = names.component_problem(stem) or ("a hidden name" if stem.startswith(".") else None)
+    problem = (names.component_problem(stem) or ("a hidden name" if stem.startswith(".") else None)
+               or ("the name of our own report beside it" if stem in reserved else None))
     if problem is not None:
         raise names.UnsafeNameError(f"archive name {names.printable(archive_name)!r} gives no usable folder name "
                                     f"({names.printable(stem)!r}: {problem})")
@@ -769,7 +772,7 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, 
     out_dir.mkdir(parents=True, exist_ok=True)
     targets, taken = [], set()
     for archive in archives:
-        stem = folder_name(Path(archive).name)
+        stem = folder_name(Path(archive).name, reserved=(UNPACK_REPORT,))
         folder, number = stem, 1
         while folder in taken:
             number += 1
@@ -804,7 +807,7 @@ def run_unpack(args):
     tolerate = getattr(module, "TOLERATE_MISSING", False)
     failed = unpack(sources["archives"], args.out_dir, nested=getattr(module, "NESTED_ARCHIVES", False),
                     tolerate_failures=tolerate, workers=args.workers, limits=limits_from(args))
-    report = Path(args.out_dir) / "unpack_failed.csv"
+    report = Path(args.out_dir) / UNPACK_REPORT
     with open(report, "w", newline="", encoding="utf-8") as handle:
         import csv
         writer = csv.writer(handle)

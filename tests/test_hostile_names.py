@@ -109,6 +109,12 @@ def test_nested_archive_named_dots_leaves_nothing_behind(tmp_path, inner_name):
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "sub").exists()
 
 
+def test_archive_named_after_the_unpack_report_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "unpack_failed.csv.zip", [("x.txt", b"x")])
+    with pytest.raises(names.UnsafeNameError, match="the name of our own report"):
+        archives.unpack([archive], tmp_path / "out")
+
+
 def test_archives_of_one_stem_get_distinct_folders(tmp_path):
     a1 = make_zip((tmp_path / "m1").mkdir() or tmp_path / "m1" / "a.zip", [("x.txt", b"1")])
     a2 = make_zip((tmp_path / "m2").mkdir() or tmp_path / "m2" / "a.zip", [("x.txt", b"2")])
