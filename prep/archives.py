@@ -316,8 +316,9 @@ class Budget:
     def __init__(self, limits, out_dir):
         self.limits = limits
         free = shutil.disk_usage(out_dir).free - limits.free_margin
-        self.remaining, self.why = min((limits.max_bytes, f"the limit of {human(limits.max_bytes)} per archive"),
-                                       (max(0, free), f"the {human(max(0, free))} free on {out_dir}"))
+        self.remaining, self.why = min(
+            (limits.max_bytes, f"the limit of {human(limits.max_bytes)} (nested archives included)"),
+            (max(0, free), f"the {human(max(0, free))} free on {out_dir}"))
 
     def allowance(self, archive):
         return Allowance(archive, self)
