@@ -27,8 +27,8 @@ from pathlib import Path
 from prep import UserError
 from prep.archives import archive_kind
 from prep.atomic import atomic_file
-from prep.download import (DEADLINE, HASH_BY_LENGTH, MISSING_CSV, add_deadline_argument, download_all,
-                           has_checksum)
+from prep.download import (DEADLINE, HASH_BY_LENGTH, MISSING_CSV, add_deadline_argument, content_problem,
+                           download_all, has_checksum)
 
 REAL_DATASETS = ("ucf101", "hmdb51", "kinetics400")
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
@@ -70,6 +70,9 @@ def _local_paths(paths, checksums, what):
         if path.is_dir():
             trees.append(str(path))
         elif path.is_file():
+            problem = content_problem(path, path.name)
+            if problem is not None:
+                raise UserError(f"{what}: {path}: {problem}")
             checksum = checksums.get(path.name)
             if checksum is not None and not has_checksum(path, checksum):
                 raise UserError(f"{what}: {path}: {checksum[0]} does not match sources.checksums[{path.name!r}]; "

@@ -335,3 +335,13 @@ def test_deadline_per_file_besides_the_read_timeout(served, tmp_path):
     assert time.monotonic() - started < 5
     assert not done and "not complete within the deadline of 1 s per file" in missing[0][1]
     assert 0 < (out / "big.bin.part").stat().st_size < len(files["big.bin"]) and not (out / "big.bin").exists()
+
+
+def test_local_copy_that_is_not_the_archive_it_is_named_is_rejected(tmp_path, capsys):
+    page = tmp_path / "UCF101.rar"
+    page.write_bytes(b"<html><body>404 Not Found</body></html>\n")
+    sources = json.dumps({"local": [str(page)]})
+    assert main(["fetch", "ucf101", str(tmp_path / "s.json"), "--sources", sources, "--downloads",
+                 str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "UCF101.rar: expected a RAR archive, got an HTML page" in err
