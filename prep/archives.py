@@ -339,10 +339,14 @@ class Allowance:
         raise UnsafeArchiveError(f"{self.archive}: refusing {what}: the archive would expand to more than "
                                  f"{self.why}; nothing was extracted")
 
-    def check_declared(self, total):
-        """Before writing: the member table's total."""
-        if total > self.left:
-            self._refuse(f"its members ({human(total)} in all by its member table)")
+    def check_declared(self, members):
+        """Before writing: the member table's sizes, in order; the member at which they pass the limit is named."""
+        total = 0
+        for member in members:
+            if member.kind == "file":
+                total += max(0, member.size)
+                if total > self.left:
+                    self._refuse(f"member {member.name!r} (the member table adds up to {human(total)} with it)")
 
     def take(self, count, member):
         """While writing: count bytes of member."""
@@ -386,7 +390,7 @@ def _extract_zip(archive, dest, allowance):
     with zf:
         members = _zip_members(archive, zf)
         rels = MemberChecker(archive).check_all(m for _, m in members)
-        allowance.check_declared(sum(m.size for _, m in members if m.kind == "file"))
+        allowance.check_declared(m for _, m in members)
         try:
             for (info, member), rel in zip(members, rels):
                 if rel is None:
@@ -564,11 +568,10 @@ def _with_file_size_limit(command, size):
 def _extract_rar(archive, dest, allowance):
     version, members = _rar_members(archive)
     rels = MemberChecker(archive).check_all(members)
-    sizes = [m.size for m in members if m.kind == "file"]
-    allowance.check_declared(sum(sizes))
+    allowance.check_declared(members)
     # an external tool writes the files: the kernel holds each to the largest declared size, the check after
     # extraction holds each to its own
-    largest = max(sizes, default=0) + 1
+    largest = max((m.size for m in members if m.kind == "file"), default=0) + 1
     tools = rar_tools()
     if not tools:
         raise UserError(f"{archive}: no RAR extraction tool found (unrar, unar or bsdtar); {APT_HINT}")
