@@ -63,6 +63,7 @@ CONTENT_BY_SUFFIX = {".rar": "a RAR archive", ".zip": "a zip archive", ".tar.gz"
                      ".tgz": "a gzip stream", ".tar.bz2": "a bzip2 stream", ".tbz2": "a bzip2 stream",
                      ".tbz": "a bzip2 stream", ".tar.xz": "an xz stream", ".txz": "an xz stream",
                      ".tar": "a tar archive"}
+TEXT_SUFFIXES = (".csv", ".list", ".txt")  # annotation and link lists: text, never a web page
 HEAD_BYTES = 1024  # enough to tell an HTML page from an archive
 UNPACK_REPORT = "unpack_failed.csv"  # beside the archives' folders in `prep unpack`'s OUT_DIR
 APT_HINT = "install one: apt-get install unar   (or: apt-get install libarchive-tools, for bsdtar)"
@@ -257,12 +258,15 @@ def describe_content(head):
 
 def content_mismatch(name, head):
     """None if the first bytes of a file called ``name`` are what its archive suffix promises (or the name has no
-    archive suffix), else a phrase for the message: ``expected a RAR archive, got an HTML page``."""
+    archive suffix), else a phrase for the message: ``expected a RAR archive, got an HTML page``. Lists and CSVs
+    only must not be a web page (a login or error page served in their place)."""
     lower = name.lower()
+    got = describe_content(head)
+    if lower.endswith(TEXT_SUFFIXES):
+        return f"expected text, got {got}" if got in ("an HTML page", "an XML document") else None
     expected = next((what for suffix, what in CONTENT_BY_SUFFIX.items() if lower.endswith(suffix)), None)
     if expected is None:
         return None
-    got = describe_content(head)
     if got == expected or (expected == "a tar archive" and got == "unrecognised binary data"):  # pre-POSIX tar
         return None
     return f"expected {expected}, got {got}"

@@ -345,3 +345,11 @@ def test_local_copy_that_is_not_the_archive_it_is_named_is_rejected(tmp_path, ca
                  str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "UCF101.rar: expected a RAR archive, got an HTML page" in err
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train_link.list"])
+def test_html_page_served_as_a_list_is_rejected(served, tmp_path, name):
+    server, _ = served
+    (server.root / name).write_bytes(b"\n\n<html><head><title>Sign in</title></head></html>")
+    outcome = download.download_one(server.url(name), tmp_path / "out", backoff=0.01)
+    assert outcome.status == "missing" and outcome.reason == "expected text, got an HTML page"
