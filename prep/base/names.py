@@ -1,7 +1,8 @@
 """Names from outside are data: URL basenames, archive names and members, video file names, class names.
 
-Each such name is checked where it enters, so nothing derived from it can address a path outside its folder or one
-of our own bookkeeping files. Our bookkeeping names all have one shape, made by :func:`bookkeeping`:
+Each such name is checked where it enters (:func:`safe_component`, :func:`safe_relative`, or the ``*_problem``
+functions where a caller reports rather than raises), so nothing derived from it can address a path outside its
+folder or one of our own bookkeeping files. Our bookkeeping names all have one shape, made by :func:`bookkeeping`:
 ``.<name>.<kind>`` (hidden, a kind from :data:`BOOKKEEPING_KINDS`), plus ``NAME.part`` beside a download and the
 reports a caller reserves (``missing.csv``).
 """
@@ -61,12 +62,21 @@ def component_problem(name):
     return None
 
 
-def check_component(name, what):
-    """Return ``name`` if it is a usable single path component, else raise a one-line :class:`UnsafeNameError`."""
-    problem = component_problem(name)
+def safe_component(name, what):
+    """``name`` if it can be one path component under its folder (see :func:`component_problem`), else a one-line
+    :class:`UnsafeNameError` naming ``what``."""
+    problem = component_problem(name) if isinstance(name, str) else "not a text"
     if problem is not None:
-        raise UnsafeNameError(f"{what} {printable(name)!r}: {problem}")
+        raise UnsafeNameError(f"{what}: {printable(str(name))!r} cannot be a file or folder name ({problem})")
     return name
+
+
+def safe_relative(path, what):
+    """``a/b/c`` if every component is :func:`safe_component` (``\\`` read as ``/``, as Windows-made lists have it)."""
+    parts = str(path).replace("\\", "/").split("/")
+    for part in parts:
+        safe_component(part, what)
+    return "/".join(parts)
 
 
 def download_name_problem(name, reserved=()):

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 from prep import UserError
-from prep.base import names
 from prep.datasets import DatasetIndex, Video
 
 SPLITS = ("1", "2", "3")
@@ -87,7 +86,6 @@ def read_splits(split_dir, name="hmdb51", splits=None):
                 if file_name in seen:
                     raise UserError(f"{path}: {file_name!r} is listed twice")
                 seen.add(file_name)
-                names.check_component(file_name, f"{path}: video name")
                 stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
                 video_id = f"{cls}/{stem}"
                 video = videos.setdefault(video_id, Video(video_id, cls, f"{cls}/{file_name}"))

@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from prep import UserError
-from prep.base import names
 from prep.datasets import DatasetIndex, Video
 
 SUBSET_OF_SPLIT = {"train": "train", "val": "test", "validate": "test", "validation": "test", "test": "unused"}
@@ -97,7 +96,8 @@ def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
             subset = SUBSET_OF_SPLIT[split]
             if label is None or (subset == "unused" and not include_test):
                 continue
-            names.check_component(label, f"{path}: label")  # it becomes a class folder
+            if label in (".", "..") or "/" in label or "\0" in label:
+                raise UserError(f"{path}: label {label!r} cannot be a folder name")
             clip = clip_name(youtube_id, start, end)
             video_id = f"{label}/{clip[:-len('.mp4')]}"
             video = videos.get(video_id)

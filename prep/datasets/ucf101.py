@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from prep import UserError
-from prep.base import names
 from prep.datasets import DatasetIndex, Video
 
 SPLITS = ("1", "2", "3")
@@ -28,7 +27,7 @@ def read_class_index(split_dir):
         index, _, name = line.partition(" ")
         if not index.isdigit() or int(index) != number or not name:
             raise UserError(f"{path}: line {number} should read '{number} ClassName', got {line!r}")
-        classes.append(names.check_component(name.strip(), f"{path}: line {number}: class name"))
+        classes.append(name.strip())
     return classes
 
 
@@ -53,7 +52,6 @@ def read_splits(split_dir, name="ucf101", splits=None):
                 if class_name is None or "/" not in rel_path:
                     raise UserError(f"{list_path}: line {number}: {rel_path!r} is not '<class>/<video>' "
                                     f"with a class from classInd.txt")
-                names.check_component(rel_path.split("/", 1)[1], f"{list_path}: line {number}: video name")
                 video_id = f"{class_name}/{os.path.splitext(rel_path.split('/', 1)[1])[0]}"
                 video = videos.setdefault(video_id, Video(video_id, class_name, f"{class_name}/{rel_path.split('/', 1)[1]}"))
                 video.splits[split] = subset
