@@ -26,10 +26,11 @@ from pathlib import Path
 
 from prep.base.archives import archive_kind
 from prep.base.atomic import atomic_file
+from prep.base.download import (DEADLINE, MISSING_CSV, add_deadline_argument, content_problem, download_all,
+                                has_checksum)
 from prep.base.errors import UserError
 from prep.base.sources import as_list, checksums_from_config, is_url, read_url_list
 from prep.datasets import REAL_DATASETS, dataset_module
-from prep.base.download import MISSING_CSV, download_all, has_checksum
 
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
 
@@ -42,6 +43,9 @@ def _local_paths(paths, checksums, what):
         if path.is_dir():
             trees.append(str(path))
         elif path.is_file():
+            problem = content_problem(path, path.name)
+            if problem is not None:
+                raise UserError(f"{what}: {path}: {problem}")
             checksum = checksums.get(path.name)
             if checksum is not None and not has_checksum(path, checksum):
                 raise UserError(f"{what}: {path}: {checksum[0]} does not match sources.checksums[{path.name!r}]; "
@@ -55,7 +59,8 @@ def _local_paths(paths, checksums, what):
 def _download(urls, out_dir, checksums, options):
     done, missing = download_all(urls, out_dir, checksums=checksums, workers=options["workers"],
                                  retries=options["retries"], cache_dir=options.get("cache"),
-                                 timeout=options.get("timeout", 60.0), backoff=options.get("backoff", 1.0))
+                                 timeout=options.get("timeout", 60.0), backoff=options.get("backoff", 1.0),
+                                 deadline=options.get("deadline", DEADLINE), reserved=options.get("reserved", ()))
     return [str(outcome.path.resolve()) for outcome in done], missing
 
 
@@ -92,12 +97,15 @@ def _link_list_urls(key, dataset, sources, downloads, options):
     return [url for path in got + [u for u in link_lists if not is_url(u)] for url in read_url_list(path)]
 
 
-def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0):
+def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0,
+          deadline=DEADLINE):
     """Download (or find locally) the files of dataset; return the dict written to OUT.json."""
     if dataset not in REAL_DATASETS:
         raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
     module = dataset_module(dataset)
-    options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff}
+    # the folders fetch makes in DOWNLOADS (link lists, the source_lists' files): no download may take their names
+    options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff,
+               "deadline": deadline, "reserved": (LIST_DIR, *module.FACTS.source_lists)}
     checksums = checksums_from_config(sources.get("checksums"), f"sources.{dataset}.checksums")
     downloads = Path(downloads)
     local = as_list(sources.get("local"))
@@ -135,7 +143,7 @@ def run(args):
     if not isinstance(sources, dict):
         raise UserError("--sources: expected a JSON object (the dataset's entry of the config's sources: section)")
     result = fetch(args.dataset, sources, args.downloads, workers=args.workers, retries=args.retries,
-                   cache=args.cache or None, timeout=args.timeout, backoff=args.backoff)
+                   cache=args.cache or None, timeout=args.timeout, backoff=args.backoff, deadline=args.deadline)
     with atomic_file(args.out) as handle:
         json.dump(result, handle, indent=1)
     print(f"fetch {args.dataset}: {len(result['archives'])} archives, {len(result['trees'])} trees, "
@@ -157,4 +165,5 @@ def add_parser(subparsers):
     parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
     parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (default 1)")
+    add_deadline_argument(parser)
     parser.set_defaults(func=run)

@@ -33,7 +33,8 @@ from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporar
                               temporary_sibling)
 from prep.base.errors import UserError
 from prep.base.diskspace import write_bytes
-from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason
+from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason,
+                             unusable_name_record)
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage, find_video,
                                     frame_videos, is_flow_entry, naming_of, open_frames, storage_path)
 from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
@@ -176,6 +177,9 @@ def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
 
 
 def process_video(video_id, source, src_root, out_root, options):
+    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""})
+    if unusable is not None:
+        return unusable
     options = dict(options)
     naming = options.get("naming", "mmaction")
     source_kind, output_kind, out_path, finished = plan(video_id, source, src_root, out_root,

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import cv2
 
+from prep.base import names
 from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporaries
 from prep.base.diskspace import write_bytes
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
 from prep.base.packed import PACK_SUFFIX, PackWriter
-from prep.base.media import VIDEO_EXTENSIONS, decoded_note, open_video, output_size, probe, unreadable_reason
+from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, probe, unreadable_reason,
+                             unusable_name_record)
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options, run_stage,
                               select_shard)
@@ -84,6 +86,9 @@ class _NoFrames(Exception):
 
 
 def process_video(video_id, video_path, out_root, options):
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": f"file {names.printable(str(video_path))}"})
+    if unusable is not None:
+        return unusable
     out_dir = Path(out_root) / video_id
     storage = "pack" if options.get("pack") else "folder"
     done = Path(f"{out_dir}{PACK_SUFFIX}") if options.get("pack") else out_dir

@@ -7,7 +7,7 @@ safety checks, is :mod:`prep.base.archives`. Failures are listed in ``OUT_DIR/un
 import csv
 from pathlib import Path
 
-from prep.base.archives import unpack
+from prep.base.archives import UNPACK_REPORT, add_limit_arguments, limits_from, unpack
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.sources import read_sources
@@ -18,8 +18,9 @@ def run(args):
     sources = read_sources(args.sources)
     module = dataset_module(args.dataset)
     failed = unpack(sources["archives"], args.out_dir, nested=module.FACTS.nested_archives,
-                    tolerate_failures=module.FACTS.tolerate_missing, workers=args.workers)
-    report = Path(args.out_dir) / "unpack_failed.csv"
+                    tolerate_failures=module.FACTS.tolerate_missing, workers=args.workers,
+                    limits=limits_from(args))
+    report = Path(args.out_dir) / UNPACK_REPORT
     with atomic_file(report, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["archive", "reason"])
@@ -39,4 +40,5 @@ def add_parser(subparsers):
     parser.add_argument("sources", help="sources JSON written by `prep fetch`")
     parser.add_argument("out_dir", help="directory to extract into")
     parser.add_argument("--workers", type=int, default=1, help="archives extracted in parallel (default 1)")
+    add_limit_arguments(parser)
     parser.set_defaults(func=run)

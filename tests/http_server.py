@@ -5,6 +5,12 @@
         server.not_found.add("gone.bin")                           # 404 even if the file exists
         server.corrupt.add("bad.bin")                              # served bytes differ from the file on disk
         server.ignore_range.add("plain.bin")                       # answers 200 with the whole file to Range requests
+        server.no_length.add("big.bin")                            # no Content-Length: the body ends when the
+                                                                   # connection closes
+        server.partial_to_plain.add("big.bin")                     # a GET without Range gets 206, the first half
+        server.wrong_range.add("big.bin")                          # a Range request gets 206 with the whole file,
+                                                                   # labelled as the range asked for
+        server.trickle["big.bin"] = 0.05                           # 1 KB pieces, this many seconds apart
         url = server.url("big.bin")
         sums = server.checksums("sha256")                          # published sums: of the files on disk
         server.requests                                            # [(path, Range header or None, status)]
@@ -14,6 +20,7 @@ Binds 127.0.0.1 on a free port; serves only files under the directory.
 import hashlib
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
@@ -50,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, [("Content-Type", "text/plain")], b"not found\n", body)
             return
         start, end, status = 0, len(data), 200
+        label = None  # the Content-Range start to claim, when it differs from start
+        if not range_header and rel in owner.partial_to_plain:
+            end, status = max(1, len(data) // 2), 206
         if range_header and rel not in owner.ignore_range:
             spec = range_header.strip()
             if spec.startswith("bytes=") and "," not in spec:
@@ -62,17 +72,31 @@ class _Handler(BaseHTTPRequestHandler):
                         self._reply(416, [("Content-Range", f"bytes */{len(data)}")], b"", body)
                         return
                     status = 206
+                    if rel in owner.wrong_range:
+                        label, start = start, 0
         payload = data[start:end]
         drop_after = owner.take_drop(rel)
         owner.record(rel, range_header, status)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(payload)))
+        if rel not in owner.no_length:
+            self.send_header("Content-Length", str(len(payload)))
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            first = start if label is None else label
+            self.send_header("Content-Range", f"bytes {first}-{end - 1}/{len(data)}")
         self.end_headers()
         if not body:
+            return
+        pause = owner.trickle.get(rel)
+        if pause is not None:
+            try:
+                for at in range(0, len(payload) if drop_after is None else drop_after, 1024):
+                    self.wfile.write(payload[at: at + 1024])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:  # the client gave up (its deadline)
+                self.close_connection = True
             return
         if drop_after is None:
             self.wfile.write(payload)
@@ -94,6 +118,10 @@ class FaultyFileServer:
         self.not_found = set()
         self.corrupt = set()
         self.ignore_range = set()
+        self.no_length = set()
+        self.partial_to_plain = set()
+        self.wrong_range = set()
+        self.trickle = {}
         self.requests = []
         self._drops = {}  # path -> [attempts left, bytes to send before dropping]
         self._lock = threading.Lock()

@@ -1,8 +1,11 @@
 """prep.base.download against a local faulty HTTP server and file:// URLs."""
 import csv
 import hashlib
+import json
 import os
 import random
+import time
+import zipfile
 
 import pytest
 
@@ -111,7 +114,8 @@ def test_retries_exhausted_without_progress(served, tmp_path):
 def test_file_url_with_md5(tmp_path):
     source = tmp_path / "src" / "a b&c.zip"
     source.parent.mkdir()
-    source.write_bytes(b"zipzip" * 1000)
+    with zipfile.ZipFile(source, "w") as zf:  # named .zip, so it must start as one
+        zf.writestr("z.txt", b"zipzip" * 1000)
     md5 = hashlib.md5(source.read_bytes()).hexdigest()
     (tmp_path / "md5sums").write_text(f"{md5} *src/a b&c.zip\n")
     url = source.as_uri()
@@ -208,3 +212,144 @@ def test_complete_part_is_finished_without_refetching(served, tmp_path):
     outcome = download.download_one(server.url("small.txt"), out, checksum=None, backoff=0.01)
     assert outcome.status == "downloaded" and (out / "small.txt").read_bytes() == files["small.txt"]
     assert [r[2] for r in server.requests_for("small.txt")] == [416]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# a download knows when it is complete (issue 15)
+
+
+def test_body_ended_early_with_length_is_not_complete(served, tmp_path):
+    server, files = served
+    server.drop_connection("big.bin", attempts=1, after=50_000)
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("big.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "big.bin").read_bytes() == files["big.bin"]
+    assert server.requests_for("big.bin") == [("big.bin", None, 200), ("big.bin", "bytes=50000-", 206)]
+
+
+def test_body_ended_early_without_length_is_not_complete(served, tmp_path):
+    """No Content-Length: the end of the connection is no proof; a Range probe at the end finds the rest."""
+    server, files = served
+    server.no_length.add("big.bin")
+    server.drop_connection("big.bin", attempts=1, after=50_000)
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("big.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "big.bin").read_bytes() == files["big.bin"]
+    # the probe at the end of the short body finds the rest and continues; the Content-Range gives the total
+    assert server.requests_for("big.bin") == [("big.bin", None, 200), ("big.bin", "bytes=50000-", 206)]
+    server.drop_connection("big.bin", attempts=0)
+    (out / "big.bin").unlink()
+    download.download_one(server.url("big.bin"), out, backoff=0.01)
+    assert (out / "big.bin").read_bytes() == files["big.bin"]  # a whole body without length, confirmed by a 416:
+    assert server.requests_for("big.bin")[-2:] == [("big.bin", None, 200), ("big.bin", "bytes=300000-", 416)]
+
+
+def test_body_without_length_and_without_range_support_is_checked_by_a_second_answer(served, tmp_path):
+    server, files = served
+    server.no_length.add("plain.bin")
+    server.ignore_range.add("plain.bin")
+    server.drop_connection("plain.bin", attempts=1, after=5_000)
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("plain.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "plain.bin").read_bytes() == files["plain.bin"]
+
+
+def test_206_to_a_request_without_range_is_not_the_whole_file(served, tmp_path):
+    server, files = served
+    server.partial_to_plain.add("big.bin")
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("big.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "big.bin").read_bytes() == files["big.bin"]
+    assert server.requests_for("big.bin") == [("big.bin", None, 206), ("big.bin", "bytes=150000-", 206)]
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_wrong_content_range_is_never_appended(served, tmp_path, with_length):
+    """A resume answered with the whole file under the label of the range asked for: the .part is restarted,
+    never grown beyond the file (which a later Range request past the end would show)."""
+    server, files = served
+    server.drop_connection("big.bin", attempts=1, after=50_000)
+    server.wrong_range.add("big.bin")
+    if not with_length:
+        server.no_length.add("big.bin")
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("big.bin"), out, backoff=0.01)
+    assert outcome.status == "downloaded" and (out / "big.bin").read_bytes() == files["big.bin"]
+    starts = [int(r[1][len("bytes="):-1]) for r in server.requests_for("big.bin") if r[1]]
+    assert max(starts) <= len(files["big.bin"])
+
+
+def test_html_page_served_as_an_archive_is_rejected(served, tmp_path, capsys):
+    server, _ = served
+    page = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>Please log in</body></html>\n"
+    (server.root / "UCF101.rar").write_bytes(page)
+    out = tmp_path / "out"
+    outcome = download.download_one(server.url("UCF101.rar"), out, backoff=0.01)
+    assert outcome.status == "missing" and outcome.reason == "expected a RAR archive, got an HTML page"
+    assert not (out / "UCF101.rar").exists() and not (out / "UCF101.rar.part").exists()
+    # an old run's page under the final name is not taken for the archive either
+    (out / "UCF101.rar").write_bytes(page)
+    assert download.download_one(server.url("UCF101.rar"), out, backoff=0.01).status == "missing"
+    assert not (out / "UCF101.rar").exists()
+    # through `prep fetch`: one line saying what came instead
+    sources = json.dumps({"urls": [server.url("UCF101.rar")]})
+    assert main(["fetch", "ucf101", str(tmp_path / "s.json"), "--sources", sources, "--downloads", str(out),
+                 "--backoff", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "UCF101.rar: expected a RAR archive, got an HTML page" in err and not (tmp_path / "s.json").exists()
+
+
+def test_url_names_that_collide_with_bookkeeping_are_refused(served, tmp_path):
+    server, files = served
+    for name in ("x", "x.part", "missing.csv", ".x.verified"):
+        (server.root / name).write_bytes(f"content of {name}\n".encode())
+    out = tmp_path / "out"
+    urls = [server.url(name) for name in ("x", "x.part", "missing.csv", ".x.verified")]
+    done, missing = download.download_all(urls, out, workers=4, **FAST)
+    assert [d.name for d in done] == ["x"] and (out / "x").read_bytes() == b"content of x\n"
+    reasons = dict(missing)
+    assert "ends in .part" in reasons[urls[1]]
+    assert "reserved for our own report" in reasons[urls[2]]
+    assert "bookkeeping" in reasons[urls[3]]
+    assert [r["url"] for r in read_missing(out)] == urls[1:]  # missing.csv is our report, not the served file
+    for name in ("x.part", ".x.verified"):
+        assert not (out / name).exists()
+    assert not server.requests_for("x.part") and not server.requests_for("missing.csv")
+
+
+def test_fetch_reserves_its_folders(served, tmp_path):
+    server, _ = served
+    (server.root / "lists").write_bytes(b"not a folder")
+    done, missing = download.download_all([server.url("lists")], tmp_path / "out", reserved=("lists",), **FAST)
+    assert not done and "reserved" in missing[0][1]
+
+
+def test_deadline_per_file_besides_the_read_timeout(served, tmp_path):
+    """A server that trickles bytes never trips the per-read timeout; the deadline ends it and keeps the .part."""
+    server, files = served
+    server.trickle["big.bin"] = 0.05
+    out = tmp_path / "out"
+    started = time.monotonic()
+    done, missing = download.download_all([server.url("big.bin")], out, deadline=1.0, **FAST)
+    assert time.monotonic() - started < 5
+    assert not done and "not complete within the deadline of 1 s per file" in missing[0][1]
+    assert 0 < (out / "big.bin.part").stat().st_size < len(files["big.bin"]) and not (out / "big.bin").exists()
+
+
+def test_local_copy_that_is_not_the_archive_it_is_named_is_rejected(tmp_path, capsys):
+    page = tmp_path / "UCF101.rar"
+    page.write_bytes(b"<html><body>404 Not Found</body></html>\n")
+    sources = json.dumps({"local": [str(page)]})
+    assert main(["fetch", "ucf101", str(tmp_path / "s.json"), "--sources", sources, "--downloads",
+                 str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "UCF101.rar: expected a RAR archive, got an HTML page" in err
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train_link.list"])
+def test_html_page_served_as_a_list_is_rejected(served, tmp_path, name):
+    server, _ = served
+    (server.root / name).write_bytes(b"\n\n<html><head><title>Sign in</title></head></html>")
+    outcome = download.download_one(server.url(name), tmp_path / "out", backoff=0.01)
+    assert outcome.status == "missing" and outcome.reason == "expected text, got an HTML page"

@@ -7,6 +7,7 @@ type: `prep unpack` tells the type by content); RAR extraction itself, also of a
 hmdb51_org.rar, is tested on the RAR fixtures in shared/fixtures/rar.
 """
 import csv
+import gzip
 import io
 import json
 import os
@@ -170,7 +171,8 @@ def served(clips, tmp_path_factory):
         counts = {"ucf101": ucf101_copy(clips, www), "hmdb51": hmdb51_copy(clips, www)}
         k400_missing, k400_total = kinetics_copy(clips, www, server)
         sums = {line.split()[1]: line.split()[0] for line in server.checksums("sha256").splitlines()}
-        (www / "part2.tar.gz").write_bytes(b"not the published archive")  # now its published checksum is wrong
+        # another gzip stream than the published one (it still starts as its name promises): the checksum is wrong
+        (www / "part2.tar.gz").write_bytes(gzip.compress(b"not the published archive"))
         server.drop_connection("UCF101.zip", attempts=2, after=2000)
         server.drop_connection("part1.tar.gz", attempts=1, after=500)
         server.not_found.add("part3.tar.gz")

@@ -1,12 +1,20 @@
 """Safe, atomic extraction of zip / tar (plain, gz, bz2, xz) / rar archives, optionally with nested archives.
 
-``python -m prep extract ARCHIVE OUT_DIR [--nested] [--force]``
+``python -m prep extract ARCHIVE OUT_DIR [--nested] [--force] [--max-ratio R] [--max-gb G]``
 
 Safety: every member is checked before anything is written for it. Refused (with the archive and the member named):
 absolute paths, ``..`` components, symlinks or hard links whose target lies outside the target directory, any member
-(or link target) that passes through a symlink of the archive, device files and FIFOs. Zip and RAR member lists are
-checked whole before extraction starts; tar archives (often large and compressed) are streamed once, each member
-checked against everything seen before it and before it is written.
+(or link target) that passes through a symlink of the archive, device files and FIFOs, hard links to members that do
+not come before them, a file and a directory (or symlink) of one name, names with control characters or of the form
+of our own bookkeeping (:mod:`prep.base.names`). Zip and RAR member lists are checked whole before extraction starts;
+tar archives (often large and compressed) are streamed once, each member checked against everything seen before it
+and before it is written. Any other problem with an archive's bytes is one line (``damaged or unsupported``).
+
+Limits (:class:`Limits`): an archive may expand to ``max_ratio`` times its size (beyond ``ratio_floor``), to
+``max_bytes`` with its nested archives, and never beyond the free space of the target. Zip and RAR are checked from
+their member table before writing and held to it while writing (zip bytes counted; RAR tools run under
+``RLIMIT_FSIZE`` of the largest declared size, and sizes are verified after); tar members are checked from their
+headers, one by one, before each is written.
 
 Atomicity: an archive is extracted into a fresh hidden directory inside OUT_DIR (``.<archive>.partial``); only when
 everything is extracted and verified (the tree is walked and every symlink resolved, which matters for RAR, where an
@@ -21,8 +29,9 @@ RAR needs the ``rarfile`` package (to read the member list) and one of the tools
 
 Nested archives (``--nested``; HMDB51's ``hmdb51_org.rar`` holds one ``<class>.rar`` per class): every archive found
 in the extracted tree is extracted, with the same checks, into a folder named after it (``brush_hair.rar`` →
-``brush_hair/``) and then removed; if an inner archive holds just one folder of that same name, its content is lifted,
-so both layouts give ``brush_hair/<video>.avi``.
+``brush_hair/``; a name that gives no usable folder, such as ``...zip``, refuses the whole) and then removed; if an
+inner archive holds just one folder of that same name, its content is lifted, so both layouts give
+``brush_hair/<video>.avi``.
 """
 import errno
 import gzip
@@ -30,8 +39,11 @@ import json
 import lzma
 import os
 import shutil
+import signal
 import stat
+import struct
 import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -39,10 +51,21 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from prep.base import names
+from prep.base.diskspace import human
 from prep.base.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
 RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# what each archive suffix promises as its first bytes (a tar's "ustar" sits at offset 257)
+CONTENT_BY_SUFFIX = {".rar": "a RAR archive", ".zip": "a zip archive", ".tar.gz": "a gzip stream",
+                     ".tgz": "a gzip stream", ".tar.bz2": "a bzip2 stream", ".tbz2": "a bzip2 stream",
+                     ".tbz": "a bzip2 stream", ".tar.xz": "an xz stream", ".txz": "an xz stream",
+                     ".tar": "a tar archive"}
+TEXT_SUFFIXES = (".csv", ".list", ".txt")  # annotation and link lists: text, never a web page
+HEAD_BYTES = 1024  # enough to tell an HTML page from an archive
+UNPACK_REPORT = "unpack_failed.csv"  # beside the archives' folders in `prep unpack`'s OUT_DIR
 APT_HINT = "install one: apt-get install unar   (or: apt-get install libarchive-tools, for bsdtar)"
 
 
@@ -80,6 +103,8 @@ class MemberChecker:
     def __init__(self, archive):
         self.archive = archive
         self.symlinks = set()  # normalized relative paths of symlink members
+        self.files = set()  # ... of file members (hard links may point only to these, once seen)
+        self.dirs = set()  # ... of directories, named or implied by a member's path
 
     def refuse(self, member, why):
         raise UnsafeArchiveError(f"{self.archive}: refusing member {member.name!r}: {why}; nothing was extracted")
@@ -126,11 +151,22 @@ class MemberChecker:
                 self.refuse(member, "names the target directory itself")
             return None
         parts = rel.split("/")
+        problem = names.member_problem(parts)
+        if problem is not None:
+            self.refuse(member, problem)
         via = self._through_symlink(parts)
         if via is not None:
             self.refuse(member, f"its path passes through the symlink {via!r} of the same archive")
         if member.kind == "other":
             self.refuse(member, "device files, FIFOs and other special files are not extracted")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in self.files:
+                self.refuse(member, f"its path passes through {prefix!r}, a file member of the same archive")
+        if member.kind in ("dir", "symlink") and rel in self.files:
+            self.refuse(member, "a file member of the same name came before it")
+        if member.kind != "dir" and rel in self.dirs:
+            self.refuse(member, "a directory of the same name came before it")
         if member.kind == "symlink":
             self._resolve_inside(member, parts[:-1], member.target)
             self.symlinks.add(rel)
@@ -141,8 +177,15 @@ class MemberChecker:
             via = self._through_symlink(target_parts + ["x"])
             if via is not None:
                 self.refuse(member, f"hard link target {member.target!r} passes through the symlink {via!r}")
+            if "/".join(target_parts) not in self.files:
+                self.refuse(member, f"hard link target {member.target!r} is not a file member before it")
         elif rel in self.symlinks:
             self.refuse(member, "it would replace a symlink of the same archive")
+        self.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if member.kind == "dir":
+            self.dirs.add(rel)
+        elif member.kind in ("file", "hardlink"):
+            self.files.add(rel)
         return rel
 
     def check_all(self, members):
@@ -178,7 +221,7 @@ def archive_kind(path):
         return None
     if head.startswith(RAR_MAGIC):
         return "rar"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if head.startswith(ZIP_MAGIC):
         return "zip"
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
         return "tar"  # compressed; tarfile tells later whether a tar is inside
@@ -193,6 +236,42 @@ def archive_kind(path):
     return None
 
 
+def describe_content(head):
+    """What a file whose first bytes are ``head`` holds, in words for a message ("an HTML page")."""
+    if not head:
+        return "an empty file"
+    for magic, what in ((RAR_MAGIC, "a RAR archive"), (ZIP_MAGIC, "a zip archive"), ((b"\x1f\x8b",), "a gzip stream"),
+                        ((b"BZh",), "a bzip2 stream"), ((b"\xfd7zXZ\x00",), "an xz stream")):
+        if head.startswith(magic):
+            return what
+    if head[257:262] == b"ustar":
+        return "a tar archive"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or any(tag in text for tag in (b"<html", b"<head", b"<body")):
+        return "an HTML page"
+    if text.startswith(b"<?xml"):
+        return "an XML document"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "plain text"
+    return "unrecognised binary data"
+
+
+def content_mismatch(name, head):
+    """None if the first bytes of a file called ``name`` are what its archive suffix promises (or the name has no
+    archive suffix), else a phrase for the message: ``expected a RAR archive, got an HTML page``. Lists and CSVs
+    only must not be a web page (a login or error page served in their place)."""
+    lower = name.lower()
+    got = describe_content(head)
+    if lower.endswith(TEXT_SUFFIXES):
+        return f"expected text, got {got}" if got in ("an HTML page", "an XML document") else None
+    expected = next((what for suffix, what in CONTENT_BY_SUFFIX.items() if lower.endswith(suffix)), None)
+    if expected is None:
+        return None
+    if got == expected or (expected == "a tar archive" and got == "unrecognised binary data"):  # pre-POSIX tar
+        return None
+    return f"expected {expected}, got {got}"
+
+
 def archive_stem(name):
     """``brush_hair.rar`` → ``brush_hair``; ``part1.tar.gz`` → ``part1``."""
     lower = name.lower()
@@ -204,6 +283,81 @@ def archive_stem(name):
 
 def looks_like_archive(path):
     return path.name.lower().endswith(ARCHIVE_SUFFIXES) and archive_kind(path) is not None
+
+
+def folder_name(archive_name, reserved=()):
+    """The folder an archive is extracted into (its stem); raises :class:`prep.base.names.UnsafeNameError` when the
+    stem could address anything but a visible folder of its own (``...zip`` → ``..``) or one of the ``reserved``
+    names of our own files beside it."""
+    stem = archive_stem(archive_name)
+    problem = (names.component_problem(stem) or ("a hidden name" if stem.startswith(".") else None)
+               or ("the name of our own report beside it" if stem in reserved else None))
+    if problem is not None:
+        raise names.UnsafeNameError(f"archive name {names.printable(archive_name)!r} gives no usable folder name "
+                                    f"({names.printable(stem)!r}: {problem})")
+    return stem
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# limits
+
+
+@dataclass
+class Limits:
+    """How far one archive may expand: at most ``max_ratio`` times its own size (beyond ``ratio_floor`` bytes, so
+    small archives of text are never refused) and ``max_bytes`` in all, nested archives included; never beyond the
+    free space of the target (less ``free_margin`` bytes)."""
+
+    max_ratio: float = 100.0
+    max_bytes: int = 2 * 2**40
+    ratio_floor: int = 64 * 2**20
+    free_margin: int = 256 * 2**20
+
+
+class Budget:
+    """The bytes one ``extract_archive`` call may still write (shared by its nested archives)."""
+
+    def __init__(self, limits, out_dir):
+        self.limits = limits
+        free = shutil.disk_usage(out_dir).free - limits.free_margin
+        self.remaining, self.why = min(
+            (limits.max_bytes, f"the limit of {human(limits.max_bytes)} (nested archives included)"),
+            (max(0, free), f"the {human(max(0, free))} free on {out_dir}"))
+
+    def allowance(self, archive):
+        return Allowance(archive, self)
+
+
+class Allowance:
+    """The bytes one archive may write: checked before writing (declared sizes) and enforced while writing."""
+
+    def __init__(self, archive, budget):
+        self.archive, self.budget = archive, budget
+        limits = budget.limits
+        by_ratio = max(limits.ratio_floor, int(limits.max_ratio * os.path.getsize(archive)))
+        self.left, self.why = budget.remaining, budget.why
+        if by_ratio < self.left:
+            self.left, self.why = by_ratio, f"{limits.max_ratio:g} times its size (the expansion ratio limit)"
+
+    def _refuse(self, what):
+        raise UnsafeArchiveError(f"{self.archive}: refusing {what}: the archive would expand to more than "
+                                 f"{self.why}; nothing was extracted")
+
+    def check_declared(self, members):
+        """Before writing: the member table's sizes, in order; the member at which they pass the limit is named."""
+        total = 0
+        for member in members:
+            if member.kind == "file":
+                total += max(0, member.size)
+                if total > self.left:
+                    self._refuse(f"member {member.name!r} (the member table adds up to {human(total)} with it)")
+
+    def take(self, count, member):
+        """While writing: count bytes of member."""
+        if count > self.left:
+            self._refuse(f"member {member!r}")
+        self.left -= count
+        self.budget.remaining -= count
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -232,7 +386,7 @@ def _zip_members(archive, zf):
     return members
 
 
-def _extract_zip(archive, dest):
+def _extract_zip(archive, dest, allowance):
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
@@ -240,6 +394,7 @@ def _extract_zip(archive, dest):
     with zf:
         members = _zip_members(archive, zf)
         rels = MemberChecker(archive).check_all(m for _, m in members)
+        allowance.check_declared(m for _, m in members)
         try:
             for (info, member), rel in zip(members, rels):
                 if rel is None:
@@ -253,7 +408,9 @@ def _extract_zip(archive, dest):
                     os.symlink(member.target, path)
                     continue
                 with zf.open(info) as source, open(path, "wb") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
+                    while chunk := source.read(1 << 20):  # counted as written: a member table can lie
+                        allowance.take(len(chunk), rel)
+                        sink.write(chunk)
                 mode = (info.external_attr >> 16) & 0o777
                 if info.create_system == 3 and mode:
                     os.chmod(path, mode | 0o600)
@@ -285,7 +442,9 @@ def _tar_member(info):
     return Member(info.name, kind, info.linkname if kind in ("symlink", "hardlink") else "", info.size)
 
 
-def _extract_tar(archive, dest):
+def _extract_tar(archive, dest, allowance):
+    """Streamed once (Kinetics parts are large and compressed): each member is checked, and its size taken from the
+    allowance, before it is written; tarfile writes exactly the size the header gives."""
     checker = MemberChecker(archive)
     try:
         with tarfile.open(archive, mode="r|*") as tf:
@@ -299,6 +458,8 @@ def _extract_tar(archive, dest):
                 info.name = rel
                 if info.islnk():
                     info.linkname = "/".join(_parts(info.linkname))
+                elif info.isreg():
+                    allowance.take(info.size, rel)
                 try:
                     # the 'data' filter repeats the essential checks and drops owners and special mode bits
                     tf.extract(info, dest, filter="data")
@@ -395,9 +556,26 @@ def _verify_tree(archive, root):
                                          f"file; nothing was extracted")
 
 
-def _extract_rar(archive, dest):
+# runs a command with a limit on the size of every file it writes (RLIMIT_FSIZE: SIGXFSZ beyond it) — a shim
+# process instead of preexec_fn, which is unsafe while `prep unpack` extracts archives in threads
+# (Python ignores SIGXFSZ, and exec keeps ignored signals: the shim restores the default, which ends the tool)
+_FSIZE_SHIM = ("import os, resource, signal, sys; size = int(sys.argv[1]); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)); "
+               "signal.signal(signal.SIGXFSZ, signal.SIG_DFL); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def _with_file_size_limit(command, size):
+    """command, run so that no file it writes grows beyond size bytes, whatever the member table said."""
+    return [sys.executable, "-c", _FSIZE_SHIM, str(size), *command]
+
+
+def _extract_rar(archive, dest, allowance):
     version, members = _rar_members(archive)
     rels = MemberChecker(archive).check_all(members)
+    allowance.check_declared(members)
+    # an external tool writes the files: the kernel holds each to the largest declared size, the check after
+    # extraction holds each to its own
+    largest = max((m.size for m in members if m.kind == "file"), default=0) + 1
     tools = rar_tools()
     if not tools:
         raise UserError(f"{archive}: no RAR extraction tool found (unrar, unar or bsdtar); {APT_HINT}")
@@ -405,14 +583,17 @@ def _extract_rar(archive, dest):
     tools.sort(key=order.index)
     failures = []
     for tool in tools:
-        scratch = dest / f".{tool}.scratch"
+        scratch = dest / names.bookkeeping(tool, "scratch")
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        result = subprocess.run(_rar_command(tool, archive, scratch), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive, scratch), largest),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
         problem = None
-        if result.returncode != 0:
+        if result.returncode == -signal.SIGXFSZ:
+            problem = "a file grew beyond every size in the member table"
+        elif result.returncode != 0:
             problem = f"exit {result.returncode}: {' '.join(result.stdout.split())[-300:]}"
         else:
             _verify_tree(archive, scratch)
@@ -440,12 +621,37 @@ def _extract_rar(archive, dest):
 _EXTRACTORS = {"zip": _extract_zip, "tar": _extract_tar, "rar": _extract_rar}
 
 
-def _extract_into(archive, dest):
-    """Extract archive into the existing, empty directory dest (safety checks included)."""
+# what damaged or hostile archive bytes make the readers raise (gzip.BadGzipFile is an OSError; tarfile reading a gzip
+# header cut short raises TypeError, found by tests/test_archives.py's fuzz test)
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, ValueError, KeyError, IndexError,
+            TypeError, OverflowError, struct.error, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError)
+# OSErrors about our side (disk, permissions), not about the archive: left for the caller's disk-full message
+_ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _extract_into(archive, dest, budget):
+    """Extract archive into the existing, empty directory dest (safety checks and limits included); any problem
+    with the archive's bytes becomes a one-line :class:`UserError`."""
     kind = archive_kind(archive)
     if kind is None:
-        raise UserError(f"{archive}: not a zip, tar or rar archive")
-    _EXTRACTORS[kind](archive, dest)
+        with open(archive, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+        raise UserError(f"{archive}: not a zip, tar or rar archive (it holds {describe_content(head)})")
+    try:
+        _EXTRACTORS[kind](archive, dest, budget.allowance(archive))
+    except UserError:
+        raise
+    except _DAMAGED as error:
+        raise UserError(f"{archive}: damaged or unsupported {kind} archive "
+                        f"({type(error).__name__}: {_one_line(error)})") from None
+    except OSError as error:
+        if error.errno in _ENVIRONMENT:
+            raise
+        raise UserError(f"{archive}: cannot extract it ({_one_line(error)})") from None
 
 
 def _merge_move(source, dest):
@@ -469,8 +675,8 @@ def _merge_move(source, dest):
             entry.rmdir()
 
 
-def _extract_nested(root, depth):
-    """Extract every archive under root into a folder named after it, then remove it."""
+def _extract_nested(root, depth, outer, budget):
+    """Extract every archive under root (extracted from outer) into a folder named after it, then remove it."""
     if depth <= 0:
         return
     found = []
@@ -479,16 +685,21 @@ def _extract_nested(root, depth):
     for path in found:
         if path.is_symlink() or not looks_like_archive(path):
             continue
-        folder, stem = path.parent, archive_stem(path.name)
-        scratch = folder / f".{stem}.nested.partial"
+        try:
+            stem = folder_name(path.name)
+        except names.UnsafeNameError as error:
+            raise UnsafeArchiveError(f"{outer}: refusing member {path.relative_to(root).as_posix()!r}: {error}; "
+                                     f"nothing was extracted") from None
+        folder = path.parent
+        scratch = folder / names.bookkeeping(f"{stem}.nested", "partial")
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        _extract_into(path, scratch)
-        _extract_nested(scratch, depth - 1)
+        _extract_into(path, scratch, budget)
+        _extract_nested(scratch, depth - 1, path.name, budget)
         entries = list(scratch.iterdir())
         if len(entries) == 1 and entries[0].name == stem and entries[0].is_dir() and not entries[0].is_symlink():
-            lifted = folder / f".{stem}.nested.lifted"
+            lifted = folder / names.bookkeeping(f"{stem}.nested", "lifted")
             os.replace(entries[0], lifted)
             scratch.rmdir()
             scratch = lifted
@@ -505,14 +716,15 @@ def _fingerprint(archive, nested):
 
 
 def marker_path(archive, out_dir):
-    return Path(out_dir) / f".{Path(archive).name}.extracted"
+    return Path(out_dir) / names.bookkeeping(Path(archive).name, "extracted")
 
 
-def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2):
+def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, limits=None):
     """Extract archive into out_dir safely and atomically; return the marker file that records completion.
 
     Skips (and returns the marker) when the marker says this very archive (size, mtime) was already extracted with
-    the same options, unless force. Raises :class:`UnsafeArchiveError` for members that would land outside out_dir.
+    the same options, unless force. Raises :class:`UnsafeArchiveError` for members that would land outside out_dir
+    or an archive that would expand beyond ``limits`` (:class:`Limits`; defaults when None).
     """
     archive, out_dir = Path(archive), Path(out_dir)
     if not archive.is_file():
@@ -527,14 +739,15 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2):
             pass
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out_dir / f".{archive.name}.partial"
+    partial = out_dir / names.bookkeeping(archive.name, "partial")
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted run
     partial.mkdir()
     try:
-        _extract_into(archive, partial)
+        budget = Budget(limits or Limits(), out_dir)
+        _extract_into(archive, partial, budget)
         if nested:
-            _extract_nested(partial, max_depth - 1)
+            _extract_nested(partial, max_depth - 1, archive, budget)
         _verify_tree(archive, partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -553,27 +766,32 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2):
     return marker
 
 
-def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1):
+def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, limits=None):
     """Extract each archive into ``out_dir/<archive stem>/`` (atomically, skipping finished ones).
 
     Returns ``[(archive, reason)]`` of the archives that could not be extracted; those are only tolerated when
     tolerate_failures (Kinetics: a bad archive means missing clips), else the first failure is raised. Two archives
-    with the same stem get ``<stem>``, ``<stem>.2``, … in the order given.
+    with the same stem get ``<stem>``, ``<stem>.2``, … in the order given. An archive name that gives no usable
+    folder name (``...zip``) is refused before anything is extracted.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets, seen = [], {}
+    targets, taken = [], set()
     for archive in archives:
-        stem = archive_stem(Path(archive).name)
-        seen[stem] = seen.get(stem, 0) + 1
-        targets.append((Path(archive), out_dir / (stem if seen[stem] == 1 else f"{stem}.{seen[stem]}")))
+        stem = folder_name(Path(archive).name, reserved=(UNPACK_REPORT,))
+        folder, number = stem, 1
+        while folder in taken:
+            number += 1
+            folder = f"{stem}.{number}"
+        taken.add(folder)
+        targets.append((Path(archive), out_dir / folder))
 
     def one(item):
         archive, target = item
         try:
-            extract_archive(archive, target, nested=nested)
+            extract_archive(archive, target, nested=nested, limits=limits)
             return None
         except UnsafeArchiveError:
             raise
@@ -588,8 +806,23 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1):
     return [r for r in results if r is not None]
 
 
+def limits_from(args):
+    return Limits(max_ratio=args.max_ratio, max_bytes=int(args.max_gb * 2**30))
+
+
+def add_limit_arguments(parser):
+    defaults = Limits()
+    parser.add_argument("--max-ratio", type=float, default=defaults.max_ratio,
+                        help=f"refuse an archive that expands to more than this many times its size (beyond "
+                             f"{human(defaults.ratio_floor)}; default {defaults.max_ratio:g})")
+    parser.add_argument("--max-gb", type=float, default=defaults.max_bytes / 2**30,
+                        help=f"refuse an archive that expands to more than this, nested archives included "
+                             f"(GB of 2**30 bytes; default {defaults.max_bytes / 2**30:g})")
+
+
 def run(args):
-    marker = extract_archive(args.archive, args.out_dir, nested=args.nested, force=args.force)
+    marker = extract_archive(args.archive, args.out_dir, nested=args.nested, force=args.force,
+                             limits=limits_from(args))
     print(f"extracted {args.archive} into {args.out_dir} (marker {marker.name})")
     return 0
 
@@ -602,4 +835,5 @@ def add_parser(subparsers):
     parser.add_argument("--nested", action="store_true",
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")
+    add_limit_arguments(parser)
     parser.set_defaults(func=run)

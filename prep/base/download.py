@@ -1,13 +1,18 @@
 """Resumable, checksummed, parallel downloads with a report of what could not be had.
 
-``python -m prep download URL_LIST OUT_DIR [--checksums FILE] [--workers N] [--retries N] [--cache DIR]``
+``python -m prep download URL_LIST OUT_DIR [--checksums FILE] [--workers N] [--retries N] [--cache DIR] [--deadline S]``
 
 URL_LIST holds one http(s):// or file:// URL a line (blank lines and ``#`` comments ignored); each file is saved
-under the last component of its URL path, URL-unquoted. ``--checksums`` takes ``sha256sum`` / ``md5sum`` output
-(``HASH  NAME``; md5, sha1, sha256 or sha512, told by the hash length; names matched by their last component).
+under the last component of its URL path, URL-unquoted — unless that name could be taken for one of our own files
+(hidden names, ``*.part``, ``missing.csv``: :func:`prep.base.names.download_name_problem`), which is refused.
+``--checksums`` takes ``sha256sum`` / ``md5sum`` output (``HASH  NAME``; md5, sha1, sha256 or sha512, told by the
+hash length; names matched by their last component).
 
-A file is fetched into ``NAME.part`` beside its target and renamed into place only when complete and verified (checksum
-if one is known, else the size the server announced), so a partial or corrupt file never stands under its final name.
+A file is fetched into ``NAME.part`` beside its target and renamed into place only when complete and verified, so a
+partial or corrupt file never stands under its final name: the body has the size the server announced (a body
+without any length is confirmed by a Range probe at its end), every answer matches its request (a 206 only for the
+range asked, from 0 when none was), a file named like an archive starts with that archive's magic bytes, and the
+checksum matches when one is known. A deadline per file (all attempts) stands beside the per-read timeout.
 An interrupted download resumes from the ``.part`` with an HTTP Range request; a server that ignores Range gets a
 clean restart. Failed attempts are retried with exponential backoff; an attempt that made progress before the
 connection dropped does not use up a retry (up to a hard cap). A file already under its final name is skipped when its
@@ -34,12 +39,15 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
+from prep.base import names
+from prep.base.archives import HEAD_BYTES, content_mismatch
 from prep.base.errors import UserError
 from prep.base.sources import read_checksums, read_url_list
 
 USER_AGENT = "actionflow-prep/0.1 (python urllib)"
 CHUNK = 1 << 20
 MISSING_CSV = "missing.csv"
+DEADLINE = 6 * 3600.0  # seconds per file, all attempts together (a server trickling bytes never trips the timeout)
 
 
 class PermanentError(Exception):
@@ -47,7 +55,11 @@ class PermanentError(Exception):
 
 
 class TransientError(Exception):
-    """Worth another attempt (connection dropped, timeout, 5xx)."""
+    """Worth another attempt (connection dropped, timeout, 5xx, an answer that does not match the request)."""
+
+
+class DeadlineError(PermanentError):
+    """The file took longer than its deadline; the ``.part`` stays for the next run to resume."""
 
 
 @dataclass
@@ -67,11 +79,13 @@ class Outcome:
 # inputs
 
 
-def file_name_for(url):
-    """The file name a URL is saved under: the last path component, URL-unquoted."""
-    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1])
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise PermanentError(f"no usable file name in the URL (got {name!r})")
+def file_name_for(url, reserved=()):
+    """The file name a URL is saved under: the last path component, URL-unquoted — refused when it could address
+    anything but a file of its own in the downloads folder (``..``, ``x.part``, ``missing.csv``, hidden names)."""
+    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1], errors="surrogateescape")
+    problem = names.download_name_problem(name, {MISSING_CSV, *reserved})
+    if problem is not None:
+        raise PermanentError(f"no usable file name in the URL ({names.printable(name)!r}: {problem})")
     return name
 
 
@@ -125,17 +139,43 @@ def _size(path):
         return 0
 
 
-def _copy_stream(source, part, mode, on_bytes):
+@dataclass
+class Clock:
+    """The deadline of one file: every attempt's reads together."""
+
+    seconds: float
+    give_up_at: float = 0.0
+
+    def __post_init__(self):
+        self.give_up_at = time.monotonic() + self.seconds
+
+    def left(self):
+        return self.give_up_at - time.monotonic()
+
+    def check(self, part):
+        if self.left() <= 0:
+            raise DeadlineError(f"not complete within the deadline of {self.seconds:g} s per file "
+                                f"({_size(part)} bytes so far; a rerun resumes)")
+
+
+def _copy_stream(source, part, mode, on_bytes, clock, expected=None):
+    """Append (mode "ab") or write source to part; more than ``expected`` bytes (when known) is a mismatch."""
+    written = 0
     with open(part, mode) as sink:
-        while chunk := source.read(CHUNK):
+        while chunk := source.read1(CHUNK):  # read1: a trickle still returns, so the deadline is checked
+            written += len(chunk)
+            if expected is not None and written > expected:
+                sink.close()
+                _mismatch(part, f"more bytes came than the answer announced ({expected})")
             sink.write(chunk)
             if on_bytes:
                 on_bytes(len(chunk))
+            clock.check(part)
         sink.flush()
         os.fsync(sink.fileno())
 
 
-def _fetch_file_url(url, part, on_bytes):
+def _fetch_file_url(url, part, on_bytes, clock):
     parsed = urlparse(url)
     if parsed.netloc not in ("", "localhost"):
         raise PermanentError(f"file:// URL with a host ({parsed.netloc}) is not supported")
@@ -149,77 +189,143 @@ def _fetch_file_url(url, part, on_bytes):
     try:
         with open(source, "rb") as handle:
             handle.seek(offset)
-            _copy_stream(handle, part, "ab" if offset else "wb", on_bytes)
+            _copy_stream(handle, part, "ab" if offset else "wb", on_bytes, clock)
     except PermissionError as error:
         raise PermanentError(f"cannot read {source}: {error.strerror}") from None
     return total
 
 
-def _total_from_content_range(value):
-    """``bytes 100-199/1000`` → (100, 1000); ``bytes */1000`` → (None, 1000); unknown total → None."""
-    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+def _content_range(value):
+    """``bytes 100-199/1000`` → (100, 199, 1000); ``bytes */1000`` → (None, None, 1000); unknown parts → None."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
     if not match:
-        return None, None
+        return None, None, None
     start = int(match.group(1)) if match.group(1) is not None else None
-    total = int(match.group(2)) if match.group(2) != "*" else None
-    return start, total
+    end = int(match.group(2)) if match.group(2) is not None else None
+    total = int(match.group(3)) if match.group(3) != "*" else None
+    if start is not None and (end < start or (total is not None and end >= total)):
+        return None, None, None  # not a range of that total
+    return start, end, total
 
 
-def _fetch_http(url, part, timeout, on_bytes):
-    offset = _size(part)
+def _length(response):
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def _open(url, offset, timeout, clock):
+    """urlopen with ``Range: bytes=offset-`` when offset; HTTP errors become Permanent/TransientError, except 416
+    (returned as the HTTPError for the caller to read)."""
     request = Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urlopen(request, timeout=timeout)
+        return urlopen(request, timeout=max(0.1, min(timeout, clock.left())))
     except HTTPError as error:
         error.close()
         if error.code == 416 and offset:
-            _start, total = _total_from_content_range(error.headers.get("Content-Range"))
-            if total == offset:
-                return total  # the .part was already complete
-            part.unlink(missing_ok=True)
-            raise TransientError("server refused to resume (HTTP 416); restarting") from None
+            return error
         reason = f"HTTP {error.code} {error.reason}"
         if error.code in (408, 425, 429) or error.code >= 500:
             raise TransientError(reason) from None
         raise PermanentError(reason) from None
     except (URLError, OSError, http.client.HTTPException) as error:
         raise TransientError(f"cannot connect: {getattr(error, 'reason', error)}") from None
-    with response:
-        length = response.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        if offset and response.status == 206:
-            start, total = _total_from_content_range(response.headers.get("Content-Range"))
-            if start != offset:
-                part.unlink(missing_ok=True)
-                raise TransientError(f"server answered the resume with another range "
-                                     f"({response.headers.get('Content-Range')}); restarting")
-            if total is None and length is not None:
-                total = offset + length
-            mode = "ab"
-        else:  # a fresh download, or a server that ignored Range: start over
-            total, mode = length, "wb"
-        try:
-            _copy_stream(response, part, mode, on_bytes)
-        except (OSError, http.client.HTTPException) as error:
-            if isinstance(error, OSError) and getattr(error, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
-                raise
-            raise TransientError(f"connection lost after {_size(part)} of {total or '?'} bytes "
-                                 f"({type(error).__name__})") from None
-    size = _size(part)
-    if total is not None and size != total:
-        raise TransientError(f"connection closed after {size} of {total} bytes")
-    return total
 
 
-def _fetch(url, part, timeout, on_bytes):
+def _mismatch(part, message):
+    """The answer does not match what was asked: what it wrote cannot be trusted."""
+    part.unlink(missing_ok=True)
+    raise TransientError(f"{message}; restarting")
+
+
+def _second_answer_size(answer, part, clock):
+    """The size of a whole body sent again (its Content-Length, else counted without keeping it)."""
+    length = _length(answer)
+    if length is None:
+        length = 0
+        while chunk := answer.read1(CHUNK):
+            length += len(chunk)
+            clock.check(part)
+    return length
+
+
+def _fetch_http(url, part, timeout, on_bytes, clock):
+    """Fetch url into part (resuming it); return the total size.
+
+    Complete only when the body has the size the answer announced (Content-Length, or the total of Content-Range);
+    a 206 must carry the very range that was asked for (none asked: from byte 0), else what it wrote is dropped. A
+    body without any announced length is followed by a probe, ``Range: bytes=SIZE-``: 416 confirms the end, a 206
+    continues the file, and a server that ignores Range must send a whole body of that same size again."""
+    offset = _size(part)
+    response = _open(url, offset, timeout, clock)
+    probing = False  # response answers the probe after a body without length
+    while True:
+        if isinstance(response, HTTPError):  # 416: nothing from offset on
+            _start, _end, total = _content_range(response.headers.get("Content-Range"))
+            if total == offset or (probing and total is None):
+                return offset  # the .part was already complete
+            _mismatch(part, f"the body ended after {offset} bytes, the server says {total}" if probing
+                      else "server refused to resume (HTTP 416)")
+        if probing and response.status == 200:
+            with response:
+                again = _second_answer_size(response, part, clock)
+            if again != offset:
+                _mismatch(part, f"the body ended after {offset} bytes, a second answer held {again}")
+            return offset
+        with response:
+            length = _length(response)
+            if response.status == 206:
+                content_range = response.headers.get("Content-Range")
+                start, end, total = _content_range(content_range)
+                asked = f"bytes={offset}-" if offset else "no range (a plain GET)"
+                if start != offset:
+                    _mismatch(part, f"asked for {asked}, the server answered 206 with Content-Range "
+                                    f"{content_range!r}")
+                if length is not None and length != end - start + 1:
+                    _mismatch(part, f"Content-Range {content_range!r} and Content-Length {length} disagree")
+                body_end, mode = end + 1, "ab" if offset else "wb"
+            elif response.status == 200:  # a fresh download, or a server that ignored Range: start over
+                start, body_end, total, mode = 0, length, length, "wb"
+            else:
+                raise PermanentError(f"unexpected answer HTTP {response.status} {response.reason}")
+            try:
+                _copy_stream(response, part, mode, on_bytes, clock,
+                             None if body_end is None else body_end - (offset if mode == "ab" else 0))
+            except (OSError, http.client.HTTPException) as error:
+                if isinstance(error, OSError) and getattr(error, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
+                    raise
+                raise TransientError(f"connection lost after {_size(part)} of {total or '?'} bytes "
+                                     f"({type(error).__name__})") from None
+        size = _size(part)
+        if body_end is not None and size != body_end:
+            raise TransientError(f"connection closed after {size} of {total or body_end} bytes")
+        if total is None:  # nothing announced how long the file is: ask what lies beyond
+            offset, probing = size, True
+            response = _open(url, size, timeout, clock)
+            continue
+        if size != total:  # a range short of the total: the rest is asked for next
+            raise TransientError(f"got bytes {start}-{size - 1} of {total}; resuming")
+        return total
+
+
+def _fetch(url, part, timeout, on_bytes, clock):
     scheme = urlparse(url).scheme.lower()
     if scheme == "file":
-        return _fetch_file_url(url, part, on_bytes)
+        return _fetch_file_url(url, part, on_bytes, clock)
     if scheme in ("http", "https"):
-        return _fetch_http(url, part, timeout, on_bytes)
+        return _fetch_http(url, part, timeout, on_bytes, clock)
     raise PermanentError(f"unsupported URL scheme {scheme!r} (http, https and file are)")
+
+
+def content_problem(path, name):
+    """For a file named like an archive: why its first bytes are not what the name promises, or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return None
+    return content_mismatch(name, head)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -239,7 +345,7 @@ def _link_or_copy(source, target):
 
 def _from_cache(cache_dir, name, checksum, target):
     cached = Path(cache_dir) / name
-    if not cached.is_file():
+    if not cached.is_file() or content_problem(cached, name):
         return False
     if checksum is not None and not has_checksum(cached, checksum):
         return False
@@ -259,19 +365,22 @@ def _to_cache(cache_dir, name, target):
         pass  # a read-only or full cache must not fail the download
 
 
-def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff=1.0, timeout=60.0, on_bytes=None):
+def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff=1.0, timeout=60.0, on_bytes=None,
+                 deadline=DEADLINE, reserved=()):
     """Fetch one URL into out_dir; return an :class:`Outcome` (status "missing" with a reason on failure).
 
-    checksum: ``(algorithm, hex digest)`` or None. Never raises for network or content problems.
+    checksum: ``(algorithm, hex digest)`` or None; deadline: seconds for the whole file (all attempts); reserved:
+    names of out_dir that no URL may be saved under (besides missing.csv). A file named like an archive
+    (``.rar``, ``.zip``, ``.tar.gz`` …) must start as one. Never raises for network or content problems.
     """
     try:
-        name = file_name_for(url)
+        name = file_name_for(url, reserved)
     except PermanentError as error:
         return Outcome(url, "", "missing", reason=str(error))
     out_dir = Path(out_dir)
-    target, part = out_dir / name, out_dir / f"{name}.part"
+    target, part = out_dir / name, out_dir / f"{name}{names.PART_SUFFIX}"
     if target.is_file():
-        if checksum is None or has_checksum(target, checksum):
+        if not content_problem(target, name) and (checksum is None or has_checksum(target, checksum)):
             return Outcome(url, name, "present", target)
         target.unlink()  # corrupt: it must not stand under the final name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,12 +389,17 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
 
     failures, attempts, restarted = 0, 0, False
     max_attempts = max(20, 5 * (retries + 1))
+    clock = Clock(deadline)
     while True:
         before = _size(part)
         resumed = before > 0
         attempts += 1
         try:
-            total = _fetch(url, part, timeout, on_bytes)
+            _fetch(url, part, timeout, on_bytes, clock)
+            problem = content_problem(part, name)
+            if problem is not None:
+                part.unlink(missing_ok=True)
+                raise PermanentError(problem)
             if checksum is not None:
                 got = file_digest(part, checksum[0])
                 if got != checksum[1]:
@@ -307,7 +421,11 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
                 failures += 1
             if failures > retries or attempts >= max_attempts:
                 return Outcome(url, name, "missing", reason=f"gave up after {attempts} attempts: {error}")
-            time.sleep(backoff * (2 ** (failures - 1)) if not progressed else 0)
+            time.sleep(max(0.0, min(backoff * (2 ** (failures - 1)) if not progressed else 0, clock.left())))
+            try:
+                clock.check(part)
+            except DeadlineError as late:
+                return Outcome(url, name, "missing", reason=f"{late} (last: {error})")
     if cache_dir is not None:
         _to_cache(cache_dir, name, target)
     return Outcome(url, name, "downloaded", target)
@@ -322,7 +440,7 @@ def write_missing(out_dir, missing):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MISSING_CSV
-    tmp = path.with_name(f".{MISSING_CSV}.tmp")
+    tmp = path.with_name(names.bookkeeping(MISSING_CSV, "tmp"))
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["url", "reason"])
@@ -332,12 +450,12 @@ def write_missing(out_dir, missing):
 
 
 def download_all(urls, out_dir, checksums=None, workers=4, retries=3, cache_dir=None, backoff=1.0, timeout=60.0,
-                 progress=None):
+                 progress=None, deadline=DEADLINE, reserved=()):
     """Download every URL into out_dir in parallel; write missing.csv.
 
     checksums: ``{file name: (algorithm, hex digest)}``. Returns ``(done, missing)``: the :class:`Outcome` of every
     file that is now under its final name, and ``(url, reason)`` pairs for the rest. progress: show a tqdm bar
-    (None: only on a terminal).
+    (None: only on a terminal). deadline and reserved: see :func:`download_one`.
     """
     from tqdm import tqdm
 
@@ -347,7 +465,7 @@ def download_all(urls, out_dir, checksums=None, workers=4, retries=3, cache_dir=
     missing, jobs, names = [], [], {}
     for url in dict.fromkeys(urls):  # drop repeated URLs, keep order
         try:
-            name = file_name_for(url)
+            name = file_name_for(url, reserved)
         except PermanentError as error:
             missing.append((url, str(error)))
             continue
@@ -368,7 +486,7 @@ def download_all(urls, out_dir, checksums=None, workers=4, retries=3, cache_dir=
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = [pool.submit(download_one, url, out_dir, checksums.get(name), retries, cache_dir, backoff,
-                                   timeout, on_bytes) for url, name in jobs]
+                                   timeout, on_bytes, deadline, reserved) for url, name in jobs]
             for future in as_completed(futures):
                 outcome = future.result()
                 if outcome.ok:
@@ -391,7 +509,7 @@ def run(args):
         raise UserError(f"{args.url_list}: holds no URL")
     done, missing = download_all(urls, args.out_dir, checksums=checksums, workers=args.workers,
                                  retries=args.retries, cache_dir=args.cache, backoff=args.backoff,
-                                 timeout=args.timeout)
+                                 timeout=args.timeout, deadline=args.deadline)
     counts = {}
     for outcome in done:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -416,4 +534,11 @@ def add_parser(subparsers):
     parser.add_argument("--cache", metavar="DIR", help="shared cache directory: reuse files found there, add new ones")
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time")
     parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    add_deadline_argument(parser)
     parser.set_defaults(func=run)
+
+
+def add_deadline_argument(parser):
+    parser.add_argument("--deadline", type=float, default=DEADLINE,
+                        help=f"seconds one file may take, all attempts together (default {DEADLINE:g}); "
+                             "what came so far stays in NAME.part for a rerun")

@@ -1,12 +1,15 @@
 """The tools under every stage: which ffmpeg, how videos are encoded, opened and probed."""
 import functools
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import cv2
 import ffmpeg
 
+from prep.base import names
 from prep.base.errors import UserError
 
 
@@ -60,15 +63,34 @@ def output_size(width, height, short_side=None, size=None):
 
 
 def open_video(video_path):
-    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    if not capture.isOpened():
-        capture.release()
-        capture = cv2.VideoCapture(str(video_path))  # another backend, if the build has one
+    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened.
+
+    OpenCV never sees the file's own name: it opens a symlink with a plain name in a fresh temporary folder
+    (OpenCV 4.x segfaults on a name that is not UTF-8, and reads ``%d`` in a name as an image sequence); the link is
+    removed as soon as the decoder holds the file open."""
+    alias_dir = tempfile.mkdtemp(prefix="actionflow-video.")
+    alias = os.path.join(alias_dir, "video" + "".join(c for c in Path(video_path).suffix if c.isalnum() or c == "."))
+    try:
+        os.symlink(os.path.abspath(video_path), alias)
+        capture = cv2.VideoCapture(alias, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+        if not capture.isOpened():
+            capture.release()
+            capture = cv2.VideoCapture(alias)  # another backend, if the build has one
+    finally:
+        shutil.rmtree(alias_dir, ignore_errors=True)
     if not capture.isOpened():
         capture.release()
         return None
     return capture
+
+
+def unusable_name_record(video_id, record):
+    """The quarantine record of a video whose name lists and reports cannot carry (bytes that are not UTF-8,
+    control characters), or None: it is reported under a printable form of its id, and nothing is written for it."""
+    problem = names.video_name_problem(video_id)
+    if problem is None:
+        return None
+    return dict(record, video_id=names.printable(video_id), status=f"quarantined: {problem}", seconds=0.0)
 
 
 def unreadable_reason(video_path):
@@ -100,8 +122,10 @@ def decoded_note(count, container_frames):
 
 
 def probe(video_path):
-    """Container facts without decoding: frame count, fps, width, height."""
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    """Container facts without decoding: frame count, fps, width, height (zeros when it cannot be opened)."""
+    capture = open_video(video_path)
+    if capture is None:
+        return {"container_frames": 0, "fps": 0.0, "width": 0, "height": 0}
     try:
         return {"container_frames": max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
                 "fps": float(capture.get(cv2.CAP_PROP_FPS) or 0.0),

@@ -1,18 +1,76 @@
-"""Names that come from outside (split files, CSVs, archive and video file names, class names) are checked where
-they enter: a name used as a path component must stay one component inside its folder."""
+"""Names from outside are data: URL basenames, archive names and members, video file names, class names.
+
+Each such name is checked where it enters (:func:`safe_component`, :func:`safe_relative`, or the ``*_problem``
+functions where a caller reports rather than raises), so nothing derived from it can address a path outside its
+folder or one of our own bookkeeping files. Our bookkeeping names all have one shape, made by :func:`bookkeeping`:
+``.<name>.<kind>`` (hidden, a kind from :data:`BOOKKEEPING_KINDS`), plus ``NAME.part`` beside a download and the
+reports a caller reserves (``missing.csv``).
+"""
+import re
+
 from prep.base.errors import UserError
 
-FORBIDDEN = ("/", "\\", "\0", "\n", "\r")
+# hidden names we create beside the files we make: download stamps, extraction work and markers, atomic temporaries
+BOOKKEEPING_KINDS = ("verified", "partial", "extracted", "scratch", "lifted", "tmp")
+PART_SUFFIX = ".part"  # a download in progress
+_BOOKKEEPING = re.compile(r"^\..+\.(" + "|".join(BOOKKEEPING_KINDS) + r")$", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # the datasets the project knows, in one place for prep (prep.datasets: one module each), the config schema (a test
 # compares), common.smk and train's recipes (which may import only prep.base)
 DATASET_NAMES = ("synthetic", "ucf101", "hmdb51", "kinetics400")
 
 
+class UnsafeNameError(UserError):
+    """A name from outside that cannot be used as given."""
+
+
+def bookkeeping(name, kind):
+    """The hidden name of our own file or folder of ``kind`` that belongs to ``name`` (``.UCF101.rar.partial``)."""
+    assert kind in BOOKKEEPING_KINDS, kind
+    return f".{name}.{kind}"
+
+
+def is_bookkeeping(name):
+    """Whether a single path component has the shape of one of our bookkeeping names."""
+    return bool(_BOOKKEEPING.match(name))
+
+
+def printable(name):
+    """A name for messages and reports: bytes that are not UTF-8 shown as ``\\xff`` (they arrive as surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable(name):
+    """Whether a file name (str from the OS, surrogate-escaped) holds bytes that are not valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def component_problem(name):
+    """Why ``name`` cannot be one path component of ours (None when it can): empty, ``.``/``..``, a separator,
+    control characters (lists and reports are lines of text), bytes that are not UTF-8, or a bookkeeping name."""
+    if name in ("", ".", ".."):
+        return "not a usable name"
+    if "/" in name or "\\" in name:
+        return "holds a path separator"
+    if undecodable(name):
+        return "not valid UTF-8"
+    if _CONTROL.search(name):
+        return "holds control characters"
+    if is_bookkeeping(name):
+        return "has the form of our own bookkeeping names (.NAME.partial, .NAME.extracted, …)"
+    return None
+
+
 def safe_component(name, what):
-    """``name`` if it can be one path component under its folder: not empty, not ``.`` or ``..``, without a path
-    separator, NUL or line break (lists are one video a line); else UserError naming ``what``."""
-    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in FORBIDDEN):
-        raise UserError(f"{what}: {name!r} cannot be a file or folder name")
+    """``name`` if it can be one path component under its folder (see :func:`component_problem`), else a one-line
+    :class:`UnsafeNameError` naming ``what``."""
+    problem = component_problem(name) if isinstance(name, str) else "not a text"
+    if problem is not None:
+        raise UnsafeNameError(f"{what}: {printable(str(name))!r} cannot be a file or folder name ({problem})")
     return name
 
 
@@ -22,3 +80,41 @@ def safe_relative(path, what):
     for part in parts:
         safe_component(part, what)
     return "/".join(parts)
+
+
+def download_name_problem(name, reserved=()):
+    """Why ``name`` (a URL basename) cannot be saved under its own name in a downloads folder (None when it can):
+    besides :func:`component_problem`, hidden names (our stamps and temporaries are hidden), ``*.part`` and the
+    ``reserved`` names of the folder's reports would be taken for our own files."""
+    problem = component_problem(name)
+    if problem is not None:
+        return problem
+    if name.startswith("."):
+        return "a hidden name (reserved for our stamps and temporaries)"
+    if name.endswith(PART_SUFFIX):
+        return f"ends in {PART_SUFFIX} (reserved for downloads in progress)"
+    if name in reserved:
+        return "reserved for our own report in the same folder"
+    return None
+
+
+def member_problem(parts):
+    """Why an archive member with path components ``parts`` (already free of ``..`` and absolute paths) cannot be
+    extracted as named (None when it can). Hidden names such as ``.DS_Store`` are fine, and so are bytes that are
+    not UTF-8 (the frame stages quarantine such videos); our bookkeeping names and control characters are not."""
+    for part in parts:
+        if _CONTROL.search(part):
+            return "its name holds control characters"
+        if is_bookkeeping(part):
+            return "its name has the form of our own bookkeeping names (.NAME.partial, .NAME.extracted, …)"
+    return None
+
+
+def video_name_problem(video_id):
+    """Why a video id (its relative path without extension) cannot go into our lists and reports (None when it can):
+    they are UTF-8 text, one video a line."""
+    if undecodable(video_id):
+        return "its file name is not valid UTF-8 (lists and reports are UTF-8 text)"
+    if _CONTROL.search(video_id):
+        return "its file name holds control characters (lists hold one video a line)"
+    return None

@@ -57,7 +57,7 @@ rule fetch_dataset:
     shell:
         "python -m prep fetch {wildcards.dataset} {output} --sources {params.sources:q} --downloads {params.downloads}"
         " {params.cache} --workers {params.s[workers]} --retries {params.s[retries]} --timeout {params.s[timeout]}"
-        " > {log} 2>&1"
+        " --deadline {params.s[deadline]} > {log} 2>&1"
 
 
 rule unpack_dataset:
@@ -65,6 +65,8 @@ rule unpack_dataset:
         "data/{dataset}/sources.json",
     output:
         temp(directory("data/{dataset}/extracted")),
+    params:
+        s=config["sources"],
     threads: config["sources"]["extract_workers"]
     wildcard_constraints:
         dataset=REAL_DATASET_PATTERN,
@@ -75,7 +77,8 @@ rule unpack_dataset:
     conda:
         PREP_ENV
     shell:
-        "python -m prep unpack {wildcards.dataset} {input} {output} --workers {threads} > {log} 2>&1"
+        "python -m prep unpack {wildcards.dataset} {input} {output} --workers {threads}"
+        " --max-ratio {params.s[max_expand_ratio]} --max-gb {params.s[max_expanded_gb]} > {log} 2>&1"
 
 
 rule arrange_dataset:
