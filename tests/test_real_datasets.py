@@ -213,7 +213,7 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
     work.mkdir()
     config = {"datasets": ["ucf101"], "models": ["tsn"], "modes": ["rgb", "flow"],
               "recipes": {"tsn": {"arch": "tsn_r18"}},
-              "frames": {"shards": 1}, "flow": {"shards": 1, "algorithm": "farneback"},
+              "frames": {"shards": 1}, "reencode": {"shards": 1}, "flow": {"shards": 1, "algorithm": "farneback"},
               "sources": {"workers": 2, "retries": 2, "timeout": 10, "cache": str(tmp_path / "cache"),
                           **sources(served)}}
     (work / "cfg.yaml").write_text(yaml.safe_dump(config))
