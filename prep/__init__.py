@@ -1,8 +1,7 @@
 """Data preparation for actionflow: datasets, downloads, archives, frames, flow, annotations, checks.
 
-Every stage is one module with one public function and a CLI verb (``python -m prep <verb>``).
+Layers, imports one way: ``prep.base`` (atomic writes, disk space, packs, the frame source, names, sources, media,
+downloads, archives, errors) ← ``prep.datasets`` (facts and parsers per dataset) ← the stages (one module and one
+CLI verb each) ← ``prep.__main__``.
 """
-
-
-class UserError(Exception):
-    """An expected problem the user can fix (bad input, missing tool): printed as one line, without a traceback."""
+from prep.base.errors import UserError  # noqa: F401  (``from prep import UserError`` for scripts and tests)

@@ -24,12 +24,11 @@ import pandas as pd
 
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file
+from prep.base.frame_source import describe_naming
 from prep.index import build_index, read_index
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "fps", "width", "height", "container_frames",
                     "n_frames", "n_flow", "status", "note"]
-CONVENTIONS = {"rgb": "img_{:05d}.jpg", "flow_x": "flow_x_{:05d}.jpg", "flow_y": "flow_y_{:05d}.jpg",
-               "flow_count": "n_frames - 1 (flow k: frame k -> k+1)"}
 SUBSET_NAMES = {"train": "train", "test": "val"}  # mmaction2 names the test lists "val"
 JSON_SUBSETS = {"train": "training", "test": "validation"}  # 3D-ResNets' subset names
 
@@ -91,8 +90,9 @@ def write_lines(path, lines):
     Path(path).write_text("".join(f"{line}\n" for line in lines))
 
 
-def write_annotations(manifest, classes, dataset, out_dir):
-    """Every list and JSON into ``out_dir`` (created atomically, replaced if it exists)."""
+def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction"):
+    """Every list and JSON into ``out_dir`` (created atomically, replaced if it exists); the manifest records the
+    frame ``naming`` of the tree."""
     usable = manifest[manifest["status"] == "ok"]
     out_dir = Path(out_dir)
     with atomic_directory(out_dir.with_name(out_dir.name + ".new")) as tmp:
@@ -126,7 +126,7 @@ def write_annotations(manifest, classes, dataset, out_dir):
                 with open(tmp / f"{dataset}_{subset}.json", "w") as handle:
                     json.dump({"labels": list(classes), "database": database}, handle)
         manifest = manifest.copy()
-        manifest.attrs.update({"classes": "\n".join(classes), "naming": json.dumps(CONVENTIONS)})
+        manifest.attrs.update({"classes": "\n".join(classes), "naming": describe_naming(naming)})
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
     # swap the new tree in: an old one is removed only once the new one is complete
     old = out_dir.with_name(out_dir.name + ".old")

@@ -1,32 +1,35 @@
 """The consistency gate before any training.
 
-Every video in every rawframes / flow list must have its frame and flow directories with exactly the listed counts
-(img_00001..N, flow_x_/flow_y_00001..N−1), n_flow = n_frames − 1, and a label in range. On failure the videos are
+Every video in every rawframes / flow list must have its frame and flow folders (or packs) with exactly the listed
+counts, numbered 1..N without gaps or strays under the naming the manifest records (:mod:`prep.base.frame_source`),
+the flow count its naming's rule gives (mmaction: n_frames − 1), and a label in range. On failure the videos are
 named and the run stops; on success a report is written (the Snakemake output that lets training start).
 """
-import os
 from pathlib import Path
 
-from prep import UserError, packed
+from prep import UserError
 from prep.atomic import atomic_file
+from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
 from prep.index import read_index
 
 MAX_NAMED = 20
 
 
-def count_prefixed(folder, prefix):
-    """Contiguous count N of ``prefix{:05d}.jpg`` 1..N in a video's directory or, failing that, its ``.pack``;
-    ``-N - 1`` when a gap or stray file follows frame N; None when neither exists."""
+def frames_on_disk(root, video_id, modality, naming):
+    """``(N, problem)``: frames 1..N of a video's folder or pack are there, ``problem`` says what is wrong after
+    them (a gap, a stray file) or that there are no frames at all (N None)."""
     try:
-        return packed.count_names(os.listdir(folder), prefix)
-    except FileNotFoundError:
-        return packed.count_prefixed(f"{folder}{packed.PACK_SUFFIX}", prefix)
+        with open_frames(root, video_id, modality, naming) as frames:
+            return frames.contiguous()
+    except FrameError:
+        return None, "no directory or pack"
 
 
 def check_dataset(annotations_dir, frames_root, flow_root):
     """Problems found (a list of 'video: what is wrong'); empty means consistent."""
     annotations_dir = Path(annotations_dir)
     manifest, classes = read_index(annotations_dir / "manifest.parquet")
+    naming = naming_of(described_naming(manifest.attrs.get("naming")))
     problems = []
     lists = sorted(annotations_dir.glob("*_rawframes.txt"))
     if not lists:
@@ -48,27 +51,18 @@ def check_dataset(annotations_dir, frames_root, flow_root):
             n_flow = int(flow_line.rsplit(" ", 2)[1])
             if not 0 <= int(label) < len(classes):
                 problems.append(f"{video_id}: label {label} outside 0..{len(classes) - 1} ({rgb_list.name})")
-            if int(n_flow) != int(n_frames) - 1:
-                problems.append(f"{video_id}: {n_flow} flow frames listed for {n_frames} frames (need n_frames − 1)")
+            if n_flow != naming.flow_count(int(n_frames)):
+                problems.append(f"{video_id}: {n_flow} flow frames listed for {n_frames} frames "
+                                f"(need {naming.flow_count(int(n_frames))})")
             if video_id in seen:
                 continue
             seen[video_id] = True
-            found = count_prefixed(Path(frames_root) / video_id, "img_")
-            if found != int(n_frames):
-                problems.append(f"{video_id}: {_describe(found, 'img_')} on disk, list says {n_frames}")
-            for axis in ("x", "y"):
-                found = count_prefixed(Path(flow_root) / video_id, f"flow_{axis}_")
-                if found != n_flow:
-                    problems.append(f"{video_id}: {_describe(found, f'flow_{axis}_')} on disk, list says {n_flow}")
+            for modality, root, listed in (("rgb", frames_root, int(n_frames)), ("flow", flow_root, n_flow)):
+                found, problem = frames_on_disk(root, video_id, modality, naming)
+                if problem or found != listed:
+                    what = problem or f"{found} {modality} frames"
+                    problems.append(f"{video_id}: {what} on disk, list says {listed} {modality} frames")
     return problems, len(seen)
-
-
-def _describe(found, prefix):
-    if found is None:
-        return "no directory"
-    if found < 0:
-        return f"{prefix} frames 1..{-found - 1} then a gap or stray file"
-    return f"{found} {prefix} frames"
 
 
 def run(args):

@@ -33,7 +33,7 @@ from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries,
 from prep.diskspace import write_bytes
 from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
                          unreadable_reason)
-from prep.packed import PACK_SUFFIX, PackWriter, open_packed
+from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
 

@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from prep import packed
+from prep.base.frame_source import count_frames
 from prep.check import check_dataset
 from tests.test_end_to_end import TINY, snakemake
 
@@ -24,8 +24,8 @@ def test_packed_trees_through_the_pipeline_to_the_gate(tmp_path):
     lines = (data / "annotations" / "synthetic_train_split_1_rawframes.txt").read_text().splitlines()
     for line in lines:
         video_id, n_frames, _ = line.rsplit(" ", 2)
-        assert packed.counts(data / "rawframes" / f"{video_id}.pack")["n_frames"] == int(n_frames)
-        assert packed.counts(data / "flow" / f"{video_id}.pack")["n_flow"] == int(n_frames) - 1
+        assert count_frames(data / "rawframes", video_id, storage="pack") == int(n_frames)
+        assert count_frames(data / "flow", video_id, "flow", storage="pack") == int(n_frames) - 1
     frame_packs[0].unlink()  # the gate notices a missing pack and names the video
     problems, _ = check_dataset(data / "annotations", data / "rawframes", data / "flow")
-    assert any(frame_packs[0].name[:-5] in p and "no directory" in p for p in problems), problems
+    assert any(frame_packs[0].name[:-5] in p and "no directory or pack" in p for p in problems), problems

@@ -15,7 +15,8 @@ import pytest
 
 from prep.flow import quantize
 from prep.media import ffmpeg_executable
-from prep.packed import PackError, PackWriter, count_prefixed, counts, open_packed
+from prep.base.frame_source import count_frames, open_frames
+from prep.base.packed import PackError, PackWriter, open_packed
 from prep.__main__ import main as prep_main
 from tests.conftest import REPO, decoded_frames, run_prep
 
@@ -73,8 +74,9 @@ def test_pack_format_roundtrip_and_damage(tmp_path):
         assert "img_00003.jpg" in pack and len(pack) == 4
         with pytest.raises(KeyError):
             pack.read("img_00004.jpg")
-    assert count_prefixed(path, "img_") == 3 and count_prefixed(tmp_path / "absent.pack", "img_") is None
-    assert counts(path) == {"n_frames": 3, "n_flow": 0, "flow_done": False}
+    assert count_frames(tmp_path, "v") == 3  # the frame source reads packs (its tests: tests/test_frame_source.py)
+    with open_frames(tmp_path, "v", "flow") as flow:
+        assert flow.contiguous() == (0, None)
     data = path.read_bytes()
     (tmp_path / "cut.pack").write_bytes(data[:-5])
     with pytest.raises(PackError):

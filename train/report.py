@@ -326,7 +326,7 @@ def _read_image(root, video_id, name, gray):
     if path.is_file():
         image = cv2.imread(str(path), flag)
     else:
-        from prep.packed import PACK_SUFFIX, open_packed
+        from prep.base.packed import PACK_SUFFIX, open_packed
 
         pack = Path(f"{Path(root) / video_id}{PACK_SUFFIX}")
         if not pack.is_file():

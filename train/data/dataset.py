@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from prep.packed import PACK_SUFFIX, open_packed
+from prep.base.packed import PACK_SUFFIX, open_packed
 
 from .sampling import sample_clips
 from .transforms import test_transform, train_transform

@@ -19,7 +19,7 @@ renamed into place, so a pack that exists is complete (a truncated one fails its
 one ``pread`` after the index is loaded (opening reads the last 64 KiB once: trailer and index): faster than a zip (Python-level
 central-directory parsing plus a local header per member) and than tar (no index at all).
 
-    from prep.packed import open_packed
+    from prep.base.packed import open_packed
     with open_packed("rawframes/abseiling/_4YTwq0-73Y_000044_000054.pack") as pack:
         jpeg = pack.read("img_00001.jpg")              # bytes, as the file img_00001.jpg would hold
         pack.names()                                   # ['img_00001.jpg', …, 'n_frames']
@@ -135,44 +135,3 @@ class PackedFile:
 def open_packed(path):
     """Open a pack for reading (see the module docstring); raises PackError if it is not a complete pack."""
     return PackedFile(path)
-
-
-def pack_path(root, video_id):
-    """Where the pack of ``video_id`` lives under ``root``: ``root/class/video.pack``."""
-    return os.path.join(str(root), f"{video_id}{PACK_SUFFIX}")
-
-
-def count_prefixed(path, prefix):
-    """Like ``prep.check.count_prefixed`` for a pack: N if ``{prefix}00001.jpg … {prefix}N.jpg`` are all there and
-    nothing else carries the prefix; ``-N - 1`` after a gap or stray entry; ``None`` when there is no pack."""
-    try:
-        with open_packed(path) as pack:
-            names = set(pack.names())
-    except FileNotFoundError:
-        return None
-    return count_names(names, prefix)
-
-
-def counts(path):
-    """``{"n_frames", "n_flow", "flow_done"}`` of a pack, for lists and checks over packed trees: contiguous
-    ``img_`` (or ``image_``) and ``flow_x_``/``flow_y_`` counts as ``count_prefixed`` gives them (None: no pack);
-    ``flow_done``: the pack holds its flow's completion marker."""
-    try:
-        with open_packed(path) as pack:
-            names = set(pack.names())
-    except FileNotFoundError:
-        return {"n_frames": None, "n_flow": None, "flow_done": False}
-    rgb = count_names(names, "img_") or count_names(names, "image_")
-    flow_x, flow_y = count_names(names, "flow_x_"), count_names(names, "flow_y_")
-    return {"n_frames": rgb, "n_flow": flow_x if flow_x == flow_y else -1, "flow_done": ".flow_done" in names}
-
-
-def count_names(names, prefix):
-    """N when ``{prefix}00001.jpg … {prefix}N.jpg`` are among ``names`` and nothing else carries the prefix;
-    ``-N - 1`` after a gap or a stray name."""
-    names = set(names)
-    n = 0
-    while f"{prefix}{n + 1:05d}.jpg" in names:
-        n += 1
-    extra = sum(1 for name in names if name.startswith(prefix)) - n
-    return n if extra == 0 else -n - 1

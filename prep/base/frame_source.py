@@ -1,0 +1,406 @@
+"""The frame source: one home for how frames are named, counted and read — by prep and by train alike.
+
+    from prep.base.frame_source import open_frames, count_frames
+    with open_frames("data/ucf101/rawframes", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01") as frames:
+        len(frames)                 # frames on disk
+        frames.read(1)              # H×W×3 uint8 RGB; reduce=2|4|8 decodes at 1/2, 1/4, 1/8 size
+    with open_frames("data/ucf101/flow", video_id, "flow") as flow:
+        flow.read(1)                # H×W×2 uint8 (x, y), the quantized flow JPEGs as stored
+        flow.read_bytes(1, "x")     # the stored JPEG bytes
+
+Storages (detected unless given): ``folder`` — ``root/video_id/`` holding one JPEG per frame; ``pack`` —
+``root/video_id.pack`` (:mod:`prep.base.packed`) holding the same JPEGs under the same names.
+
+Namings (:data:`NAMINGS`, the only table of frame names in the project; indices 1-based, ``{:05d}``):
+
+==================== ==================== ========================================== ===========================
+naming               rgb                  flow (x, y)                                flow frames for N frames
+==================== ==================== ========================================== ===========================
+mmaction             img_00001.jpg        flow_x_00001.jpg, flow_y_00001.jpg         N−1: flow k = frame k → k+1
+mmaction_k400_flow   img_00001.jpg        x_00001.jpg, y_00001.jpg                   N−1: flow k = frame k → k+1
+3dresnets            image_00001.jpg      image_00001x.jpg, image_00001y.jpg         N: flow 1 = frame 1 → 1 (zero),
+                                                                                     flow k = frame k−1 → k
+==================== ==================== ========================================== ===========================
+
+Counting never lists a directory when a marker says the count: ``n_frames`` (rgb; 3D-ResNets' file, the largest
+image index) and ``.flow_done`` (flow, written last by ``prep flow``); without one, a video's folder is listed once
+per open and the count is the contiguous run 1..N.
+"""
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from prep.base.errors import UserError
+from prep.base.packed import PACK_SUFFIX, PackError, open_packed
+
+MODALITIES = ("rgb", "flow")
+COMPONENTS = ("x", "y")
+FRAMES_MARKER = "n_frames"
+FLOW_MARKER = ".flow_done"
+REDUCE_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCE_GRAY = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+               8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+class FrameError(UserError):
+    """A video's frames are absent, incomplete, misnumbered or undecodable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Naming:
+    """File names of one convention: templates with one ``{:05d}`` (1-based index) and the flow count rule."""
+
+    rgb: str
+    flow_x: str
+    flow_y: str
+    zero_first_flow: bool  # True: N flow frames, the first is frame 1 → frame 1; False: N−1, flow k = frame k → k+1
+    source: str  # who reads and writes this convention
+
+    def template(self, modality="rgb", component=None):
+        if modality == "rgb":
+            return self.rgb
+        if component not in COMPONENTS:
+            raise ValueError(f"flow frames need a component 'x' or 'y', got {component!r}")
+        return self.flow_x if component == "x" else self.flow_y
+
+    def name(self, k, modality="rgb", component=None):
+        """The file (or pack entry) name of frame ``k`` (1-based)."""
+        return self.template(modality, component).format(k)
+
+    def index_of(self, name, modality="rgb", component=None):
+        """The index ``name`` carries under this convention, or None when it is not such a frame name."""
+        match = _pattern(self.template(modality, component)).match(name)
+        return int(match.group(1)) if match else None
+
+    def flow_count(self, n_frames):
+        """Flow frames the flow of ``n_frames`` RGB frames has under this convention."""
+        return n_frames if self.zero_first_flow else max(0, n_frames - 1)
+
+    def flow_pairs(self, n_frames):
+        """(from, to) frame indices (1-based) of each flow frame, in flow order."""
+        pairs = [(k, k + 1) for k in range(1, n_frames)]
+        return [(1, 1)] + pairs if self.zero_first_flow and n_frames else pairs
+
+
+NAMINGS = {
+    # mmaction2 tools/data (denseflow), PaddleVideo extract_rawframes.py; the pipeline's default
+    "mmaction": Naming("img_{:05d}.jpg", "flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg", False,
+                       "mmaction2 / PaddleVideo rawframes"),
+    # mmaction2's Kinetics-400 flow configs read filename_tmpl='{}_{:05d}.jpg' with modality='Flow', i.e. x_/y_
+    # (open-mmlab/mmaction2 tools/data/activitynet/tsn_extract_flow_feat_config.py, configs/recognition/tsn/*flow*)
+    "mmaction_k400_flow": Naming("img_{:05d}.jpg", "x_{:05d}.jpg", "y_{:05d}.jpg", False,
+                                 "mmaction2 Kinetics-400 flow configs"),
+    # 3D-ResNets image_{:05d}.jpg; MindSpore-I3D writes flow as image_{:05d}x.jpg / image_{:05d}y.jpg in one folder
+    # per video, N of them, the first computed from frame 1 to itself (mindspore-ai/models
+    # research/cv/I3D/src/tools/convert_rgb_to_flow.py cal_for_frames/save_flow; read by src/get_dataset.py
+    # flow_video_loader; n_frames holds the largest image index, src/tools/generate_n_frames.py)
+    "3dresnets": Naming("image_{:05d}.jpg", "image_{:05d}x.jpg", "image_{:05d}y.jpg", True,
+                        "3D-ResNets-PyTorch / MindSpore-I3D"),
+}
+
+_PATTERNS = {}
+
+
+def _pattern(template):
+    if template not in _PATTERNS:
+        prefix, suffix = template.split("{:05d}")
+        _PATTERNS[template] = re.compile(f"^{re.escape(prefix)}([0-9]{{5,}}){re.escape(suffix)}$")
+    return _PATTERNS[template]
+
+
+def naming_of(naming):
+    """The :class:`Naming` called ``naming`` (or ``naming`` itself); FrameError for an unknown name."""
+    if isinstance(naming, Naming):
+        return naming
+    try:
+        return NAMINGS[naming]
+    except KeyError:
+        raise FrameError(f"unknown frame naming {naming!r} (known: {', '.join(NAMINGS)})") from None
+
+
+def describe_naming(naming):
+    """What a manifest records about its tree's names (JSON): the naming's name, its templates, the flow count."""
+    named = naming_of(naming)
+    name = next(key for key, value in NAMINGS.items() if value == named)
+    rule = "n_frames (flow 1 = frame 1 -> 1)" if named.zero_first_flow else "n_frames - 1 (flow k: frame k -> k+1)"
+    return json.dumps({"naming": name, "rgb": named.rgb, "flow_x": named.flow_x, "flow_y": named.flow_y,
+                       "flow_count": rule})
+
+
+def described_naming(text):
+    """The naming's name from :func:`describe_naming`'s JSON (manifests without one use ``mmaction``)."""
+    try:
+        name = json.loads(text).get("naming", "mmaction") if text else "mmaction"
+    except (ValueError, AttributeError):
+        raise FrameError(f"not a frame naming record: {text[:60]!r}") from None
+    naming_of(name)
+    return name
+
+
+def is_frame_entry(name, naming="mmaction"):
+    """True for a name a video's frame storage holds under ``naming``: a frame, a flow frame or a marker."""
+    naming = naming_of(naming)
+    return (name in (FRAMES_MARKER, FLOW_MARKER) or naming.index_of(name) is not None
+            or any(naming.index_of(name, "flow", c) is not None for c in COMPONENTS))
+
+
+def is_flow_entry(name, naming="mmaction"):
+    """True for a flow frame or the flow marker (what a flow rewrite replaces)."""
+    naming = naming_of(naming)
+    return name == FLOW_MARKER or any(naming.index_of(name, "flow", c) is not None for c in COMPONENTS)
+
+
+# ---------------------------------------------------------------------------------------------------- storages
+
+class _FolderStorage:
+    kind = "folder"
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def read(self, name):
+        with open(self.path / name, "rb") as handle:  # a Python open: any file name the OS accepts
+            return handle.read()
+
+    def names(self):
+        return os.listdir(self.path)
+
+    def where(self, name):
+        return str(self.path / name)
+
+    def close(self):
+        pass
+
+
+class _PackStorage:
+    kind = "pack"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._pack = None
+
+    def _open(self):
+        if self._pack is None:
+            try:
+                self._pack = open_packed(self.path)
+            except PackError as error:
+                raise FrameError(str(error)) from None
+        return self._pack
+
+    def read(self, name):
+        pack = self._open()
+        if name not in pack:
+            raise FileNotFoundError(self.where(name))
+        return pack.read(name)
+
+    def names(self):
+        return self._open().names()
+
+    def where(self, name):
+        return f"{self.path}:{name}"
+
+    def close(self):
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+
+    def __getstate__(self):  # a pickled source reopens its pack where it is used (DataLoader workers)
+        return {"path": self.path, "_pack": None}
+
+
+STORAGES = {"folder": _FolderStorage, "pack": _PackStorage}
+
+
+def storage_path(root, video_id, storage):
+    """Where ``video_id``'s frames live under ``root`` in ``storage``."""
+    if storage == "pack":
+        return Path(f"{Path(root) / video_id}{PACK_SUFFIX}")
+    if storage == "folder":
+        return Path(root) / video_id
+    raise FrameError(f"unknown frame storage {storage!r} (known: {', '.join(STORAGES)})")
+
+
+def find_storage(root, video_id):
+    """``(storage, path)`` of the frames of ``video_id`` under ``root`` (a folder first, then a pack), or None."""
+    for storage in STORAGES:
+        path = storage_path(root, video_id, storage)
+        if path.is_dir() if storage == "folder" else path.is_file():
+            return storage, path
+    return None
+
+
+def _marker_count(text, where):
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        raise FrameError(f"{where}: not a frame count ({text[:40]!r})") from None
+
+
+class VideoFrames:
+    """The rgb or flow frames of one video; cheap to open (nothing is read until asked), a context manager."""
+
+    def __init__(self, root, video_id, modality="rgb", naming="mmaction", storage=None):
+        if modality not in MODALITIES:
+            raise FrameError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        self.naming = naming_of(naming)
+        self.modality, self.video_id = modality, video_id
+        if storage is None:
+            found = find_storage(root, video_id)
+            if found is None:
+                raise FrameError(f"{Path(root) / video_id}: no frames (neither a folder nor a {PACK_SUFFIX} file)")
+            storage, path = found
+        else:
+            path = storage_path(root, video_id, storage)
+        self.storage, self.path = storage, path
+        self._store = STORAGES[storage](path)
+        self._length = None
+        self._names = None
+
+    # counting
+    def __len__(self):
+        if self._length is None:
+            self._length = self._marked_count()
+            if self._length is None:
+                self._length = self.contiguous()[0]
+        return self._length
+
+    def _marker(self, name):
+        try:
+            return _marker_count(self._store.read(name).decode(errors="replace"), self._store.where(name))
+        except FileNotFoundError:
+            return None
+
+    def _marked_count(self):
+        if self.modality == "rgb":
+            return self._marker(FRAMES_MARKER)
+        flow = self._marker(FLOW_MARKER)
+        if flow is None and self.naming.zero_first_flow:  # MindSpore-I3D: n_frames in a flow folder = flow count
+            flow = self._marker(FRAMES_MARKER)
+        return flow
+
+    def names(self):
+        """Every entry name of the video's storage (listed once per open)."""
+        if self._names is None:
+            try:
+                self._names = self._store.names()
+            except FileNotFoundError:
+                raise FrameError(f"{self.path}: no frames (not found)") from None
+        return self._names
+
+    def contiguous(self):
+        """``(N, problem)`` from the listing: frames 1..N are all there; ``problem`` is None, or says what follows
+        frame N (a gap, a stray numbered file, x and y flow counts that differ)."""
+        components = [None] if self.modality == "rgb" else list(COMPONENTS)
+        counts, problem = [], None
+        for component in components:
+            numbers = {self.naming.index_of(n, self.modality, component) for n in self.names()} - {None}
+            n = 0
+            while n + 1 in numbers:
+                n += 1
+            counts.append(n)
+            if len(numbers) != n and problem is None:
+                template = self.naming.template(self.modality, component)
+                first_stray = template.format(min(numbers - set(range(1, n + 1))))
+                problem = (f"{template.format(1)}..{template.format(n)} then {first_stray}" if n
+                           else f"no {template.format(1)} but {first_stray}")
+        if len(set(counts)) > 1 and problem is None:
+            problem = f"{counts[0]} x and {counts[1]} y flow frames"
+        return min(counts), problem
+
+    def verify(self):
+        """The frame count from the listing, checked: FrameError naming the problem on a gap or stray file."""
+        n, problem = self.contiguous()
+        if problem:
+            raise FrameError(f"{self.path}: frames are not numbered 1..N: {problem}")
+        return n
+
+    # reading
+    def name(self, k, component=None):
+        return self.naming.name(k, self.modality, component)
+
+    def read_bytes(self, k, component=None):
+        """The stored JPEG bytes of frame ``k`` (1-based); flow frames need ``component`` 'x' or 'y'."""
+        if self.modality == "rgb" and component is not None:
+            raise FrameError(f"{self.path}: rgb frames have no component {component!r}")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise FrameError(f"{self.path}: frame index {k!r} (frames are numbered from 1)")
+        name = self.name(int(k), component)
+        try:
+            return self._store.read(name)
+        except FileNotFoundError:
+            raise FrameError(f"{self._store.where(name)}: missing frame") from None
+
+    def _decode(self, k, component, flags):
+        data = self.read_bytes(k, component)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if image is None:
+            raise FrameError(f"{self._store.where(self.name(int(k), component))}: unreadable image")
+        return image
+
+    def read(self, k, reduce=1):
+        """Frame ``k`` (1-based): rgb H×W×3 uint8 RGB, flow H×W×2 uint8 (x, y); ``reduce`` 2, 4 or 8 decodes at
+        that fraction of the size (libjpeg's DCT scaling: sizes round up), much faster than decode + resize."""
+        if reduce not in REDUCE_COLOR:
+            raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
+        if self.modality == "rgb":
+            return cv2.cvtColor(self._decode(k, None, REDUCE_COLOR[reduce]), cv2.COLOR_BGR2RGB)
+        x, y = (self._decode(k, c, REDUCE_GRAY[reduce]) for c in COMPONENTS)
+        if x.shape != y.shape:
+            raise FrameError(f"{self.path}: flow frame {k}: x is {x.shape[1]}x{x.shape[0]}, y {y.shape[1]}x{y.shape[0]}")
+        return np.stack([x, y], axis=-1)
+
+    def read_gray(self, k):
+        """RGB frame ``k`` as one grayscale plane (as OpenCV's BGR → GRAY), the input of optical flow."""
+        return cv2.cvtColor(self._decode(k, None, cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
+
+    def close(self):
+        self._store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
+    """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None)."""
+    return VideoFrames(root, video_id, modality, naming, storage)
+
+
+def count_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
+    """Frames (rgb) or flow frames (flow) of ``video_id`` under ``root``: from the marker, else one listing."""
+    with open_frames(root, video_id, modality, naming, storage) as frames:
+        return len(frames)
+
+
+def frame_videos(root, level=None, naming="mmaction"):
+    """Video ids of a frames tree: folders and packs at ``level`` 1 (``root/video``) or 2 (``root/class/video``);
+    ``level=None`` decides per entry (a folder holding frames is a video, other folders are classes)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FrameError(f"{root}: no such directory")
+    ids = set()
+
+    def add(path, depth):
+        if path.name.startswith("."):
+            return
+        if path.is_file() and path.name.endswith(PACK_SUFFIX):
+            ids.add(path.relative_to(root).as_posix()[:-len(PACK_SUFFIX)])
+        elif path.is_dir():
+            is_video = depth == level if level else any(is_frame_entry(n, naming) for n in os.listdir(path))
+            if is_video:
+                ids.add(path.relative_to(root).as_posix())
+            elif depth < (level or 2):
+                for child in path.iterdir():
+                    add(child, depth + 1)
+
+    for entry in root.iterdir():
+        add(entry, 1)
+    return sorted(ids)
