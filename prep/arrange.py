@@ -133,8 +133,7 @@ def arrange_kinetics(roots, files, tmp, link):
         if path is not None and path.stat().st_size == 0:
             notes[video.video_id] = f"empty file: {path}"
         elif path is not None:
-            target = tmp / "videos" / video.class_name / (video.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-                                                          + path.suffix.lower())
+            target = tmp / "videos" / (video.path.rsplit(".", 1)[0] + path.suffix.lower())  # class folder: as the index
             link(path, target)
     return f"{len(csvs)} CSVs, {sum(len(p) for p in by_stem.values())} clip files found", notes
 

@@ -2,7 +2,8 @@
 
 N−1 flow frames for N RGB frames: flow k is the motion from frame k to frame k+1 (1-based). TV-L1 is OpenCV
 contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames; each component is quantized
-with bound b into a grayscale JPEG: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b), rounding half up.
+with bound b into a grayscale JPEG as denseflow does: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b) in
+double precision, half to even (:func:`quantize`).
 
 Sources (detected): SRC holds videos at ``--level`` → frames are decoded in memory (exact decoded count, optional
 ``--short-side`` / ``--size``, nothing written but the flow); else SRC is a rawframes tree of directories
@@ -62,9 +63,13 @@ def create_estimator(algorithm):
 
 
 def quantize(component, bound=20.0):
-    """Flow component (pixels) → uint8: linear in [−bound, bound], saturated outside, round half up."""
-    scaled = (np.clip(component, -bound, bound) + bound) * (255.0 / (2 * bound))
-    return np.floor(scaled + 0.5).astype(np.uint8)
+    """Flow component (pixels) → uint8 exactly as denseflow: v > b → 255, v < −b → 0, else
+    cvRound(255·(v − (−b)) / (b − (−b))) evaluated in double precision, cvRound rounding half to even
+    (open-mmlab/denseflow src/common.cpp convertFlowToImage, the CAST macro; its float flow meets double bounds)."""
+    value = np.asarray(component, dtype=np.float64)
+    low, high = -float(bound), float(bound)
+    scaled = np.rint(255.0 * (np.clip(value, low, high) - low) / (high - low))  # rint: half to even, as cvRound
+    return scaled.astype(np.uint8)
 
 
 def cached_estimator(algorithm):

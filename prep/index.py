@@ -11,13 +11,15 @@ import pandas as pd
 from prep import UserError
 from prep.atomic import atomic_file
 from prep.datasets import read_dataset
+from prep.datasets.kinetics400 import CLASS_FOLDER_FORMS
 
 INDEX_COLUMNS = ["video_id", "class_name", "label", "video_path", "status"]
 
 
-def build_index(dataset, splits_dir, video_dir):
-    """A DataFrame with one row per video (columns INDEX_COLUMNS + split_<name>), and the class list."""
-    index = read_dataset(dataset, splits_dir)
+def build_index(dataset, splits_dir, video_dir, class_folders="mmaction2"):
+    """A DataFrame with one row per video (columns INDEX_COLUMNS + split_<name>), and the class list;
+    ``class_folders``: Kinetics' class-folder form in the video ids (see :func:`prep.datasets.read_dataset`)."""
+    index = read_dataset(dataset, splits_dir, class_folders)
     video_dir = Path(video_dir)
     rows = []
     found, reasons = index.locate(video_dir) if index.locate else (None, None)
@@ -59,8 +61,14 @@ def read_index(path):
     return frame, classes.split("\n")
 
 
+def add_class_folders_argument(parser):
+    parser.add_argument("--class-folders", choices=sorted(CLASS_FOLDER_FORMS), default="mmaction2",
+                        help="Kinetics class folders in the video ids: mmaction2 (spaces as _, what whitespace-split "
+                             "lists need; default) or label (as 3D-ResNets / MindSpore-I3D join root/label/video)")
+
+
 def run(args):
-    frame, classes = build_index(args.dataset, args.splits_dir, args.video_dir)
+    frame, classes = build_index(args.dataset, args.splits_dir, args.video_dir, args.class_folders)
     write_index(frame, classes, args.out)
     missing = frame[frame["status"] != "ok"]
     print(f"index: {len(frame)} videos, {len(classes)} classes, {len(missing)} missing → {args.out}")
@@ -74,4 +82,5 @@ def add_parser(subparsers):
     parser.add_argument("splits_dir", help="the dataset's official split / annotation files")
     parser.add_argument("video_dir", help="the dataset's videos")
     parser.add_argument("out", help="index file (.parquet)")
+    add_class_folders_argument(parser)
     parser.set_defaults(func=run)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, run_prep, snakemake_executable
+from prep.datasets import kinetics400
 
 try:
     from http_server import FaultyFileServer
@@ -254,9 +255,10 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
     listed = {v for v, _, _ in train + val}
     assert len(listed) == served["k400_total"] - len(served["k400_missing"])
     assert not listed & served["k400_missing"]
-    assert {(v.rsplit("/", 1)[0], int(y)) for v, _, y in train + val} == {(c, i) for i, c in enumerate(K400_CLASSES)}
-    # the mmaction2-renamed folder (passing_American_football_-in_game-) is filed under its CSV label
-    assert (work / "data/kinetics400/raw/videos/passing American football (in game)").is_dir()
+    assert {(v.rsplit("/", 1)[0], int(y)) for v, _, y in train + val} == {
+        (kinetics400.mmaction2_class_folder(c), i) for i, c in enumerate(K400_CLASSES)}
+    # the 0.x mmaction2-renamed folder (passing_American_football_-in_game-) is filed under its 1.x form
+    assert (work / "data/kinetics400/raw/videos/passing_American_football_(in_game)").is_dir()
     assert len(val) == 3 - len([m for m in served["k400_missing"] if m.endswith("_000030_000040")])
 
     # a rerun has nothing to do
@@ -309,7 +311,7 @@ def test_kinetics_local_clip_dir_flat_and_in_class_folders(clips, tmp_path):
     report = {row["video_id"]: row["reason"] for row in read_csv(tmp_path / "missing.csv")}
     assert report == {"abseiling/c_000003_000013": f"empty file: {(mine / 'c_000003_000013.mp4').resolve()}",
                       "abseiling/d_000004_000014": "not found"}
-    assert (tmp_path / "raw/videos/tying tie/b_000002_000012.mkv").is_file()
+    assert (tmp_path / "raw/videos/tying_tie/b_000002_000012.mkv").is_file()
     assert not (tmp_path / "dl").exists()  # nothing downloaded
 
 
@@ -440,7 +442,7 @@ def test_lists_for_each_dataset_layout(dataset, clips, tmp_path):
     assert (len(train), len(val)) == expected
     assert all(n == "3" for _, n, _ in train + val)
     for vid, _, label in train + val:
-        assert index.classes[int(label)] == vid.rsplit("/", 1)[0]
+        assert kinetics400.mmaction2_class_folder(index.classes[int(label)]) == vid.rsplit("/", 1)[0]
     flow = read_list(tmp_path / "ann" / f"{names[0]}_flow.txt")
     assert all(n == "2" for _, n, _ in flow)
 

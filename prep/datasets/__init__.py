@@ -37,8 +37,10 @@ class DatasetIndex:
 DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400")
 
 
-def read_dataset(dataset, splits_dir):
-    """The :class:`DatasetIndex` of ``dataset`` from its official split / annotation files in ``splits_dir``."""
+def read_dataset(dataset, splits_dir, class_folders="mmaction2"):
+    """The :class:`DatasetIndex` of ``dataset`` from its official split / annotation files in ``splits_dir``;
+    ``class_folders``: the class-folder form of datasets whose labels are not folder names (Kinetics; see
+    :data:`prep.datasets.kinetics400.CLASS_FOLDER_FORMS`), ignored by the others (their classes are folders)."""
     from prep import UserError
 
     if dataset in ("synthetic", "ucf101"):  # the synthetic dataset writes UCF101's split files
@@ -51,7 +53,7 @@ def read_dataset(dataset, splits_dir):
         return hmdb51.read_splits(splits_dir, name=dataset)
     if dataset == "kinetics400":
         from prep.datasets import kinetics400
-        index = kinetics400.read_annotations(splits_dir, name=dataset)
+        index = kinetics400.read_annotations(splits_dir, name=dataset, class_folders=class_folders)
         index.locate = lambda video_dir: kinetics400.locate_clips(index, video_dir)
         return index
     raise UserError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")

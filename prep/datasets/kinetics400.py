@@ -3,8 +3,10 @@
 CSV columns: ``label,youtube_id,time_start,time_end,split`` (``split`` is train / val / test; the original test CSV
 has no label column). Labels are kept exactly as written (they contain spaces, quotes, parentheses) and sorted by
 name, as mmaction2 does (label = position in ``classes``). A clip is ``{youtube_id}_{start:06d}_{end:06d}.mp4``;
-``Video.path`` is ``<label>/<clip>.mp4`` with the label itself as class folder, ``video_id`` the same without
-extension.
+``Video.path`` is ``<folder>/<clip>.mp4`` and ``video_id`` the same without extension, where the class folder is
+one of :data:`CLASS_FOLDER_FORMS`: ``mmaction2`` (the default: mmaction2's rename script's form, spaces → ``_``, so
+that no path in a whitespace-split list holds a space) or ``label`` (the label as is: 3D-ResNets and MindSpore-I3D
+join ``root/<label>/<video>`` from their JSON's label). Label map and JSONs keep the real names either way.
 
 Kinetics has one official split; it is split "1" in :class:`~prep.datasets.DatasetIndex`: CSV ``train`` → "train",
 ``val`` → "test" (the validation set is what results are reported on), labelled ``test`` rows → "unused" when
@@ -88,26 +90,54 @@ def read_rows(path):
     return rows
 
 
-def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False):
-    """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex."""
+def mmaction2_class_folder(label):
+    """mmaction2's folder for a label: ``echo $class | tr " " "_"`` (open-mmlab/mmaction2
+    tools/data/kinetics/rename_classnames.sh, 1.x): the unquoted echo collapses runs of whitespace, then each space
+    becomes ``_``; parentheses, quotes and apostrophes stay (mmaction2's list readers split on whitespace only)."""
+    return "_".join(label.split())
+
+
+CLASS_FOLDER_FORMS = {"mmaction2": mmaction2_class_folder, "label": lambda label: label}
+
+
+def class_folder(label, form="mmaction2"):
+    """The class folder of ``label`` in one of :data:`CLASS_FOLDER_FORMS`."""
+    if form not in CLASS_FOLDER_FORMS:
+        raise UserError(f"unknown Kinetics class-folder form {form!r} (known: {', '.join(CLASS_FOLDER_FORMS)})")
+    return CLASS_FOLDER_FORMS[form](label)
+
+
+def read_annotations(csv_dir_or_files, name="kinetics400", include_test=False, class_folders="mmaction2"):
+    """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex whose
+    video ids and paths use the class-folder form ``class_folders``."""
+    if class_folders not in CLASS_FOLDER_FORMS:
+        raise UserError(f"unknown Kinetics class-folder form {class_folders!r} "
+                        f"(known: {', '.join(CLASS_FOLDER_FORMS)})")
     videos = {}
     for path in _csv_files(csv_dir_or_files):
         for label, youtube_id, start, end, split in read_rows(path):
             subset = SUBSET_OF_SPLIT[split]
             if label is None or (subset == "unused" and not include_test):
                 continue
-            if label in (".", "..") or "/" in label or "\0" in label:
+            if class_folder(label, class_folders) in ("", ".", "..") or "/" in label or "\0" in label:
                 raise UserError(f"{path}: label {label!r} cannot be a folder name")
             clip = clip_name(youtube_id, start, end)
-            video_id = f"{label}/{clip[:-len('.mp4')]}"
+            folder = class_folder(label, class_folders)
+            video_id = f"{folder}/{clip[:-len('.mp4')]}"
             video = videos.get(video_id)
             if video is None:
-                videos[video_id] = Video(video_id, label, f"{label}/{clip}", {"1": subset})
+                videos[video_id] = Video(video_id, label, f"{folder}/{clip}", {"1": subset})
             elif video.splits["1"] != subset and "unused" not in (video.splits["1"], subset):
                 raise UserError(f"{path}: clip {video_id!r} is in both {video.splits['1']} and {subset}")
     if not videos:
         raise UserError(f"{csv_dir_or_files}: no labelled clips found")
     classes = sorted({v.class_name for v in videos.values()})
+    by_folder = {}
+    for label in classes:
+        other = by_folder.setdefault(class_folder(label, class_folders), label)
+        if other != label:
+            raise UserError(f"{csv_dir_or_files}: labels {other!r} and {label!r} share the class folder "
+                            f"{class_folder(label, class_folders)!r} ({class_folders} form)")
     return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), ["1"])
 
 
@@ -129,9 +159,9 @@ def read_link_list(path):
 
 
 def class_folder_variants(label):
-    """Folder names a copy of Kinetics may use for a label: as is, spaces as ``_``, and mmaction2's
-    ``rename_classnames.sh`` form (spaces as ``_``, parentheses as ``-``)."""
-    underscored = label.replace(" ", "_")
+    """Folder names a copy of Kinetics may use for a label: as is, mmaction2's 1.x ``rename_classnames.sh`` form
+    (spaces as ``_``), and its 0.x form (also ``(`` and ``)`` as ``-``)."""
+    underscored = mmaction2_class_folder(label)
     return list(dict.fromkeys([label, underscored, underscored.replace("(", "-").replace(")", "-")]))
 
 
