@@ -34,11 +34,12 @@ from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries,
 from prep.diskspace import write_bytes
 from prep.frames import (NAMING, decoded_note, open_video, output_size, parse_size, remove_own_temporaries,
                          unreadable_reason)
+from prep.base.frame_source import COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMINGS, is_flow_entry, naming_of
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
 
-DONE = ".flow_done"
+DONE = FLOW_MARKER
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
 _ESTIMATORS = {}
 
@@ -96,8 +97,7 @@ def decode_gray(data, name):
 def numbered(names, naming, where):
     """The RGB frame names in index order; a gap in the numbering is an error, not a silent skip."""
     pattern = NAMING[naming]
-    prefix = pattern.split("{")[0]
-    names = sorted(n for n in names if n.startswith(prefix) and n.endswith(".jpg"))
+    names = sorted(n for n in names if naming_of(naming).index_of(n) is not None)  # not image_00001x.jpg
     for expected, name in enumerate(names, start=1):
         if name != pattern.format(expected):
             raise ValueError(f"{where}: frames are not numbered 1..N ({name} where {pattern.format(expected)} "
@@ -143,24 +143,37 @@ class _TooFew(Exception):
     pass
 
 
-def write_flow(frames, add, estimate, bound, quality):
-    """Flow of consecutive frames → ``add(name, jpeg)``; the number of flow frames (a _TooFew below one)."""
+def write_flow(frames, add, estimate, bound, quality, flow_naming="mmaction"):
+    """Flow of consecutive frames → ``add(name, jpeg)`` under ``flow_naming``; the number of flow frames (a _TooFew
+    below one). mmaction namings: flow k = frame k → k+1 (N−1). 3dresnets (MindSpore-I3D's converter,
+    convert_rgb_to_flow.py cal_for_frames): flow 1 = frame 1 → frame 1, flow k = frame k−1 → k (N)."""
+    naming = naming_of(flow_naming)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     previous = next(frames, None)
+    if previous is None:
+        raise _TooFew(0)
     index = 0
-    for current in frames:
-        flow = estimate(previous, current)
+
+    def add_flow(before, after):
+        nonlocal index
+        flow = estimate(before, after)
         index += 1
-        add(f"flow_x_{index:05d}.jpg", cv2.imencode(".jpg", quantize(flow[..., 0], bound), params)[1])
-        add(f"flow_y_{index:05d}.jpg", cv2.imencode(".jpg", quantize(flow[..., 1], bound), params)[1])
+        for axis, component in enumerate(COMPONENTS):
+            add(naming.name(index, "flow", component),
+                cv2.imencode(".jpg", quantize(flow[..., axis], bound), params)[1])
+
+    if naming.zero_first_flow:
+        add_flow(previous, previous)
+    for current in frames:
+        add_flow(previous, current)
         previous = current
-    if index == 0:
-        raise _TooFew(0 if previous is None else 1)
+    if index == 0 or (naming.zero_first_flow and index == 1):
+        raise _TooFew(1)
     return index
 
 
 @contextlib.contextmanager
-def flow_writer(kind, out_path, source=None):
+def flow_writer(kind, out_path, source=None, flow_naming="mmaction"):
     """Yield ``add(name, data)``; on success the flow stands complete at ``out_path`` with its ``.flow_done``.
 
     kind: ``dir`` (renamed into place), ``pack`` (a new pack), ``merge`` (the pack ``source`` rewritten with the flow
@@ -174,7 +187,7 @@ def flow_writer(kind, out_path, source=None):
             if kind == "merge":
                 with open_packed(source) as old:
                     for name in old.names():
-                        if not (name.startswith(("flow_x_", "flow_y_")) or name == DONE):
+                        if not is_flow_entry(name, flow_naming):
                             writer.add(name, old.read(name))
             yield writer.add
             writer.finish()
@@ -196,7 +209,7 @@ def flow_writer(kind, out_path, source=None):
 
 
 def compute_flow(frame_dir, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="dir",
-                 output_kind="dir", short_side=None, size=None):
+                 output_kind="dir", short_side=None, size=None, flow_naming="mmaction"):
     """Write the flow of one video's frames (``frame_dir``: a directory, pack or video) to ``out_dir``, which holds
     no finished flow; return a report record (without video_id)."""
     started = time.time()
@@ -204,8 +217,10 @@ def compute_flow(frame_dir, out_dir, algorithm="tvl1", bound=20.0, quality=95, n
     info = {}
     frames = gray_frames(source_kind, frame_dir, naming, short_side, size, info)
     try:
-        with flow_writer(output_kind, out_dir, frame_dir) as add:
-            count = write_flow(frames, add, estimate, bound, quality)
+        with flow_writer(output_kind, out_dir, frame_dir, flow_naming) as add:
+            count = write_flow(frames, add, estimate, bound, quality, flow_naming)
+            if naming_of(flow_naming).zero_first_flow and output_kind in ("dir", "pack"):
+                add(FRAMES_MARKER, f"{count}\n".encode())  # MindSpore-I3D's get_loader reads n_frames in flow folders
             add(DONE, f"{count}\n".encode())
     except _TooFew as few:
         return {"status": f"quarantined: {few.args[0]} frame(s), flow needs two", "n_flow": 0,
@@ -269,7 +284,7 @@ def process_video(video_id, source, src_root, out_root, options):
     if output_kind == "inplace":  # what a killed run left: temporaries and flow files without a marker
         remove_stale_temporaries(out_path)
         for name in os.listdir(out_path):
-            if name.startswith(("flow_x_", "flow_y_")):
+            if name != DONE and is_flow_entry(name, options.get("flow_naming", "mmaction")):
                 os.unlink(out_path / name)
     try:
         return dict(video_id=video_id, **compute_flow(source_path, out_path, source_kind=source_kind,
@@ -348,6 +363,7 @@ def run(args):
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
              algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack,
+             naming=args.naming, flow_naming=args.flow_naming,
              **({"short_side": args.short_side, "size": args.size} if videos else {}))
     return 0
 
@@ -362,6 +378,12 @@ def add_parser(subparsers):
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
     parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="names of the rgb frames read (as `prep frames --naming`)")
+    parser.add_argument("--flow-naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="flow files written: mmaction flow_x_/flow_y_00001.jpg (N-1), mmaction_k400_flow "
+                             "x_/y_00001.jpg (N-1), 3dresnets image_00001x/y.jpg (N, the first zero, n_frames file; "
+                             "MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true", help="one file per video, OUT/[class/]video.pack "
                         "(prep.packed); in place over packed frames the flow always goes into the frames' pack")
     parser.add_argument("--short-side", "--new-short", type=int, help="flow from videos: resize the short side first")

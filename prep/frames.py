@@ -18,12 +18,13 @@ import cv2
 
 from prep import UserError
 from prep.atomic import atomic_directory, atomic_file, remove_stale_temporaries
+from prep.base.frame_source import NAMINGS
 from prep.diskspace import write_bytes
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.shards import (add_selection_arguments, discover_videos, index_videos, run_pool, select_shard, summarise,
                          write_report)
 
-NAMING = {"mmaction": "img_{:05d}.jpg", "3dresnets": "image_{:05d}.jpg"}
+NAMING = {name: naming.rgb for name, naming in NAMINGS.items()}  # rgb file name per naming (frame_source's table)
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
 
 
@@ -235,8 +236,9 @@ def add_parser(subparsers):
     parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
     parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--naming", choices=sorted(NAMING), default="mmaction",
-                        help="img_00001.jpg (mmaction2, PaddleVideo) or image_00001.jpg (3D-ResNets, MindSpore-I3D)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
+                        help="img_00001.jpg (mmaction, mmaction_k400_flow: mmaction2, PaddleVideo) or "
+                             "image_00001.jpg (3dresnets: 3D-ResNets, MindSpore-I3D)")
     parser.add_argument("--pack", action="store_true",
                         help="one file per video, OUT/[class/]video.pack, holding the same JPEGs (see prep.packed)")
     add_selection_arguments(parser)

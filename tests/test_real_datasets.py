@@ -97,7 +97,7 @@ def hmdb51_copy(clips, www):
     outer, splits, counts = {}, {}, {"train": 0, "test": 0}
     for cls in HMDB_CLASSES:
         names = [f"{cls}_{n}_f_cm_np1_fr_med_{n}.avi" for n in range(3)]
-        names[0] = f"Stuff & (more)! it's_{cls}_goo;d_0.avi"  # the characters HMDB51 names have
+        names[0] = f"Stuff_&_(more)!_it's_{cls}_goo;d_0.avi"  # the characters HMDB51 names have (never a space)
         inner = io.BytesIO()
         with tarfile.open(fileobj=inner, mode="w") as tf:
             for name in names:
@@ -243,7 +243,7 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
     train, val = read_list(ann / "hmdb51_train_split_1_rawframes.txt"), read_list(ann / "hmdb51_val_split_1_rawframes.txt")
     assert (len(train), len(val)) == (counts["hmdb51"]["train"], counts["hmdb51"]["test"])
     assert sorted((v.split("/")[0], int(y)) for v, _, y in train) == [(c, i) for i, c in enumerate(HMDB_CLASSES)]
-    assert any("Stuff & (more)! it's" in v for v, _, _ in train)
+    assert any("Stuff_&_(more)!_it's" in v for v, _, _ in train)
     assert read_csv(work / "data/hmdb51/missing.csv") == []
 
     # Kinetics-400: the missing report is exact, the lists hold the rest with labels sorted by name
