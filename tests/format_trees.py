@@ -88,18 +88,19 @@ SHAPES = {"ucf101": ucf101_shaped, "hmdb51": hmdb51_shaped, "kinetics400": kinet
 
 
 def prepared(dataset, root, naming="mmaction", flow_naming="mmaction", class_folders="mmaction2", videos=None,
-             splits=None):
+             splits=None, pack=False):
     """The dataset through `prep index / frames / flow / annotations` into root/{rawframes,flow,annotations}; the
     paths of the trees. ``videos``/``splits``: reuse a dataset already written (another naming of the same)."""
     root = Path(root)
     if videos is None:
         splits, videos = SHAPES[dataset](root / "source")
     run_prep("index", dataset, splits, videos, root / "index.parquet", "--class-folders", class_folders)
+    packed = ["--pack"] if pack else []
     run_prep("frames", videos, root / "rawframes", "--index", root / "index.parquet", "--naming", naming,
-             "--report", root / "frames.csv")
+             "--report", root / "frames.csv", *packed)
     # Farnebäck: the layout is under test, not TV-L1 (tests/test_prep_pipeline.py checks TV-L1), and it is fast
     run_prep("flow", root / "rawframes", root / "flow", "--index", root / "index.parquet", "--naming", naming,
-             "--flow-naming", flow_naming, "--algorithm", "farneback", "--report", root / "flow.csv")
+             "--flow-naming", flow_naming, "--algorithm", "farneback", "--report", root / "flow.csv", *packed)
     run_prep("annotations", dataset, root / "index.parquet", root / "annotations", "--frames-reports",
              root / "frames.csv", "--flow-reports", root / "flow.csv", "--naming", naming, "--flow-naming",
              flow_naming)
