@@ -268,3 +268,15 @@ def test_prep_lists_on_an_empty_tree_is_one_clear_line(trees, tmp_path):
                           tmp_path / "ann", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "none of the 4 videos" in result.stderr
+
+
+@pytest.mark.parametrize("dataset", ["ucf101", "ucf101_3dresnets"])
+def test_report_reads_the_trees_in_the_manifests_namings(trees, dataset, tmp_path, monkeypatch):
+    from train import report
+
+    tree, read, images = trees[dataset], report._read_image, []
+    monkeypatch.setattr(report, "_read_image", lambda *args, **kwargs: images.append(read(*args, **kwargs)) or
+                        images[-1])
+    manifest = report.read_manifest(tree["annotations"])
+    samples = report.plot_flow_samples(manifest, tree["rawframes"], tree["flow"], tmp_path / "flow.png")
+    assert samples and len(images) == 3 * len(samples) and all(image is not None for image in images)

@@ -340,6 +340,15 @@ def _read_image(root, video_id, name, gray):
     return image
 
 
+def manifest_namings(manifest):
+    """The rgb and flow :class:`~prep.base.frame_source.Naming` the manifest records (mmaction when it says none)."""
+    from prep.base.frame_source import described_naming, naming_of
+
+    rgb = described_naming(manifest.attrs.get("naming"))
+    return naming_of(rgb), naming_of(described_naming(manifest.attrs.get("flow_naming")) if
+                                     manifest.attrs.get("flow_naming") else rgb)
+
+
 def pick_samples(manifest, per_class=1, max_classes=8):
     """The first usable video(s) of up to ``max_classes`` classes (in label order)."""
     usable = manifest[(manifest["status"] == "ok") & (manifest["n_flow"].fillna(0).astype(int) > 0)]
@@ -360,11 +369,14 @@ def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_cla
         ax.axis("off")
     if not samples:
         axes[0, 0].set_title(f"{title}: no video with flow")
+    naming, flow_naming = manifest_namings(manifest)
     for row, sample in zip(axes, samples):
-        index = max(1, int(sample["n_flow"]) // 2)  # flow k: frame k -> k+1
-        rgb = _read_image(frames_root, sample["video_id"], f"img_{index:05d}.jpg", gray=False)
-        fx = _read_image(flow_root, sample["video_id"], f"flow_x_{index:05d}.jpg", gray=True)
-        fy = _read_image(flow_root, sample["video_id"], f"flow_y_{index:05d}.jpg", gray=True)
+        index = max(1, int(sample["n_flow"]) // 2)
+        flow_index = index + 1 if flow_naming.zero_first_flow else index  # the flow from frame index to index + 1
+        frame_dir, flow_dir = (sample.get(c) or sample["video_id"] for c in ("frame_dir", "flow_dir"))
+        rgb = _read_image(frames_root, frame_dir, naming.name(index), gray=False)
+        fx = _read_image(flow_root, flow_dir, flow_naming.name(flow_index, "flow", "x"), gray=True)
+        fy = _read_image(flow_root, flow_dir, flow_naming.name(flow_index, "flow", "y"), gray=True)
         if rgb is not None:
             row[0].imshow(rgb)
         row[0].set_title(f"{sample['class_name']}: frame {index}", fontsize="small")
