@@ -280,3 +280,19 @@ def test_report_reads_the_trees_in_the_manifests_namings(trees, dataset, tmp_pat
     manifest = report.read_manifest(tree["annotations"])
     samples = report.plot_flow_samples(manifest, tree["rawframes"], tree["flow"], tmp_path / "flow.png")
     assert samples and len(images) == 3 * len(samples) and all(image is not None for image in images)
+
+
+@pytest.mark.parametrize("dataset", ["ucf101", "ucf101_3dresnets", "kinetics400"])
+def test_the_gate_passes_each_naming_and_names_a_missing_flow_frame(trees, dataset, tmp_path):
+    from conftest import run_prep as run_prep_cli
+
+    tree = trees[dataset]
+    args = ["check", tree["annotations"], "--frames", tree["rawframes"], "--flow", tree["flow"]]
+    assert run_prep_cli(*args).returncode == 0
+    flow = shutil.copytree(tree["flow"], tmp_path / "flow")
+    video_id = next(tree["annotations"].glob("*_flow.txt")).read_text().split()[0]
+    last = sorted(p for p in (flow / video_id).iterdir() if p.name.endswith("x.jpg") or "_x_" in p.name
+                  or p.name.startswith("x_"))[-1]
+    last.unlink()
+    result = run_prep_cli(*args[:-1], flow, check=False)
+    assert result.returncode != 0 and video_id in result.stderr and "Traceback" not in result.stderr
