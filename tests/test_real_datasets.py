@@ -130,7 +130,7 @@ def kinetics_copy(clips, www, server):
             split = "train" if n < 3 else "val"
             rows.append([label, ytid, start, start + 10, split])
             stem = f"{ytid}_{start:06d}_{start + 10:06d}"
-            video_id = f"{label}/{stem}"
+            video_id = f"{kinetics400.mmaction2_class_folder(label)}/{stem}"
             folder = label if c != 1 else label.replace(" ", "_").replace("(", "-").replace(")", "-")
             if (c, n) == (0, 3):
                 missing.add(video_id)  # in no archive at all
