@@ -5,6 +5,7 @@ import torch
 
 from train.data import ClipWriter, TrainTransform
 from train.data.augment import OPS, apply_op, cutmix_clips, mix_batch, mixed_targets, mixup_clips, rand_augment
+from tests.test_training import NeverStop
 from train.predict import DecodedFrames
 
 
@@ -80,16 +81,11 @@ def test_mixup_and_cutmix_weights_match_the_pixels():
         assert torch.equal(mixed[:, :, 0], mixed[:, :, 1])
 
 
-class NeverStop:
-    signal = None
-
-    def requested(self):
-        return False
-
-
 def one_epoch(batch_size, accumulate, clips, labels):
     from train.recipe import make_model, resolve
+    from train.schedule import make_scheduler
     from train.train import make_optimizer, train_one_epoch
+    from train.utils import EpochMeter
 
     settings = resolve({"arch": "tsn_r18", "model_options": {"base_channels": 4, "dropout": 0.0}, "num_clips": 2,
                         "input_size": 32, "batch_size": batch_size, "accumulate": accumulate, "lr": 0.05,
@@ -101,9 +97,11 @@ def one_epoch(batch_size, accumulate, clips, labels):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(clips, labels, torch.arange(len(labels))),
                                          batch_size=batch_size, shuffle=False)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    totals, finished = train_one_epoch(model, loader, optimizer, settings, base_lr, 0, torch.device("cpu"), scaler,
-                                       NeverStop(), show_bar=False)
-    assert finished and totals["seen"] == len(labels)
+    scheduler = make_scheduler(optimizer, settings, -(-len(loader) // accumulate))
+    meter = EpochMeter(torch.device("cpu"))
+    finished = train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, scheduler, loader, torch.device("cpu"),
+                               0, settings, scaler, NeverStop(), meter)
+    assert finished and meter.seen == len(labels)
     return model.state_dict(), base_lr
 
 

@@ -13,6 +13,7 @@ import torch
 
 from tests.conftest import BIN, REPO, snakemake_executable
 from train import launch
+from train.utils import StopRequested
 
 SETTINGS = {"arch": "tsn_r18", "model_options": {"base_channels": 4, "dropout": 0.0}, "num_clips": 2,
             "input_size": 32, "resize_short": 40, "flip": True, "epochs": 2, "data_workers": 0, "lr": 0.05,
@@ -122,7 +123,8 @@ def test_a_job_killed_through_the_launcher_continues_where_it_stopped(synthetic_
     torchrun; they checkpoint; the rerun (Snakemake's retry, SLURM's requeue) resumes and ends with the weights of a
     run never interrupted."""
     root = synthetic_small["root"] / "rawframes"
-    settings = {**SETTINGS, "epochs": 3}
+    settings = {**SETTINGS, "epochs": 6}  # 5 epochs left to interrupt: the signal's way through launcher and
+    # torchrun must not be outrun by the training on an idle machine
 
     def command(run_dir):
         args = train_args(lists, root, run_dir, batch_size=1)
@@ -135,8 +137,7 @@ def test_a_job_killed_through_the_launcher_continues_where_it_stopped(synthetic_
     killed = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=environment(), cwd=REPO)
     for line in killed.stdout:
-        if line.startswith("{"):  # the first epoch is done; stop during the second
-            time.sleep(0.3)
+        if line.startswith("{"):  # the first epoch is done; stop in one of the next
             killed.send_signal(signal.SIGTERM)
             break
     out, err = killed.communicate(timeout=120)
@@ -149,6 +150,96 @@ def test_a_job_killed_through_the_launcher_continues_where_it_stopped(synthetic_
     expected, actual = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
     for key in expected:
         assert torch.equal(actual[key], expected[key]), key
+
+
+# ------------------------------------------------------------------ collectives on the training device
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ddp_training_hands_every_collective_a_tensor_on_its_device(synthetic_small, lists, tmp_path):
+    """Two DDP processes train under tests/collective_guard.py, which fails any collective whose tensor is not on
+    the device the process trains on (here the CPU; tests/gpu runs the same guard over NCCL)."""
+    root = synthetic_small["root"] / "rawframes"
+    args = train_args(lists, root, tmp_path / "run", batch_size=2)
+    process = subprocess.Popen([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2",
+                                str(REPO / "tests" / "collective_guard.py"), *args[2:]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment(OMP_NUM_THREADS="1", GUARD_LOG=str(tmp_path / "guard")), cwd=REPO)
+    finish(process, "guarded training")
+    assert (tmp_path / "run" / "final.pt").is_file()
+    for rank in (0, 1):
+        log = json.loads((tmp_path / f"guard.rank{rank}.json").read_text())
+        assert log["device"] == "cpu"
+        reduces = [devices for name, devices in log["calls"] if name == "all_reduce"]
+        # the stop flag after each optimizer step (2 epochs × 2 steps) and the epoch metrics: the guard saw them
+        assert len(reduces) >= 4 and all(devices == ["cpu"] for devices in reduces), log["calls"]
+
+
+class CpuStopRequested(StopRequested):
+    """StopRequested as it was before issue 12: the flag on a CPU tensor whatever the training device."""
+
+    def requested(self):
+        import torch.distributed as dist
+
+        flag = torch.tensor([0 if self.signal is None else 1])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def collectives_on_another_device(rank, store, results):
+    """One of two gloo processes whose training device is ``lazy`` (a real device that is not the CPU, standing in
+    for cuda:N; the guard hands gloo CPU copies, as NCCL would get the GPU tensors)."""
+    import signal as signals
+
+    import torch._lazy.ts_backend
+    import torch.distributed as dist
+
+    from tests.collective_guard import WrongDevice, install
+    from train.utils import Distributed, EpochMeter, reduce_sum
+
+    torch._lazy.ts_backend.init()
+    device = torch.device("lazy", 0)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    calls = install(device, via_cpu=True)
+    context = Distributed(rank=rank, world_size=2, local_rank=rank, local_world_size=2, device=device)
+    outcome = {}
+    stop = StopRequested(2, device)
+    outcome["quiet"] = stop.requested()
+    if rank == 1:
+        stop.request(signals.SIGTERM, None)
+    outcome["signalled"] = stop.requested()  # one rank's signal stops both
+    outcome["sums"] = reduce_sum([1.0, float(rank)], context)
+    meter = EpochMeter(device)
+    meter.update(torch.tensor(2.0, device=device), torch.tensor(1, device=device), 4, 0.5, 2.0)
+    outcome["summary"] = meter.summary(context)
+    old = CpuStopRequested(2, device)
+    try:
+        old.requested()
+        outcome["cpu_flag"] = "accepted"
+    except WrongDevice as error:
+        outcome["cpu_flag"] = str(error)
+    outcome["calls"] = calls
+    results[rank] = outcome
+    dist.destroy_process_group()
+
+
+@pytest.mark.timeout(180)
+def test_collective_guard_catches_the_stop_flag_on_the_cpu_when_training_elsewhere(tmp_path):
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.start_processes(collectives_on_another_device, args=(tmp_path / "store", results), nprocs=2,
+                           start_method="spawn")
+        results = dict(results)
+    for rank in (0, 1):
+        outcome = results[rank]
+        assert outcome["quiet"] is False and outcome["signalled"] is True
+        assert outcome["sums"] == [2.0, 1.0]
+        assert outcome["summary"]["train_loss"] == 2.0 and outcome["summary"]["data_wait_fraction"] == 0.25
+        assert all(devices == ["lazy:0"] for _, devices in outcome["calls"][:-1])
+        # the flag of the old StopRequested is caught: on NCCL it would have crashed the first step
+        assert outcome["cpu_flag"] == "all_reduce: a tensor on cpu, but this process trains on lazy:0"
 
 
 # ------------------------------------------------------------------ launcher logic (fast, no training)

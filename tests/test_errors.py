@@ -117,8 +117,9 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(torch, "save", full)
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_0001.pt"
-    monkeypatch.setattr(train_module, "run", lambda args: train_module.save_checkpoint(checkpoint, {"epoch": 1}))
-    status = train_module.main(["--settings", "{}", "--mode", "rgb", "--train-list", "t", "--val-list", "v",
+    monkeypatch.setattr(train_module, "main",
+                        lambda args: train_module.utils.save_checkpoint(checkpoint, {"epoch": 1}))
+    status = train_module.cli(["--settings", "{}", "--mode", "rgb", "--train-list", "t", "--val-list", "v",
                                 "--root", "r", "--classes", "c", "--run-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1, err

@@ -1,4 +1,5 @@
-"""Export round trip (the exported model gives the same logits) and predict on a real video file."""
+"""Export round trip (the exported program, and ONNX where installed, give the same logits) and predict on a real
+video file."""
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from train.export import example_input, export, load_checkpoint, load_torchscript
+from train.export import example_input, export, load_checkpoint, load_exported
 from train.predict import predict_video
 
 
@@ -39,22 +40,44 @@ def checkpoints(synthetic_small, tmp_path_factory):
     return {mode: train_tiny(synthetic_small, tmp_path_factory.mktemp(mode), mode) for mode in ("rgb", "flow")}
 
 
-def test_torchscript_round_trip_gives_the_same_logits(checkpoints, tmp_path):
-    written = export(checkpoints["rgb"], tmp_path / "model", formats=("torchscript",))
-    assert written == [tmp_path / "model.pt"]
+def test_exported_program_round_trip_gives_the_same_logits_at_any_batch(checkpoints, tmp_path):
+    written = export(checkpoints["rgb"], tmp_path / "model", formats=("pt2",))
+    assert written == [tmp_path / "model.pt2", tmp_path / "model.json"]
     model, settings, classes = load_checkpoint(checkpoints["rgb"])
-    scripted, exported_classes, exported_settings = load_torchscript(tmp_path / "model.pt")
-    clip = torch.randn_like(example_input(settings, batch=2))
+    exported, exported_classes, exported_settings = load_exported(tmp_path / "model.pt2")
+    for batch in (1, 3):  # traced at 2: the batch dimension stays free
+        clip = torch.randn_like(example_input(settings, batch=batch))
+        with torch.no_grad():
+            torch.testing.assert_close(exported(clip), model(clip), rtol=1e-5, atol=1e-5)
+    assert exported_classes == classes and exported_settings == settings
+    sidecar = json.loads((tmp_path / "model.json").read_text())
+    assert sidecar["classes"] == classes and sidecar["settings"]["arch"] == "tsm_r18"
+    assert sidecar["input"]["shape"] == ["B", *example_input(settings).shape[1:]]
+
+
+def test_export_cli_without_deprecated_apis(checkpoints, tmp_path):
+    """torch.jit.trace / save are deprecated in the pinned torch: the export must not touch them (every
+    DeprecationWarning an error)."""
+    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-m", "train.export",
+                             str(checkpoints["flow"]), str(tmp_path / "f"), "--format", "pt2"],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and (tmp_path / "f.pt2").is_file(), result.stderr[-3000:]
+    exported, _, settings = load_exported(tmp_path / "f.pt2")
+    assert settings["mode"] == "flow"
+
+
+def test_onnx_export_gives_the_same_logits(checkpoints, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    written = export(checkpoints["rgb"], tmp_path / "model", formats=("onnx",))
+    assert tmp_path / "model.onnx" in written
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model, settings, _ = load_checkpoint(checkpoints["rgb"])
+    clip = torch.randn_like(example_input(settings, batch=3))
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    logits = session.run(["logits"], {"clip": clip.numpy()})[0]
     with torch.no_grad():
-        assert torch.allclose(model(clip), scripted(clip), atol=1e-5)
-    assert exported_classes == classes and exported_settings["arch"] == "tsm_r18"
-
-
-def test_export_cli(checkpoints, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "train.export", str(checkpoints["flow"]), str(tmp_path / "f"),
-                             "--format", "torchscript"], capture_output=True, text=True, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0 and (tmp_path / "f.pt").is_file(), result.stderr
+        torch.testing.assert_close(torch.from_numpy(logits), model(clip), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["rgb", "flow"])

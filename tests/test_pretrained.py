@@ -365,10 +365,10 @@ def test_resumed_run_does_not_reload_pretrained(synthetic_small, served, tmp_pat
     first = subprocess.run(command + ["--pretrained", str(path)], capture_output=True, text=True, env=env, cwd=REPO)
     assert first.returncode == 0, first.stderr[-3000:]
     final = torch.load(run_dir / "final.pt", weights_only=False)
-    assert final["pretrained"] == {**settings["pretrained"], "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                   "head": "reinitialised"}
+    assert final["run_info"]["pretrained"] == {**settings["pretrained"], "head": "reinitialised",
+                                               "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     epoch1 = torch.load(run_dir / "checkpoints" / "epoch_0001.pt", weights_only=False)
-    assert epoch1["pretrained"] == final["pretrained"]
+    assert epoch1["run_info"]["pretrained"] == final["run_info"]["pretrained"]
 
     # two more epochs from that checkpoint, with the weights file now corrupt: a reload would fail loudly
     path.write_bytes(path.read_bytes()[:100])
@@ -377,7 +377,7 @@ def test_resumed_run_does_not_reload_pretrained(synthetic_small, served, tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout
     again = torch.load(run_dir / "final.pt", weights_only=False)
-    assert again["epoch"] == 2 and again["pretrained"] == final["pretrained"]
+    assert again["epoch"] == 2 and again["run_info"]["pretrained"] == final["run_info"]["pretrained"]
 
     # a fresh run with that file: one line, no traceback
     fresh = subprocess.run(train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "fresh", settings)
@@ -404,6 +404,6 @@ def test_pipeline_fetches_once_trains_and_records(served, tmp_path):
     cached = cache / digest[:8] / "resnet18-tiny.pth"
     assert cached.is_file() and len(server.requests_for("resnet18-tiny.pth")) == 1
     final = torch.load(workdir / "work" / "tsn_synthetic_rgb" / "final.pt", weights_only=False)
-    assert final["pretrained"] == {**spec, "sha256": digest, "head": "reinitialised"}
+    assert final["run_info"]["pretrained"] == {**spec, "sha256": digest, "head": "reinitialised"}
     result = json.loads((workdir / "results" / "tsn_synthetic_rgb.json").read_text())
     assert result["config"]["pretrained"] == spec  # the recipe's key; the checkpoint has the file's full digest

@@ -62,7 +62,7 @@ def reference(synthetic_small, tmp_path_factory):
     lists = write_lists(synthetic_small, tmp_path_factory.mktemp("lists"))
     run_dir = tmp_path_factory.mktemp("reference")
     run_to_end(train_command(lists, synthetic_small["root"] / "rawframes", run_dir))
-    return lists, final_weights(run_dir)
+    return lists, final_weights(run_dir), run_dir
 
 
 def assert_same_weights(a, b):
@@ -73,7 +73,7 @@ def assert_same_weights(a, b):
 
 @pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resume_is_exact(synthetic_small, reference, tmp_path):
-    lists, expected = reference
+    lists, expected, _ = reference
     command = train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "run")
     code, out, err = interrupt(command, signal.SIGTERM, after_lines=1)
     assert code == 0, err[-2000:]
@@ -86,8 +86,27 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resume_is_exact(synthetic
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_process_group_spares_the_data_loader_workers(synthetic_small, reference, tmp_path):
+    """torchrun and SLURM signal the whole process group: DataLoader workers must not die of it mid-epoch (the
+    training process would crash instead of writing its checkpoint)."""
+    lists, _, _ = reference
+    command = train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "run",
+                            {**SETTINGS, "data_workers": 2})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("{"):
+            os.killpg(process.pid, signal.SIGTERM)  # the process and its workers, as torchrun's killpg
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "stopped by signal" in out and "Traceback" not in err and "killed by signal" not in err, err[-3000:]
+    assert (tmp_path / "run" / "checkpoints").is_dir() and not (tmp_path / "run" / "final.pt").exists()
+
+
+@pytest.mark.slow
 def test_kill_mid_epoch_then_resume_gives_identical_weights(synthetic_small, reference, tmp_path):
-    lists, expected = reference
+    lists, expected, _ = reference
     command = train_command(lists, synthetic_small["root"] / "rawframes", tmp_path / "run")
     code, _, _ = interrupt(command, signal.SIGKILL, after_lines=1)
     assert code == -signal.SIGKILL
@@ -117,3 +136,140 @@ def test_fusion_matches_videos_by_id():
     flow["video_ids"] = np.array(["b", "c"])
     with pytest.raises(EvaluationError, match="different videos"):
         fuse_scores(rgb, flow, (1.0, 1.0))
+
+
+@pytest.mark.slow
+def test_checkpoints_carry_run_info_and_the_log_the_data_wait(reference):
+    _, _, run_dir = reference
+    state = torch.load(run_dir / "final.pt", weights_only=False)
+    info = state["run_info"]
+    assert {k: info[k] for k in ("world_size", "batch_per_process", "total_batch", "effective_lr", "pretrained",
+                                 "epoch")} == {"world_size": 1, "batch_per_process": 1, "total_batch": 1,
+                                               "effective_lr": 0.01, "pretrained": None, "epoch": 5}
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert (info["git_commit"] or "").split("+")[0] == (head.stdout.strip() if head.returncode == 0 else "")
+    epoch_state = torch.load(sorted((run_dir / "checkpoints").glob("epoch_*.pt"))[-1], weights_only=False)
+    assert epoch_state["run_info"]["epoch"] == epoch_state["epoch"] and "lr_scheduler" in epoch_state
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert 0 <= record["data_wait_fraction"] <= 1 and record["clips_per_second"] > 0
+
+
+class SlowItems(torch.utils.data.Dataset):
+    """Clips that take ``seconds`` each to load (a starved GPU's view of a slow decoder)."""
+
+    def __init__(self, count, seconds):
+        self.count, self.seconds = count, seconds
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, item):
+        import time
+
+        time.sleep(self.seconds)
+        return torch.zeros(3, 2, 16, 16, dtype=torch.uint8), item % 2, item
+
+
+class SlowModel(torch.nn.Module):
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.fc = torch.nn.Linear(3 * 2 * 16 * 16, 2)
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.seconds)
+        return self.fc(x.flatten(1))
+
+
+class NeverStop:
+    signal = None
+
+    def requested(self):
+        return False
+
+
+@pytest.mark.parametrize("load_seconds, step_seconds, low, high", [(0.5, 0.0, 0.6, 1.0), (0.0, 0.3, 0.0, 0.25)])
+def test_data_wait_fraction_measures_the_time_spent_waiting_for_clips(load_seconds, step_seconds, low, high):
+    from train.recipe import resolve
+    from train.schedule import make_scheduler
+    from train.train import make_optimizer, train_one_epoch
+    from train.utils import Distributed, EpochMeter
+
+    settings = resolve({"arch": "tsn_r18", "batch_size": 2, "epochs": 1}, "rgb")
+    model = SlowModel(step_seconds)
+    optimizer, _ = make_optimizer(model, settings, world_size=1)
+    loader = torch.utils.data.DataLoader(SlowItems(8, load_seconds / 2), batch_size=2)
+    meter = EpochMeter(torch.device("cpu"))
+    train_one_epoch(model, torch.nn.CrossEntropyLoss(), optimizer, make_scheduler(optimizer, settings, len(loader)),
+                    loader, torch.device("cpu"), 0, settings, torch.amp.GradScaler("cpu", enabled=False),
+                    NeverStop(), meter)
+    summary = meter.summary(Distributed(0, 1, 0, 1, torch.device("cpu")))
+    assert low <= summary["data_wait_fraction"] <= high, summary
+    assert summary["clips_per_second"] == pytest.approx(8 / meter.step_seconds, rel=0.01)
+
+
+class EpochEcho(torch.utils.data.Dataset):
+    epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, item):
+        return self.epoch
+
+
+def test_persistent_workers_see_each_epoch():
+    """Persistent DataLoader workers keep their own copy of the dataset; the epoch (which seeds every random crop)
+    must still reach them, or every epoch after the first would repeat the first's augmentation."""
+    from train.utils import EpochAwareDataset
+
+    dataset = EpochAwareDataset(EpochEcho())
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, persistent_workers=True)
+    seen = []
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        seen.append(sorted(torch.cat(list(loader)).tolist()))
+    assert seen == [[0] * 4, [1] * 4, [2] * 4]
+
+
+def test_no_weight_decay_on_norm_layers_and_biases_as_mmaction2_tsm():
+    """bn_weight_decay: false follows mmaction2's TSMOptimWrapperConstructor: BatchNorm weights and biases and the
+    biases of convolutions / linear layers get weight decay 0; the head keeps its lr multipliers."""
+    from train.models import build_model
+    from train.recipe import resolve
+    from train.train import make_optimizer
+
+    settings = resolve({"base": "tsm_r50_kinetics400", "model_options": {"base_channels": 4},
+                        "bn_weight_decay": False}, "rgb")
+    model = build_model(settings["arch"], 10, num_segments=8, **settings["model_options"])
+    optimizer, _ = make_optimizer(model, settings, world_size=1)
+    decay = {id(p): (g["weight_decay"], g["lr_mult"]) for g in optimizer.param_groups for p in g["params"]}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert decay[id(module.weight)] == (0.0, 1.0) and decay[id(module.bias)] == (0.0, 1.0), name
+        if isinstance(module, torch.nn.Conv2d):
+            assert decay[id(module.weight)] == (1e-4, 1.0), name
+    assert decay[id(model.fc.weight)] == (1e-4, 5) and decay[id(model.fc.bias)] == (0.0, 10)
+    with_decay = resolve({"base": "tsm_r50_kinetics400", "model_options": {"base_channels": 4},
+                          "bn_weight_decay": True}, "rgb")
+    optimizer, _ = make_optimizer(model, with_decay, world_size=1)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert any(any(p is bn.weight for p in g["params"]) and g["weight_decay"] == 1e-4 for g in optimizer.param_groups)
+
+
+def test_gpu_defaults_resolve_per_device():
+    from train.train import autocast_dtype, use_channels_last
+    from train.utils import loader_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert loader_workers("auto", cuda, 8) == 7 and loader_workers("auto", cuda, 1) == 1
+    assert loader_workers("auto", cpu, 8) == 2 and loader_workers(3, cuda, 8) == 3
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp16", cuda) == torch.float16
+    assert use_channels_last({"layout": "segments"}, cuda) and not use_channels_last({"layout": "clip"}, cuda)
+    assert not use_channels_last({"layout": "segments"}, cpu)

@@ -22,7 +22,6 @@ final weights.
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from prep.base.errors import UserError
 from train.data import ClipChunks, normalize_on_device, plan_chunks, shard_groups
 from train.presets import make_dataset, eval_protocol
 from train.recipe import make_model
-from train.train import setup_distributed
+from train.utils import git_commit, init_distributed
 
 SUMMARY_COLUMNS = ["model", "dataset", "mode", "top1", "top5", "mean_class_accuracy", "efficient_top1",
                    "num_videos", "num_classes"]
@@ -139,18 +138,6 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     return (sums / per_video).cpu()
 
 
-def git_commit():
-    """The project's commit (with ``+dirty`` for local changes), or None outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def protocol_record(state, kind, settings, naming, flow_algorithm, flow_bound):
     """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol."""
     run_info = dict(state.get("run_info") or {})
@@ -212,7 +199,8 @@ def save_scores(path, video_ids, labels, efficient, accurate, classes, settings)
 
 def run_score(args):
     started = time.time()
-    rank, world_size, _, device = setup_distributed()
+    context = init_distributed()
+    rank, world_size, device = context.rank, context.world_size, context.device
     try:
         settings, classes, video_ids, labels, outputs, (state, kind) = score_checkpoint(
             args.checkpoint, args.list, args.root, args.workers, args.eval_batch, args.naming, rank, world_size,

@@ -1,10 +1,14 @@
-"""Export a trained checkpoint for deployment: TorchScript, and ONNX when the onnx package is present.
+"""Export a trained checkpoint for deployment: a torch.export program, and ONNX when onnx + onnxscript are present.
 
-    python -m train.export work/i3d_synthetic_rgb/final.pt exported/i3d_synthetic_rgb [--format torchscript|onnx|all]
+    python -m train.export work/i3d_synthetic_rgb/final.pt exported/i3d_synthetic_rgb [--format pt2|onnx|all]
 
-Writes OUT.pt (TorchScript; the class list and the resolved recipe ride along as extra files ``classes.txt`` and
-``settings.json``) and OUT.onnx. The input is a normalised clip (B, C, T, H, W) of the recipe's test shape; the output
-is the logits (B, num_classes).
+Writes OUT.pt2 (``torch.export.save`` of the model's ExportedProgram; the class list and the resolved recipe ride
+inside as extra files ``classes.txt`` and ``settings.json``), OUT.onnx (``torch.onnx.export(..., dynamo=True)``, the
+exporter built on torch.export), and OUT.json beside them: ``{"classes": [...], "settings": {...}, "input": {"shape":
+[B, C, T, H, W], "dtype": "float32", "batch": "dynamic", "normalize": ...}, "output": "logits (B, num_classes)"}``.
+The input is a clip already normalised as the recipe says (train.data.normalize_on_device); the batch size is free.
+Load the program again with :func:`load_exported` (``torch.export.load``; ``program.module()`` is a callable
+nn.Module). TorchScript (torch.jit.trace / save), deprecated in current torch, is no longer written.
 """
 import argparse
 import importlib.util
@@ -14,7 +18,10 @@ from pathlib import Path
 
 import torch
 
+from prep.base.atomic import atomic_file
 from train.recipe import in_channels, make_model
+
+FORMATS = ("pt2", "onnx")
 
 
 def load_checkpoint(path):
@@ -33,45 +40,65 @@ def example_input(settings, batch=1):
     return torch.zeros(batch, in_channels(settings), frames, size, size)
 
 
-def export(checkpoint, out, formats=("torchscript", "onnx")):
-    """Write the requested formats; return the paths written."""
+def export_program(model, settings):
+    """The model's ExportedProgram with a free batch dimension (traced at batch 2: torch.export specialises a
+    dimension it sees as 1)."""
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        return torch.export.export(model, (example_input(settings, batch=2),), dynamic_shapes=({0: batch},))
+
+
+def description(settings, classes):
+    shape = list(example_input(settings).shape)
+    return {"classes": classes, "settings": settings,
+            "input": {"shape": ["B", *shape[1:]], "dtype": "float32", "batch": "dynamic",
+                      "normalize": settings["normalize"], "mode": settings["mode"], "layout": settings["layout"]},
+            "output": "logits (B, num_classes)"}
+
+
+def export(checkpoint, out, formats=FORMATS):
+    """Write the requested formats and OUT.json; return the paths written."""
     model, settings, classes = load_checkpoint(checkpoint)
-    example = example_input(settings)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    program = export_program(model, settings)
     written = []
-    if "torchscript" in formats:
-        with torch.no_grad():
-            traced = torch.jit.trace(model, example)
+    if "pt2" in formats:
         extra = {"classes.txt": "\n".join(classes), "settings.json": json.dumps(settings)}
-        torch.jit.save(traced, str(out.with_suffix(".pt")), _extra_files=extra)
-        written.append(out.with_suffix(".pt"))
+        with atomic_file(out.with_suffix(".pt2"), "wb") as handle:
+            torch.export.save(program, handle, extra_files=extra)
+        written.append(out.with_suffix(".pt2"))
     if "onnx" in formats:
-        if importlib.util.find_spec("onnx") is None:
-            print("onnx is not installed: skipping the ONNX export (pip install onnx)", file=sys.stderr)
+        missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+        if missing:
+            print(f"{' and '.join(missing)} not installed: skipping the ONNX export (pip install onnx onnxscript)",
+                  file=sys.stderr)
         else:
-            torch.onnx.export(model, (example,), str(out.with_suffix(".onnx")), input_names=["clip"],
-                              output_names=["logits"], dynamic_axes={"clip": {0: "batch"}, "logits": {0: "batch"}},
-                              dynamo=False)
+            onnx_program = torch.onnx.export(program, f=None, input_names=["clip"], output_names=["logits"],
+                                             dynamo=True, external_data=False, verbose=False)
+            with atomic_file(out.with_suffix(".onnx"), "wb") as handle:
+                handle.write(onnx_program.model_proto.SerializeToString())
             written.append(out.with_suffix(".onnx"))
+    with atomic_file(out.with_suffix(".json")) as handle:
+        handle.write(json.dumps(description(settings, classes), indent=2) + "\n")
+    written.append(out.with_suffix(".json"))
     return written
 
 
-def load_torchscript(path):
-    """(module, classes, settings) of an exported TorchScript file."""
+def load_exported(path):
+    """(callable module, classes, settings) of an exported .pt2 file."""
     extra = {"classes.txt": "", "settings.json": ""}
-    module = torch.jit.load(str(path), _extra_files=extra)
-    return module, extra["classes.txt"].decode().split("\n"), json.loads(extra["settings.json"])
+    program = torch.export.load(str(path), extra_files=extra)
+    return program.module(), extra["classes.txt"].split("\n"), json.loads(extra["settings.json"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="final.pt / best.pt / epoch_NNNN.pt of a run")
-    parser.add_argument("out", help="output path without extension (OUT.pt, OUT.onnx)")
-    parser.add_argument("--format", choices=("torchscript", "onnx", "all"), default="all")
+    parser.add_argument("out", help="output path without extension (OUT.pt2, OUT.onnx, OUT.json)")
+    parser.add_argument("--format", choices=(*FORMATS, "all"), default="all")
     args = parser.parse_args(argv)
-    formats = ("torchscript", "onnx") if args.format == "all" else (args.format,)
-    for path in export(args.checkpoint, args.out, formats):
+    for path in export(args.checkpoint, args.out, FORMATS if args.format == "all" else (args.format,)):
         print(f"wrote {path}")
     return 0
 

@@ -34,7 +34,9 @@ DEFAULTS = {
     "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "bn_weight_decay": True,
     "schedule": "cosine", "milestones": [], "gamma": 0.1, "step_epochs": None, "lr_floor": None, "lr_restarts": 0,
     "warmup_epochs": 0, "warmup_ratio": 0.1, "grad_clip": None,
-    "keep_checkpoints": 2, "amp": "none", "seed": 0, "deterministic": False, "data_workers": 2,
+    "keep_checkpoints": 2, "seed": 0, "deterministic": False,
+    # speed on a GPU (train/train.py): bf16/fp16 AMP, workers from the CPUs granted, NHWC for 2D models; CPU: off
+    "amp": "auto", "data_workers": "auto", "channels_last": "auto", "compile": False,
     # optional augmentation (off by default) and gradient accumulation (optimizer step every `accumulate` batches)
     "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": 1,
 }

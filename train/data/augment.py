@@ -174,7 +174,3 @@ def mix_batch(clips, labels, num_classes, mixup_alpha, cutmix_alpha, rng):
         return None
     clips, perm, lam = mixed
     return clips, mixed_targets(labels, perm, lam, num_classes)
-
-
-def soft_cross_entropy(logits, targets):
-    return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()

@@ -1,0 +1,298 @@
+"""What train.py needs besides the loop (as torchvision's references/video_classification/utils.py): distributed
+set-up, seeding, checkpoints, the resumable sampler, the stop signal and metric logging.
+
+Every tensor handed to torch.distributed here is made on the process's device (``Distributed.device``): NCCL takes
+only CUDA tensors and gloo only CPU ones, so a CPU tensor in a collective crashes a multi-GPU run at its first step
+(tests/test_distributed.py guards every collective of a DDP run).
+"""
+import os
+import random
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from prep.base.atomic import atomic_file
+from prep.base.diskspace import is_disk_full
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in the job: one process per GPU, or CPU processes over gloo."""
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+def init_distributed():
+    """Read torchrun's environment, pick the device (cuda:LOCAL_RANK or cpu) and join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)  # also the device all_gather_object uses under NCCL
+    else:
+        device = torch.device("cpu")
+    if world_size > 1:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                device_id=device if device.type == "cuda" else None)
+    return Distributed(rank=int(os.environ.get("RANK", "0")), world_size=world_size, local_rank=local_rank,
+                       local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")), device=device)
+
+
+def barrier(context):
+    if context.world_size > 1:
+        dist.barrier(device_ids=[context.device.index] if context.device.type == "cuda" else None)
+
+
+def close_distributed(context):
+    if context.world_size > 1:
+        dist.destroy_process_group()
+
+
+def seed_everything(seed, deterministic):
+    """Seed Python, NumPy and torch; deterministic mode forbids nondeterministic kernels, otherwise cuDNN picks the
+    fastest convolution algorithms for the shapes it sees (benchmark)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def reduce_sum(values, context):
+    """Element-wise sum of a list of numbers over all processes (float64 on the process's device)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=context.device)
+    if context.world_size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def reduce_max(values, context):
+    tensor = torch.tensor(values, dtype=torch.float64, device=context.device)
+    if context.world_size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
+def gather_objects(value, context):
+    """Every process's ``value`` (picklable), in rank order."""
+    if context.world_size == 1:
+        return [value]
+    gathered = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+# ------------------------------------------------------------------------------------------------ stop signal
+
+class StopRequested:
+    """SIGTERM / SIGUSR1 (SLURM preemption, ``scancel --signal``) set a flag; the loop checkpoints at the next step
+    boundary and exits cleanly. Under DDP every rank must stop at the same step, so the flag is agreed on with an
+    all-reduce (max) of a tensor on the process's device."""
+
+    def __init__(self, world_size, device):
+        self.signal = None
+        self.world_size = world_size
+        self.device = device
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self.request)
+
+    def request(self, signum, frame):
+        self.signal = signum
+
+    def requested(self):
+        if self.world_size == 1:
+            return self.signal is not None
+        flag = torch.tensor([0 if self.signal is None else 1], dtype=torch.int32, device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        stop = bool(flag.item())
+        if stop and self.signal is None:
+            self.signal = "peer"
+        return stop
+
+
+# ------------------------------------------------------------------------------------------------ data loading
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (also for one process) whose epoch order depends only on (seed, epoch), and which can
+    skip the samples a resumed job has already trained on."""
+
+    def __init__(self, dataset, world_size, rank, shuffle, seed, drop_last):
+        super().__init__(dataset, world_size, rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.skip = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.skip:])
+
+    def __len__(self):
+        return super().__len__() - self.skip
+
+
+class EpochAwareDataset(Dataset):
+    """A dataset whose ``set_epoch`` reaches persistent DataLoader workers: they keep their own copy of the dataset
+    across epochs, so the epoch (which seeds each item's random crop) travels in a shared-memory tensor, written
+    before each epoch's iterator starts."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch):
+        self.epoch[0] = epoch
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(self.epoch[0]))
+        return self.dataset[item]
+
+
+def ignore_stop_signals(worker_id):
+    """DataLoader ``worker_init_fn``: workers leave SIGTERM / SIGUSR1 to the training process. torchrun and SLURM
+    signal the whole process group, and a worker dying of it mid-epoch would turn the clean stop into a crash; the
+    workers still end with their parent."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def cpus_per_process(threads=None, local_world_size=1):
+    """CPUs this process may use: the job's --threads share when given, else the affinity mask split between the
+    node's processes."""
+    if threads:
+        return max(1, int(threads))
+    return max(1, len(os.sched_getaffinity(0)) // max(1, local_world_size))
+
+
+def loader_workers(setting, device, cpus):
+    """DataLoader workers: the recipe's number, or with ``auto`` on GPU every CPU granted to the process but the
+    one that runs the training loop (JPEG decoding is what starves a GPU), on CPU 2 (the model wants the cores)."""
+    if setting not in (None, "auto"):
+        return int(setting)
+    return max(1, cpus - 1) if device.type == "cuda" else min(2, cpus)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+def checkpoint_paths(run_dir):
+    return sorted((Path(run_dir) / "checkpoints").glob("epoch_*.pt"))
+
+
+def interrupted_path(run_dir):
+    return Path(run_dir) / "checkpoints" / "interrupted.pt"
+
+
+def load_checkpoint(path):
+    """A checkpoint's state on the CPU (load_state_dict copies tensors to the model's and optimizer's device)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def latest_checkpoint(run_dir):
+    """The checkpoint with the most training done: an interrupted one (mid-epoch) or the newest epoch's."""
+    candidates = checkpoint_paths(run_dir)[-1:]
+    if interrupted_path(run_dir).is_file():
+        candidates.append(interrupted_path(run_dir))
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: _progress(load_checkpoint(p)))
+
+
+def _progress(state):
+    return state["epoch"], state.get("step", 0)
+
+
+def save_checkpoint(path, state):
+    """Atomic (a checkpoint half written by a killed job never stands under its name); a full disk is an OSError
+    naming ``path``, which train.py turns into one line."""
+    try:
+        with atomic_file(path, "wb") as handle:  # a file object: a full disk raises OSError(ENOSPC), not torch's
+            torch.save(state, handle)             # opaque RuntimeError
+    except OSError as error:
+        if is_disk_full(error):
+            raise OSError(error.errno, os.strerror(error.errno), str(path)) from None
+        raise
+
+
+def prune_checkpoints(run_dir, keep):
+    for old in checkpoint_paths(run_dir)[:-keep]:
+        old.unlink()
+
+
+def rng_state(device):
+    """The generators dropout and augmentation on the device draw from (CPU, and CUDA on a GPU)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state, device):
+    if isinstance(state, torch.Tensor):  # checkpoints before the CUDA state was kept
+        state = {"cpu": state}
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def git_commit():
+    """The project's commit (with ``+dirty`` for local changes), or None outside a git checkout: results name the
+    code that produced them."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True,
+                                timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True, timeout=10)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+# ------------------------------------------------------------------------------------------------ metric logging
+
+class EpochMeter:
+    """Sums of one epoch's training: loss, correct, clips seen, time waiting for data and total step time. Kept on
+    the device (no synchronisation per step); :meth:`summary` reduces them over all processes."""
+
+    def __init__(self, device):
+        self.device = device
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.float64, device=device)
+        self.seen = 0
+        self.data_seconds = 0.0
+        self.step_seconds = 0.0
+
+    def update(self, loss, correct, batch, data_seconds, step_seconds):
+        self.loss += loss.detach().double() * batch
+        self.correct += correct.double()
+        self.seen += batch
+        self.data_seconds += data_seconds
+        self.step_seconds += step_seconds
+
+    def summary(self, context):
+        loss, correct, seen, data, step = reduce_sum(
+            [self.loss.item(), self.correct.item(), self.seen, self.data_seconds, self.step_seconds], context)
+        seen_per_process = seen / context.world_size
+        step_per_process = step / context.world_size
+        record = {"train_loss": loss / max(seen, 1), "train_top1": correct / max(seen, 1),
+                  "data_wait_fraction": round(data / step, 4) if step > 0 else 0.0,
+                  "clips_per_second": round(seen_per_process / step_per_process, 2) if step > 0 else 0.0}
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+            record["peak_memory_mb"] = round(reduce_max([peak], context)[0], 1)
+        return record
