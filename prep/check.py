@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
-from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
+from prep.base.frame_source import FrameError, open_frames, recorded_namings
 from prep.base.index_file import read_index
 
 MAX_NAMED = 20
@@ -29,7 +29,7 @@ def check_dataset(annotations_dir, frames_root, flow_root):
     """Problems found (a list of 'video: what is wrong'); empty means consistent."""
     annotations_dir = Path(annotations_dir)
     manifest, classes = read_index(annotations_dir / "manifest.parquet")
-    naming = naming_of(described_naming(manifest.attrs.get("naming")))
+    naming, flow_naming = recorded_namings(manifest.attrs)
     problems = []
     lists = sorted(annotations_dir.glob("*_rawframes.txt"))
     if not lists:
@@ -48,17 +48,20 @@ def check_dataset(annotations_dir, frames_root, flow_root):
             problems.append(f"{rgb_list.name} and {flow_list.name} list different videos")
         for rgb_line, flow_line in zip(rgb_lines, flow_lines):
             video_id, n_frames, label = rgb_line.rsplit(" ", 2)
+            if len(rgb_line.split()) != 3:  # mmaction2's and PaddleVideo's readers split on whitespace
+                problems.append(f"{video_id!r}: whitespace in a listed path ({rgb_list.name})")
             n_flow = int(flow_line.rsplit(" ", 2)[1])
             if not 0 <= int(label) < len(classes):
                 problems.append(f"{video_id}: label {label} outside 0..{len(classes) - 1} ({rgb_list.name})")
-            if n_flow != naming.flow_count(int(n_frames)):
+            if n_flow != flow_naming.flow_count(int(n_frames)):
                 problems.append(f"{video_id}: {n_flow} flow frames listed for {n_frames} frames "
-                                f"(need {naming.flow_count(int(n_frames))})")
+                                f"(need {flow_naming.flow_count(int(n_frames))})")
             if video_id in seen:
                 continue
             seen[video_id] = True
-            for modality, root, listed in (("rgb", frames_root, int(n_frames)), ("flow", flow_root, n_flow)):
-                found, problem = frames_on_disk(root, video_id, modality, naming)
+            for modality, root, listed, names in (("rgb", frames_root, int(n_frames), naming),
+                                                  ("flow", flow_root, n_flow, flow_naming)):
+                found, problem = frames_on_disk(root, video_id, modality, names)
                 if problem or found != listed:
                     what = problem or f"{found} {modality} frames"
                     problems.append(f"{video_id}: {what} on disk, list says {listed} {modality} frames")

@@ -2,7 +2,10 @@
 
 N−1 flow frames for N RGB frames: flow k is the motion from frame k to frame k+1 (1-based). TV-L1 is OpenCV
 contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames; each component is quantized
-with bound b into a grayscale JPEG: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b), rounding half up.
+with bound b into a grayscale JPEG as denseflow does: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b) in
+double precision, half to even (:func:`prep.base.optical_flow.quantize`). ``--flow-naming`` names the flow files
+(:data:`prep.base.frame_source.NAMINGS`, separate from the rgb frames' ``--naming``); MindSpore-I3D's ``3dresnets``
+has N flow frames, the first from frame 1 to itself, and an ``n_frames`` file in each flow folder or pack.
 
 Sources (detected): SRC holds videos at ``--level`` (or re-encoded ones, ``prep reencode``'s
 ``SRC/[class/]video.mp4``) → frames are decoded in memory (exact decoded count, optional
@@ -35,8 +38,9 @@ from prep.base.errors import UserError
 from prep.base.diskspace import write_bytes
 from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason,
                              unusable_name_record)
-from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, NAMINGS, FrameError, count_frames, find_storage, find_video,
-                                    frame_videos, is_flow_entry, naming_of, open_frames, storage_path)
+from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames,
+                                    find_storage, find_video, frame_videos, is_flow_entry, naming_of, open_frames,
+                                    storage_path)
 from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.base.index_file import index_videos
@@ -135,17 +139,21 @@ def flow_writer(kind, out_path, source=None, naming="mmaction"):
 
 
 def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="folder",
-                 output_kind="folder", short_side=None, size=None, source_pack=None):
+                 output_kind="folder", short_side=None, size=None, source_pack=None, flow_naming=None):
     """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
     ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
-    a ``merge`` output rewrites."""
+    a ``merge`` output rewrites; ``naming``: the rgb frames read, ``flow_naming`` the flow written (default: as
+    ``naming``)."""
+    flow_naming = flow_naming or naming
     started = time.time()
     estimate = cached_estimator(algorithm)
     info = {}
     frames = gray_frames(source_kind, source, naming, short_side, size, info)
     try:
-        with flow_writer(output_kind, out_dir, source_pack, naming) as add:
-            count = write_flow(frames, add, estimate, bound, quality, naming)
+        with flow_writer(output_kind, out_dir, source_pack, flow_naming) as add:
+            count = write_flow(frames, add, estimate, bound, quality, flow_naming)
+            if naming_of(flow_naming).zero_first_flow and output_kind in ("folder", "pack"):
+                add(FRAMES_MARKER, f"{count}\n".encode())  # MindSpore-I3D's get_loader reads n_frames in flow folders
             add(FLOW_MARKER, f"{count}\n".encode())
     except _TooFew as few:
         return {"status": f"quarantined: {few.args[0]} frame(s), flow needs two", "n_flow": 0,
@@ -181,7 +189,7 @@ def process_video(video_id, source, src_root, out_root, options):
     if unusable is not None:
         return unusable
     options = dict(options)
-    naming = options.get("naming", "mmaction")
+    naming = options.get("flow_naming") or options.get("naming", "mmaction")  # the flow's names
     source_kind, output_kind, out_path, finished = plan(video_id, source, src_root, out_root,
                                                         options.pop("pack", False), naming)
     if finished:
@@ -255,7 +263,7 @@ def run(args):
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
              algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=args.naming,
-             **(resize if videos else {}))
+             flow_naming=args.flow_naming, **(resize if videos else {}))
     return 0
 
 
@@ -270,9 +278,11 @@ def add_parser(subparsers):
     parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
-                        help="names of the frames read and the flow written (prep.base.frame_source.NAMINGS): "
-                             "flow_x_00001.jpg (mmaction), x_00001.jpg (mmaction_k400_flow), image_00001x.jpg "
-                             "with a zero first flow frame (3dresnets: MindSpore-I3D)")
+                        help="names of the rgb frames read (as `prep frames --naming`; prep.base.frame_source.NAMINGS)")
+    parser.add_argument("--flow-naming", choices=sorted(NAMINGS), default=None,
+                        help="flow files written: mmaction flow_x_/flow_y_00001.jpg (N-1), mmaction_k400_flow "
+                             "x_/y_00001.jpg (N-1), 3dresnets image_00001x/y.jpg (N, the first zero, n_frames file; "
+                             "MindSpore-I3D); default: as --naming")
     parser.add_argument("--pack", action="store_true", help="one file per video, OUT/[class/]video.pack "
                         "(prep.base.packed); in place over packed frames the flow always goes into the frames' pack")
     add_resize_arguments(parser, when="flow from videos: ")

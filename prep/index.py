@@ -6,10 +6,11 @@ start from it, so one label map serves every format.
 """
 from prep.base.index_file import write_index
 from prep.datasets import DATASETS, build_index
+from prep.datasets.kinetics400 import add_class_folders_argument
 
 
 def run(args):
-    frame, classes = build_index(args.dataset, args.splits_dir, args.video_dir)
+    frame, classes = build_index(args.dataset, args.splits_dir, args.video_dir, args.class_folders)
     write_index(frame, classes, args.out)
     missing = frame[frame["status"] != "ok"]
     print(f"index: {len(frame)} videos, {len(classes)} classes, {len(missing)} missing → {args.out}")
@@ -23,4 +24,5 @@ def add_parser(subparsers):
     parser.add_argument("splits_dir", help="the dataset's official split / annotation files")
     parser.add_argument("video_dir", help="the dataset's videos")
     parser.add_argument("out", help="index file (.parquet)")
+    add_class_folders_argument(parser)
     parser.set_defaults(func=run)

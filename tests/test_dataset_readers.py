@@ -91,11 +91,15 @@ def test_kinetics_annotations(k400_csvs):
                              'say "cheese"']
     assert index.split_names == ["1"] and len(index.videos) == 6  # the unlabelled test row is skipped
     by_id = {v.video_id: v for v in index.videos}
-    clip = by_id["passing American football (in game)/-_1WdVQ8pTs_000005_000015"]
-    assert clip.path == "passing American football (in game)/-_1WdVQ8pTs_000005_000015.mp4"
+    # class folders in mmaction2's form (rename_classnames.sh: spaces -> _), labels as written
+    clip = by_id["passing_American_football_(in_game)/-_1WdVQ8pTs_000005_000015"]
+    assert clip.path == "passing_American_football_(in_game)/-_1WdVQ8pTs_000005_000015.mp4"
+    assert clip.class_name == "passing American football (in game)"
     assert clip.splits == {"1": "train"}
-    assert by_id["massaging person's head/abc_000007_000017"].splits == {"1": "test"}
-    assert by_id['say "cheese"/zzz_Y-aBc1_000112_000122'].class_name == 'say "cheese"'
+    assert by_id["massaging_person's_head/abc_000007_000017"].splits == {"1": "test"}
+    assert by_id['say_"cheese"/zzz_Y-aBc1_000112_000122'].class_name == 'say "cheese"'
+    as_labels = kinetics400.read_index(k400_csvs, class_folders="label")
+    assert "passing American football (in game)/-_1WdVQ8pTs_000005_000015" in {v.video_id for v in as_labels.videos}
     assert kinetics400.clip_name("x", 1, 11) == "x_000001_000011.mp4"
     only_train = kinetics400.read_index([k400_csvs / "train.csv"])
     assert {v.splits["1"] for v in only_train.videos} == {"train"}
@@ -121,14 +125,14 @@ def test_locate_clips(k400_csvs, tmp_path):
     found, missing = kinetics400.locate_videos(index, videos)
     assert {k: v.relative_to(videos).as_posix() for k, v in found.items()} == {
         "abseiling/--07WQ2iBlw_000001_000011": "abseiling/--07WQ2iBlw_000001_000011.mp4",
-        "passing American football (in game)/-_1WdVQ8pTs_000005_000015":
+        "passing_American_football_(in_game)/-_1WdVQ8pTs_000005_000015":
             "passing_American_football_-in_game-/-_1WdVQ8pTs_000005_000015.mkv",
         "abseiling/0wR5jVB-WPk_000417_000427": "0wR5jVB-WPk_000417_000427.webm",
     }
     reasons = dict(missing)
-    assert reasons["massaging person's head/3Kc1bbWp1Ec_000000_000010"].startswith("empty file")
-    assert reasons["massaging person's head/abc_000007_000017"] == "not found"
-    assert reasons['say "cheese"/zzz_Y-aBc1_000112_000122'] == "not found"
+    assert reasons["massaging_person's_head/3Kc1bbWp1Ec_000000_000010"].startswith("empty file")
+    assert reasons["massaging_person's_head/abc_000007_000017"] == "not found"
+    assert reasons['say_"cheese"/zzz_Y-aBc1_000112_000122'] == "not found"
     assert len(found) + len(missing) == len(index.videos)
 
 

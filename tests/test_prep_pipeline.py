@@ -148,7 +148,9 @@ def test_annotations_every_format_one_label_map(synthetic_small, tmp_path):
         assert video_line.rsplit(" ", 1) == [video_line.split(" ")[0], label]
         assert video_line.startswith(video_id + ".")
     paddle = (ann / "paddle" / "synthetic_val_split_1_frames.txt").read_text().splitlines()[0].split(" ")
-    assert paddle[0].endswith((".avi", ".mp4")) and int(paddle[2]) == classes.index(paddle[0].split("/")[0])
+    # the frame folder as it is on disk (PaddleVideo's FrameDataset reads frame_dir/img_{:05}.jpg, any folder name)
+    assert (root / "rawframes" / paddle[0] / "img_00001.jpg").is_file()
+    assert int(paddle[2]) == classes.index(paddle[0].split("/")[0])
     assert (ann / "paddle" / "label_list.txt").read_text().splitlines()[1] == f"1 {classes[1]}"
     resnets = json.loads((ann / "synthetic_01.json").read_text())
     assert resnets["labels"] == classes

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, run_prep, snakemake_executable
+from prep.datasets import kinetics400
 
 try:
     from http_server import FaultyFileServer
@@ -108,7 +109,7 @@ def hmdb51_copy(clips, www):
     outer, splits, counts = {}, {}, {"train": 0, "test": 0}
     for cls in HMDB_CLASSES:
         names = [f"{cls}_{n}_f_cm_np1_fr_med_{n}.avi" for n in range(3)]
-        names[0] = f"Stuff & (more)! it's_{cls}_goo;d_0.avi"  # the characters HMDB51 names have
+        names[0] = f"Stuff_&_(more)!_it's_{cls}_goo;d_0.avi"  # the characters HMDB51 names have (never a space)
         inner = io.BytesIO()
         with tarfile.open(fileobj=inner, mode="w") as tf:
             for name in names:
@@ -141,7 +142,7 @@ def kinetics_copy(clips, www, server):
             split = "train" if n < 3 else "val"
             rows.append([label, ytid, start, start + 10, split])
             stem = f"{ytid}_{start:06d}_{start + 10:06d}"
-            video_id = f"{label}/{stem}"
+            video_id = f"{kinetics400.mmaction2_class_folder(label)}/{stem}"
             folder = label if c != 1 else label.replace(" ", "_").replace("(", "-").replace(")", "-")
             if (c, n) == (0, 3):
                 missing.add(video_id)  # in no archive at all
@@ -255,7 +256,7 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
     train, val = read_list(ann / "hmdb51_train_split_1_rawframes.txt"), read_list(ann / "hmdb51_val_split_1_rawframes.txt")
     assert (len(train), len(val)) == (counts["hmdb51"]["train"], counts["hmdb51"]["test"])
     assert sorted((v.split("/")[0], int(y)) for v, _, y in train) == [(c, i) for i, c in enumerate(HMDB_CLASSES)]
-    assert any("Stuff & (more)! it's" in v for v, _, _ in train)
+    assert any("Stuff_&_(more)!_it's" in v for v, _, _ in train)
     assert read_csv(work / "data/hmdb51/missing.csv") == []
 
     # Kinetics-400: the missing report is exact, the lists hold the rest with labels sorted by name
@@ -267,9 +268,10 @@ def test_snakemake_downloads_arranges_and_lists_every_real_dataset(served, tmp_p
     listed = {v for v, _, _ in train + val}
     assert len(listed) == served["k400_total"] - len(served["k400_missing"])
     assert not listed & served["k400_missing"]
-    assert {(v.rsplit("/", 1)[0], int(y)) for v, _, y in train + val} == {(c, i) for i, c in enumerate(K400_CLASSES)}
-    # the mmaction2-renamed folder (passing_American_football_-in_game-) is filed under its CSV label
-    assert (work / "data/kinetics400/raw/videos/passing American football (in game)").is_dir()
+    assert {(v.rsplit("/", 1)[0], int(y)) for v, _, y in train + val} == {
+        (kinetics400.mmaction2_class_folder(c), i) for i, c in enumerate(K400_CLASSES)}
+    # the 0.x mmaction2-renamed folder (passing_American_football_-in_game-) is filed under its 1.x form
+    assert (work / "data/kinetics400/raw/videos/passing_American_football_(in_game)").is_dir()
     assert len(val) == 3 - len([m for m in served["k400_missing"] if m.endswith("_000030_000040")])
 
     # a rerun has nothing to do
@@ -322,7 +324,7 @@ def test_kinetics_local_clip_dir_flat_and_in_class_folders(clips, tmp_path):
     report = {row["video_id"]: row["reason"] for row in read_csv(tmp_path / "missing.csv")}
     assert report == {"abseiling/c_000003_000013": f"empty file: {(mine / 'c_000003_000013.mp4').resolve()}",
                       "abseiling/d_000004_000014": "not found"}
-    assert (tmp_path / "raw/videos/tying tie/b_000002_000012.mkv").is_file()
+    assert (tmp_path / "raw/videos/tying_tie/b_000002_000012.mkv").is_file()
     assert not (tmp_path / "dl").exists()  # nothing downloaded
 
 
@@ -471,7 +473,7 @@ def test_lists_for_each_dataset_layout(dataset, layout, clips, tmp_path):
     assert all(n == "3" for _, n, _ in train + val)
     for vid, _, label in train + val:
         assert vid in tree_ids  # the lists address the videos where the tree has them
-        assert index.classes[int(label)] == class_of[vid.rsplit("/", 1)[-1]]
+        assert kinetics400.mmaction2_class_folder(index.classes[int(label)]) == class_of[vid.rsplit("/", 1)[-1]]
     flow = read_list(tmp_path / "ann" / f"{names[0]}_flow.txt")
     assert all(n == "2" for _, n, _ in flow)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.base.frame_source import FrameError, described_naming, naming_of, open_frames
+from prep.base.frame_source import FrameError, open_frames, recorded_namings
 from prep.base.optical_flow import dequantize
 
 TEST_MODES = ("accurate", "efficient")
@@ -344,12 +344,13 @@ def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_cla
         ax.axis("off")
     if not samples:
         axes[0, 0].set_title(f"{title}: no video with flow")
-    naming = naming_of(described_naming(manifest.attrs.get("naming")))
+    naming, flow_naming = recorded_namings(manifest.attrs)
     for row, sample in zip(axes, samples):
         index = max(1, int(sample["n_flow"]) // 2)
-        start, end = naming.flow_pair(index)
-        rgb = _read_frame(frames_root, sample["video_id"], "rgb", start, naming)
-        flow = _read_frame(flow_root, sample["video_id"], "flow", index, naming)
+        start, end = flow_naming.flow_pair(index)
+        frame_dir, flow_dir = (sample.get(c) or sample["video_id"] for c in ("frame_dir", "flow_dir"))
+        rgb = _read_frame(frames_root, frame_dir, "rgb", start, naming)
+        flow = _read_frame(flow_root, flow_dir, "flow", index, flow_naming)
         if rgb is not None:
             row[0].imshow(rgb)
         row[0].set_title(f"{sample['class_name']}: frame {start}", fontsize="small")

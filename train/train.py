@@ -241,8 +241,8 @@ def main(args):
     classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     run_dir = Path(args.run_dir)
 
-    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False)
-    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True)
+    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=args.naming)
+    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=args.naming)
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // context.world_size or 1)
@@ -357,6 +357,8 @@ def build_parser():
     parser.add_argument("--train-list", required=True, help="mmaction2 rawframes (rgb) or flow list for training")
     parser.add_argument("--val-list", required=True, help="list scored after each epoch (efficient mode)")
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
+    parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
+                        "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH",

@@ -144,6 +144,14 @@ def described_naming(text):
     return name
 
 
+def recorded_namings(attrs):
+    """The rgb and flow :class:`Naming` a manifest's metadata records (:func:`describe_naming` JSON under ``naming``
+    and ``flow_naming``): mmaction when it records none, the rgb naming for flow when it records only that."""
+    rgb = described_naming(attrs.get("naming"))
+    flow = described_naming(attrs["flow_naming"]) if attrs.get("flow_naming") else rgb
+    return naming_of(rgb), naming_of(flow)
+
+
 def is_frame_entry(name, naming="mmaction"):
     """True for a name a video's frame storage holds under ``naming``: a frame, a flow frame or a marker."""
     naming = naming_of(naming)

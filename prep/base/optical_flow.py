@@ -1,7 +1,8 @@
 """Optical flow as prep computes it and train's ``predict`` recomputes it: the estimators and the quantization.
 
 TV-L1 is OpenCV contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames; each
-component is quantized with bound b into a uint8: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b), half up.
+component is quantized with bound b into a uint8 as denseflow does: v > b → 255, v < −b → 0, else
+round(255·(v + b) / 2b) in double precision, half to even (:func:`quantize`).
 """
 import cv2
 import numpy as np
@@ -29,9 +30,13 @@ def create_estimator(algorithm):
 
 
 def quantize(component, bound=20.0):
-    """Flow component (pixels) → uint8: linear in [−bound, bound], saturated outside, round half up."""
-    scaled = (np.clip(component, -bound, bound) + bound) * (255.0 / (2 * bound))
-    return np.floor(scaled + 0.5).astype(np.uint8)
+    """Flow component (pixels) → uint8 exactly as denseflow: v > b → 255, v < −b → 0, else
+    cvRound(255·(v − (−b)) / (b − (−b))) evaluated in double precision, cvRound rounding half to even
+    (open-mmlab/denseflow src/common.cpp convertFlowToImage, the CAST macro; its float flow meets double bounds)."""
+    value = np.asarray(component, dtype=np.float64)
+    low, high = -float(bound), float(bound)
+    scaled = np.rint(255.0 * (np.clip(value, low, high) - low) / (high - low))  # rint: half to even, as cvRound
+    return scaled.astype(np.uint8)
 
 
 def cached_estimator(algorithm):

@@ -5,7 +5,8 @@ can read it too): the config schema (checked by a test), ``common.smk`` (wildcar
 every CLI take it from here. Each dataset module has the same interface,
 so the stages hold no rule of their own about a dataset:
 
-- ``read_index(splits_dir) -> DatasetIndex``: classes (label = position) and videos with their split membership;
+- ``read_index(splits_dir) -> DatasetIndex``: classes (label = position) and videos with their split membership
+  (``read_index(splits_dir, class_folders=form)`` when ``FACTS.class_folders``);
 - ``locate_videos(index, video_dir) -> (found, missing)``: ``{video_id: Path}`` of the videos on disk and
   ``{video_id: reason}`` of the others;
 - ``arrange_sources(roots, files) -> Arrangement``: where a copy's split files and videos are, in extracted
@@ -59,6 +60,7 @@ class DatasetFacts:
     source_lists: tuple = ()  # `sources:` keys always fetched besides the archives (Kinetics: the CSVs)
     link_lists: str = None  # a `sources:` key naming lists of archive URLs, one a line (PaddleVideo's)
     video_extensions: tuple = (".avi",)
+    class_folders: bool = False  # class folders made from labels in a chosen form (Kinetics), not the dataset's own
 
 
 @dataclass
@@ -99,9 +101,15 @@ def dataset_module(dataset):
     return importlib.import_module(f"{__name__}.{check_dataset(dataset)}")
 
 
-def read_dataset(dataset, splits_dir):
-    """The :class:`DatasetIndex` of ``dataset`` from its official split / annotation files in ``splits_dir``."""
-    return dataset_module(dataset).read_index(splits_dir)
+def read_dataset(dataset, splits_dir, class_folders="mmaction2"):
+    """The :class:`DatasetIndex` of ``dataset`` from its official split / annotation files in ``splits_dir``;
+    ``class_folders``: the class-folder form of a dataset whose labels are not folder names (``FACTS.class_folders``:
+    Kinetics, :data:`prep.datasets.kinetics400.CLASS_FOLDER_FORMS`), ignored by the others (their classes are
+    folders)."""
+    module = dataset_module(dataset)
+    if module.FACTS.class_folders:
+        return module.read_index(splits_dir, class_folders=class_folders)
+    return module.read_index(splits_dir)
 
 
 def split_list_name(dataset, split, subset):
@@ -171,12 +179,12 @@ def class_folder_videos(video_dir, extensions):
     return videos
 
 
-def build_index(dataset, splits_dir, video_dir):
+def build_index(dataset, splits_dir, video_dir, class_folders="mmaction2"):
     """The index of a dataset's copy: a DataFrame with one row per video (columns INDEX_COLUMNS + split_<name>;
-    status ``ok`` or ``missing: <reason>``), and the class list."""
+    status ``ok`` or ``missing: <reason>``), and the class list; ``class_folders``: see :func:`read_dataset`."""
     import pandas as pd  # not at import time: common.smk imports this package for its names
 
-    index = read_dataset(dataset, splits_dir)
+    index = read_dataset(dataset, splits_dir, class_folders)
     video_dir = Path(video_dir)
     found, missing = dataset_module(dataset).locate_videos(index, video_dir)
     rows = []

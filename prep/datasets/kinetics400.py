@@ -3,16 +3,17 @@
 CSV columns: ``label,youtube_id,time_start,time_end,split`` (``split`` is train / val / test; the original test CSV
 has no label column). Labels are kept exactly as written (they contain spaces, quotes, parentheses) and sorted by
 name, as mmaction2 does (label = position in ``classes``). A clip is ``{youtube_id}_{start:06d}_{end:06d}.mp4``;
-``Video.path`` is ``<label>/<clip>.mp4`` with the label itself as class folder, ``video_id`` the same without
-extension.
+``Video.path`` is ``<folder>/<clip>.mp4`` and ``video_id`` the same without extension, where the class folder is
+one of :data:`CLASS_FOLDER_FORMS`: ``mmaction2`` (the default: mmaction2's rename script's form, spaces → ``_``, so
+that no path in a whitespace-split list holds a space) or ``label`` (the label as is: 3D-ResNets and MindSpore-I3D
+join ``root/<label>/<video>`` from their JSON's label). Label map and JSONs keep the real names either way.
 
 Kinetics has one official split; it is split "1" in :class:`~prep.datasets.DatasetIndex`: CSV ``train`` → "train",
 ``val`` → "test" (the validation set is what results are reported on), labelled ``test`` rows → "unused" when
 ``include_test`` is set, otherwise skipped, as are rows without a label.
 
-Every copy of Kinetics lacks some 5–10 % of the clips: :func:`locate_clips` finds the clips present under a video
-directory (in class folders — the label as is, with ``_`` for spaces, or as mmaction2's ``rename_classnames.sh``
-leaves it — or flat; ``.mp4``, ``.mkv`` or ``.webm``) and reports the others with a reason.
+Every copy of Kinetics lacks some 5–10 % of the clips: :func:`locate_videos` finds the clips present under a video
+directory (in class folders — any of :func:`class_folder_variants` — or flat; ``.mp4``, ``.mkv`` or ``.webm``) and reports the others with a reason.
 """
 import csv
 import os
@@ -87,8 +88,34 @@ def read_rows(path):
     return rows
 
 
-def read_index(csv_dir_or_files, name="kinetics400", include_test=False):
-    """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex."""
+def mmaction2_class_folder(label):
+    """mmaction2's folder for a label: ``echo $class | tr " " "_"`` (open-mmlab/mmaction2
+    tools/data/kinetics/rename_classnames.sh, 1.x): the unquoted echo collapses runs of whitespace, then each space
+    becomes ``_``; parentheses, quotes and apostrophes stay (mmaction2's list readers split on whitespace only)."""
+    return "_".join(label.split())
+
+
+CLASS_FOLDER_FORMS = {"mmaction2": mmaction2_class_folder, "label": lambda label: label}
+
+
+def class_folder(label, form="mmaction2"):
+    """The class folder of ``label`` in one of :data:`CLASS_FOLDER_FORMS`."""
+    if form not in CLASS_FOLDER_FORMS:
+        raise UserError(f"unknown Kinetics class-folder form {form!r} (known: {', '.join(CLASS_FOLDER_FORMS)})")
+    return CLASS_FOLDER_FORMS[form](label)
+
+
+def add_class_folders_argument(parser):
+    """The stages' ``--class-folders`` option (``prep index``, ``prep lists``)."""
+    parser.add_argument("--class-folders", choices=sorted(CLASS_FOLDER_FORMS), default="mmaction2",
+                        help="Kinetics class folders in the video ids: mmaction2 (spaces as _, what whitespace-split "
+                             "lists need; default) or label (as 3D-ResNets / MindSpore-I3D join root/label/video)")
+
+
+def read_index(csv_dir_or_files, name="kinetics400", include_test=False, class_folders="mmaction2"):
+    """Read the Kinetics CSVs (a directory of them, one file, or a list of files); return a DatasetIndex whose
+    video ids and paths use the class-folder form ``class_folders``."""
+    class_folder("", class_folders)  # an unknown form fails before any file is read
     videos = {}
     for path in _csv_files(csv_dir_or_files):
         for label, youtube_id, start, end, split in read_rows(path):
@@ -96,23 +123,30 @@ def read_index(csv_dir_or_files, name="kinetics400", include_test=False):
             if label is None or (subset == "unused" and not include_test):
                 continue
             safe_component(label, f"{path}: label")
+            folder = safe_component(class_folder(label, class_folders), f"{path}: label {label!r} as a class folder")
             clip = clip_name(youtube_id, start, end)
-            video_id = f"{label}/{clip[:-len('.mp4')]}"
+            video_id = f"{folder}/{clip[:-len('.mp4')]}"
             video = videos.get(video_id)
             if video is None:
-                videos[video_id] = Video(video_id, label, f"{label}/{clip}", {"1": subset})
+                videos[video_id] = Video(video_id, label, f"{folder}/{clip}", {"1": subset})
             elif video.splits["1"] != subset and "unused" not in (video.splits["1"], subset):
                 raise UserError(f"{path}: clip {video_id!r} is in both {video.splits['1']} and {subset}")
     if not videos:
         raise UserError(f"{csv_dir_or_files}: no labelled clips found")
     classes = sorted({v.class_name for v in videos.values()})
+    by_folder = {}
+    for label in classes:
+        other = by_folder.setdefault(class_folder(label, class_folders), label)
+        if other != label:
+            raise UserError(f"{csv_dir_or_files}: labels {other!r} and {label!r} share the class folder "
+                            f"{class_folder(label, class_folders)!r} ({class_folders} form)")
     return dataset_index(name, classes, videos, ["1"])
 
 
 def class_folder_variants(label):
-    """Folder names a copy of Kinetics may use for a label: as is, spaces as ``_``, and mmaction2's
-    ``rename_classnames.sh`` form (spaces as ``_``, parentheses as ``-``)."""
-    underscored = label.replace(" ", "_")
+    """Folder names a copy of Kinetics may use for a label: as is, mmaction2's 1.x ``rename_classnames.sh`` form
+    (spaces as ``_``), and its 0.x form (also ``(`` and ``)`` as ``-``)."""
+    underscored = mmaction2_class_folder(label)
     return list(dict.fromkeys([label, underscored, underscored.replace("(", "-").replace(")", "-")]))
 
 
@@ -168,8 +202,9 @@ def locate_videos(index, video_dir):
 # copy on disk (class folders or flat). URLs are in the config (sources.kinetics400).
 # every copy lacks some clips (counted against sources.kinetics400.max_missing_fraction); the CSVs are fetched even
 # when the clips are on disk; PaddleVideo's train_link.list / val_link.list name the clip archives
+# class folders: CLASS_FOLDER_FORMS (frames.class_folders)
 FACTS = DatasetFacts(tolerate_missing=True, source_lists=("annotations",), link_lists="link_lists",
-                     video_extensions=CLIP_EXTENSIONS)
+                     video_extensions=CLIP_EXTENSIONS, class_folders=True)
 
 
 def list_name(split, subset):
@@ -178,7 +213,7 @@ def list_name(split, subset):
 
 
 def json_name(split, subset):
-    return f"kinetics400_{'val' if subset == 'test' else subset}.json"  # one JSON per subset
+    return "kinetics400.json"  # one split: one file with both subsets, as 3D-ResNets takes one annotation file
 
 # how the pipeline stores and prepares it (see prep/datasets/ucf101.py): ~135 GB of mp4 would be ~2 TB of JPEG frames,
 # so rgb is re-encoded for training from video (at the recipes' frame size, config frames.datasets); ~260 000 clips
@@ -230,7 +265,8 @@ def pick_clip(video, by_stem):
 
 def arrange_sources(roots, files=()):
     """A Kinetics-400 copy: the CSVs among files or under roots, and each labelled clip found by name (in a class
-    folder of its label in any spelling, or flat, at any depth) as ``label/clip.ext``; notes name empty files."""
+    folder of its label in any spelling, or flat, at any depth) as ``folder/clip.ext`` under the index's class
+    folder (mmaction2's form); notes name empty files."""
     csvs = find_csvs(roots, files)
     if not csvs:
         raise UserError("Kinetics-400: no annotation CSV (label,youtube_id,time_start,time_end,split) found; "

@@ -5,6 +5,9 @@ rule annotations:
         flow=shard_reports("flow"),
     output:
         directory("data/{dataset}/annotations"),
+    params:
+        naming=config["frames"]["naming"],
+        flow_naming=config["flow"]["naming"],
     log:
         "logs/annotations/{dataset}.log",
     benchmark:
@@ -13,7 +16,8 @@ rule annotations:
         PREP_ENV
     shell:
         "python -m prep annotations {wildcards.dataset} {input.index} {output}"
-        " --frames-reports {input.frames} --flow-reports {input.flow} > {log} 2>&1"
+        " --frames-reports {input.frames} --flow-reports {input.flow}"
+        " --naming {params.naming} --flow-naming {params.flow_naming} > {log} 2>&1"
 
 
 rule check:

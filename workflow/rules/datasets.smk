@@ -22,6 +22,8 @@ rule index:
         "data/{dataset}/raw",
     output:
         "data/{dataset}/index.parquet",
+    params:
+        class_folders=config["frames"]["class_folders"],
     log:
         "logs/index/{dataset}.log",
     benchmark:
@@ -29,7 +31,8 @@ rule index:
     conda:
         PREP_ENV
     shell:
-        "python -m prep index {wildcards.dataset} {input}/splits {input}/videos {output} > {log} 2>&1"
+        "python -m prep index {wildcards.dataset} {input}/splits {input}/videos {output}"
+        " --class-folders {params.class_folders} > {log} 2>&1"
 
 
 # Real datasets: download (or find the copy on disk) → extract → arrange into data/{dataset}/raw/{videos,splits}, the

@@ -10,7 +10,7 @@ rule evaluate:
         root=stream_root,
         test_list=stream_list("test"),
         workers=threads_per_process,
-        naming=config["frames"].get("naming", "mmaction"),
+        naming=stream_naming,
         flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-bound {config['flow']['bound']}",
     threads: config["train"]["threads"]
     resources:

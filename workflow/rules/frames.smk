@@ -10,6 +10,7 @@ rule frames:
         size=frames_size,
         quality=config["frames"]["quality"],
         pack=pack_option,
+        naming=config["frames"]["naming"],
     threads: prep_threads("frames")
     log:
         "logs/frames/{dataset}_{shard}.log",
@@ -20,4 +21,5 @@ rule frames:
     shell:
         "python -m prep frames {input.raw}/videos {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " {params.size} --quality {params.quality} {params.pack} --report {output} > {log} 2>&1"
+        " {params.size} --quality {params.quality} {params.pack} --naming {params.naming}"
+        " --report {output} > {log} 2>&1"
