@@ -260,7 +260,7 @@ def test_prep_lists_on_packed_trees(tmp_path):
 
 
 def test_prep_lists_on_an_empty_tree_is_one_clear_line(trees, tmp_path):
-    from conftest import run_prep as run_prep_cli
+    from tests.conftest import run_prep as run_prep_cli
 
     (tmp_path / "empty").mkdir()
     tree = trees["ucf101"]
@@ -284,7 +284,7 @@ def test_report_reads_the_trees_in_the_manifests_namings(trees, dataset, tmp_pat
 
 @pytest.mark.parametrize("dataset", ["ucf101", "ucf101_3dresnets", "kinetics400"])
 def test_the_gate_passes_each_naming_and_names_a_missing_flow_frame(trees, dataset, tmp_path):
-    from conftest import run_prep as run_prep_cli
+    from tests.conftest import run_prep as run_prep_cli
 
     tree = trees[dataset]
     args = ["check", tree["annotations"], "--frames", tree["rawframes"], "--flow", tree["flow"]]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run_prep, snakemake_executable
+from tests.conftest import BIN, REPO, run_prep, snakemake_executable
 from prep.datasets import kinetics400
 
 try:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO, TINY, snakemake
+from tests.conftest import REPO, TINY, snakemake
 from train.models import ARCHS, build_model
 from train.recipe import RECIPES_DIR, load_config, load_recipe, resolve, settings_for
 from train.train import make_optimizer
