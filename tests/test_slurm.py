@@ -96,7 +96,7 @@ def test_whole_graph_through_sbatch_matches_local_run(cluster, tmp_path):
     # the same numbers: results JSON (but wall-clock timings) and the per-video test scores, bit for bit
     local_results, slurm_results = read_results(local_dir), read_results(slurm_dir)
     assert sorted(slurm_results) == ["tsn_synthetic_flow.json", "tsn_synthetic_joint.json",
-                                     "tsn_synthetic_rgb.json"]
+                                     "tsn_synthetic_joint.sweep.json", "tsn_synthetic_rgb.json"]
     assert slurm_results == local_results
     for mode in ("rgb", "flow"):
         with np.load(local_dir / "work" / f"tsn_synthetic_{mode}" / "test_scores.npz") as a, \
