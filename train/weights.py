@@ -28,6 +28,9 @@ from prep.base.download import download_one, file_name_for
 MIN_SHA256_PREFIX = 8
 REMOTE_SCHEMES = ("http", "https", "file")
 SPEC_KEYS = {"url", "sha256", "source"}
+# a file with no published sha256 can be pinned by its git blob id instead (what `git ls-tree` lists for a file in
+# the publisher's repository: sha1 of b"blob <size>\0" + content), e.g. pytorch-i3d's models/*.pt
+OPTIONAL_SPEC_KEYS = {"git_blob"}
 
 
 class PretrainedError(Exception):
@@ -50,9 +53,15 @@ def pretrained_spec(settings):
     spec = settings.get("pretrained")
     if spec is None:
         return None
-    if not isinstance(spec, dict) or set(spec) != SPEC_KEYS:
-        raise PretrainedError(f"recipe key pretrained must be null or {{url, sha256, source}}, got {spec!r}")
-    return {"url": str(spec["url"]), "sha256": checked_sha256(spec["sha256"], spec["url"]), "source": spec["source"]}
+    if not isinstance(spec, dict) or not SPEC_KEYS <= set(spec) <= SPEC_KEYS | OPTIONAL_SPEC_KEYS:
+        raise PretrainedError(f"recipe key pretrained must be null or {{url, sha256, source[, git_blob]}}, got {spec!r}")
+    checked = {"url": str(spec["url"]), "sha256": checked_sha256(spec["sha256"], spec["url"]), "source": spec["source"]}
+    if spec.get("git_blob") is not None:
+        blob = str(spec["git_blob"]).lower()
+        if not re.fullmatch(r"[0-9a-f]{40}", blob):
+            raise PretrainedError(f"pretrained git_blob of {spec['url']}: expected 40 hex digits, got {spec['git_blob']!r}")
+        checked["git_blob"] = blob
+    return checked
 
 
 def is_remote(url):
@@ -64,7 +73,8 @@ def cached_file(spec, cache_dir):
     share it), or the local path itself."""
     if not is_remote(spec["url"]):
         return Path(spec["url"]).expanduser()
-    folder = spec["sha256"] or "url-" + hashlib.sha256(spec["url"].encode()).hexdigest()[:16]
+    folder = spec["sha256"] or (f"git-{spec['git_blob']}" if spec.get("git_blob") else
+                                "url-" + hashlib.sha256(spec["url"].encode()).hexdigest()[:16])
     return Path(cache_dir) / folder / file_name_for(spec["url"])
 
 
@@ -74,6 +84,23 @@ def sha256_of(path):
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def git_blob_of(path):
+    """The git blob id of a file: sha1 of ``blob <size>\\0`` followed by its bytes."""
+    digest = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_git_blob(path, expected):
+    """PretrainedError unless the file's git blob id is `expected` (None: anything)."""
+    if expected and (found := git_blob_of(path)) != expected:
+        raise PretrainedError(f"{path}: git blob {found} does not match the recipe's {expected} "
+                              f"({Path(path).stat().st_size} bytes: a truncated or corrupt download, or another file; "
+                              "delete it and fetch again)")
 
 
 def verify_sha256(path, expected):
@@ -89,9 +116,9 @@ def verify_sha256(path, expected):
     return digest
 
 
-def fetch(url, sha256, out, retries=3, timeout=60.0):
+def fetch(url, sha256, out, retries=3, timeout=60.0, git_blob=None):
     """Download url to `out` (named as the URL's file) through the project's downloader, resuming a partial ``.part``;
-    the file counts only once it matches sha256 (full digest or prefix; None: as served)."""
+    the file counts only once it matches sha256 (full digest or prefix; None: as served) and git_blob (if given)."""
     out = Path(out)
     if out.name != file_name_for(url):
         raise PretrainedError(f"{out}: must be named {file_name_for(url)!r} after the URL {url}")
@@ -101,6 +128,7 @@ def fetch(url, sha256, out, retries=3, timeout=60.0):
         raise PretrainedError(f"{url}: {outcome.reason}")
     try:
         verify_sha256(out, sha256)
+        verify_git_blob(out, git_blob)
     except PretrainedError:
         out.unlink(missing_ok=True)  # a wrong file must not stand under the final name
         raise
@@ -114,15 +142,19 @@ def main(argv=None):
     fetch_parser.add_argument("url")
     fetch_parser.add_argument("out", help="the cache entry: CACHE/<sha256>/<file name of the URL>")
     fetch_parser.add_argument("--sha256", help="full digest or a prefix of at least 8 hex digits (default: none)")
+    fetch_parser.add_argument("--git-blob", help="the file's git blob id (40 hex digits), where no sha256 is published")
     fetch_parser.add_argument("--retries", type=int, default=3)
     fetch_parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     try:
-        path = fetch(args.url, checked_sha256(args.sha256, args.url), args.out, args.retries, args.timeout)
+        spec = pretrained_spec({"pretrained": {"url": args.url, "sha256": args.sha256, "source": None,
+                                               "git_blob": args.git_blob}})
+        path = fetch(args.url, spec["sha256"], args.out, args.retries, args.timeout, spec.get("git_blob"))
     except PretrainedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{path}: " + ("sha256 checked" if args.sha256 else "fetched (no sha256 to check)"))
+    checked = [name for name, value in (("sha256", args.sha256), ("git blob", args.git_blob)) if value]
+    print(f"{path}: " + (" and ".join(checked) + " checked" if checked else "fetched (no checksum to check)"))
     return 0
 
 

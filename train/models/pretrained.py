@@ -8,7 +8,7 @@ import pickle
 
 import torch
 
-from train.weights import PretrainedError, cached_file, is_remote, pretrained_spec, verify_sha256
+from train.weights import PretrainedError, cached_file, is_remote, pretrained_spec, verify_git_blob, verify_sha256
 
 from .convert import HEAD_KEYS, SOURCES, ConversionError, load_pretrained
 
@@ -52,6 +52,7 @@ def apply_pretrained(model, settings, path=None):
                                   "python -m train.weights fetch, and pass --pretrained PATH")
         path = cached_file(spec, None)
     digest = verify_sha256(path, spec["sha256"])
+    verify_git_blob(path, spec.get("git_blob"))
     state = read_checkpoint(path, full_digest=spec["sha256"] is not None and len(spec["sha256"]) == 64)
     if not isinstance(state, dict):
         raise PretrainedError(f"{path}: holds a {type(state).__name__}, not a state dict")

@@ -223,5 +223,6 @@ def pretrained_fetch(wildcards):
                 spec = pretrained_spec(resolve(recipe, mode))
                 if spec and is_remote(spec["url"]) and str(cached_file(spec, PRETRAINED_CACHE)) == wanted:
                     sha256 = f" --sha256 {spec['sha256']}" if spec["sha256"] else ""
-                    return shlex.quote(spec["url"]) + sha256
+                    git_blob = f" --git-blob {spec['git_blob']}" if spec.get("git_blob") else ""
+                    return shlex.quote(spec["url"]) + sha256 + git_blob
     raise ValueError(f"{wanted}: no recipe under config `recipes` names these pretrained weights")
