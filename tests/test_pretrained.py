@@ -408,6 +408,7 @@ def test_pipeline_fetches_once_trains_and_records(served, tmp_path):
     assert final["run_info"]["pretrained"] == {**spec, "sha256": digest, "head": "reinitialised"}
     result = json.loads((workdir / "results" / "tsn_synthetic_rgb.json").read_text())
     assert result["config"]["pretrained"] == spec  # the recipe's key; the checkpoint has the file's full digest
+    assert result["protocol"]["pretrained"] == final["run_info"]["pretrained"]  # the file actually loaded
 
 
 @needs_reference
