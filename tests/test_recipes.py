@@ -129,7 +129,9 @@ def test_synthetic_keeps_the_tiny_cpu_recipes():
     for model, arch in (("tsn", "tsn_r18"), ("tsm", "tsm_r18"), ("i3d", "i3d_r18")):
         settings = settings_for(load_config(), model, "synthetic", "rgb")
         assert settings["arch"] == arch and settings["input_size"] == 56 and settings["flip"] is False
-        assert settings["pretrained"] is None and settings["model_options"] == {"base_channels": 16}
+        assert settings["pretrained"] is None and settings["model_options"]["base_channels"] == 16
+    # TSM's temporal shift moves 1/4 of its 16-channel stem each way (README: the synthetic signature)
+    assert settings_for(load_config(), "tsm", "synthetic", "rgb")["model_options"]["shift_div"] == 4
 
 
 def schema():
