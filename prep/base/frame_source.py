@@ -251,7 +251,17 @@ def _marker_count(text, where):
         raise FrameError(f"{where}: not a frame count ({text[:40]!r})") from None
 
 
-class VideoFrames:
+class _Closing:
+    """``with frames:`` closes what the frames hold open (a pack, a decoder) at the end of the block."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoFrames(_Closing):
     """The rgb or flow frames of one video; cheap to open (nothing is read until asked), a context manager."""
 
     def __init__(self, root, video_id, modality="rgb", naming="mmaction", storage=None):
@@ -373,12 +383,6 @@ class VideoFrames:
 
     def close(self):
         self._store.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ----------------------------------------------------------------------------------------------------- video files
@@ -545,7 +549,7 @@ class VideoDecoder:
         self.close()
 
 
-class VideoFileFrames:
+class VideoFileFrames(_Closing):
     """The rgb frames of one re-encoded video (storage ``video``: ``root/video_id.mp4``), with :class:`VideoFrames`'
     interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG."""
 
@@ -603,12 +607,6 @@ class VideoFileFrames:
 
     def close(self):
         self.decoder.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
