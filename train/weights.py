@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from prep.base.download import download_one, file_name_for
+from prep.base.download import download_one, file_digest, file_name_for
 
 MIN_SHA256_PREFIX = 8
 REMOTE_SCHEMES = ("http", "https", "file")
@@ -78,21 +78,9 @@ def cached_file(spec, cache_dir):
     return Path(cache_dir) / folder / file_name_for(spec["url"])
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def git_blob_of(path):
     """The git blob id of a file: sha1 of ``blob <size>\\0`` followed by its bytes."""
-    digest = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode())
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha1", prefix=f"blob {Path(path).stat().st_size}\0".encode())
 
 
 def verify_git_blob(path, expected):
@@ -106,7 +94,7 @@ def verify_git_blob(path, expected):
 def verify_sha256(path, expected):
     """The file's full sha256; PretrainedError unless it is `expected` or starts with it (None: anything)."""
     try:
-        digest = sha256_of(path)
+        digest = file_digest(path, "sha256")
     except FileNotFoundError:
         raise PretrainedError(f"{path}: no such file (fetch the weights first: snakemake {path})") from None
     if expected and not digest.startswith(expected):

@@ -89,8 +89,9 @@ def file_name_for(url, reserved=()):
     return name
 
 
-def file_digest(path, algo):
-    digest = hashlib.new(algo)
+def file_digest(path, algo, prefix=b""):
+    """Hex digest of ``prefix`` followed by the file's bytes (a git blob id is sha1 of b"blob <size>\\0" + bytes)."""
+    digest = hashlib.new(algo, prefix)
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
