@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from prep.base.media import open_video
 from prep.base.packed import PACK_SUFFIX
 from train.data import FrameDataset, FrameSource
 from train.evaluate import score_dataset
@@ -27,8 +28,8 @@ from train.presets import eval_sampler, eval_transform
 
 def decode_video(path):
     """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` would write."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
+    capture = open_video(path)  # as `prep frames` opens it: safe for names OpenCV mishandles (non-UTF-8, %d)
+    if capture is None:
         raise SystemExit(f"error: {path}: cannot open as a video")
     frames = []
     while True:
