@@ -35,8 +35,7 @@ from prep.base.frame_source import (FRAMES_MARKER, NAMINGS, FrameError, count_fr
                                     naming_of)
 from prep.base.index_file import read_index
 from prep.base.media import VIDEO_EXTENSIONS
-from prep.datasets import DATASETS, build_index, dataset_module
-from prep.datasets.kinetics400 import add_class_folders_argument, class_folder_variants
+from prep.datasets import DATASETS, add_class_folders_argument, build_index, class_folder_variants, dataset_module
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "frame_dir", "flow_dir", "fps", "width",
                     "height", "container_frames", "n_frames", "n_flow", "status", "note"]
@@ -193,16 +192,16 @@ def tree_entries(root, naming):
     return by_stem
 
 
-def find_in_tree(by_stem, video_id, class_name):
+def find_in_tree(by_stem, video_id, class_name, dataset):
     """The path of ``video_id`` in a scanned tree: its own ``class/video`` id; else in a folder of its class (the
-    label's or another Kinetics form; case-insensitive, as UCF101's folders and lists disagree in case) or flat;
+    label's or another form a copy of the dataset uses; case-insensitive, as UCF101's folders and lists disagree in case) or flat;
     else under the same video name in any one folder. None when absent; two candidates of one rank are an error
     naming both."""
     folder, _, stem = video_id.rpartition("/")
     paths = sorted(by_stem.get(stem, []))
     if video_id in paths:
         return video_id
-    accepted = {f.lower() for f in [folder, *class_folder_variants(class_name)]} | {""}
+    accepted = {f.lower() for f in [folder, *class_folder_variants(dataset, class_name)]} | {""}
     for candidates in ([p for p in paths if p.rpartition("/")[0].lower() in accepted], paths):
         if len(candidates) > 1:
             raise UserError(f"video {video_id!r}: two frame folders or packs could be it: {candidates[0]} and "
@@ -223,8 +222,8 @@ def manifest_from_tree(dataset, splits_dir, frames_dir, flow_dir=None, video_dir
     rgb_tree, flow_tree = tree_entries(frames_dir, naming), tree_entries(flow_dir, flow_naming)
     frame_rows, flow_rows = [], []
     for vid, class_name in zip(index["video_id"], index["class_name"]):
-        frame_rows.append(_tree_record(frames_dir, find_in_tree(rgb_tree, vid, class_name), vid, "rgb", naming))
-        flow_rows.append(_tree_record(flow_dir, find_in_tree(flow_tree, vid, class_name), vid, "flow", flow_naming))
+        frame_rows.append(_tree_record(frames_dir, find_in_tree(rgb_tree, vid, class_name, dataset), vid, "rgb", naming))
+        flow_rows.append(_tree_record(flow_dir, find_in_tree(flow_tree, vid, class_name, dataset), vid, "flow", flow_naming))
         folder = frames_dir / str(frame_rows[-1].get("frame_dir"))
         if frame_rows[-1]["status"] == "done" and folder.is_dir() and not (folder / FRAMES_MARKER).exists():
             with atomic_file(folder / FRAMES_MARKER, sync=False) as handle:  # for 3D-ResNets' readers; as the frames

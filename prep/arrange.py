@@ -23,7 +23,7 @@ from prep.base.atomic import atomic_directory, atomic_file
 from prep.base.errors import UserError
 from prep.base.names import safe_relative
 from prep.base.sources import read_sources
-from prep.datasets import REAL_DATASETS, build_index, dataset_module
+from prep.datasets import build_index, dataset_module, real_datasets
 
 class Linker:
     """Put a file under a new name without a second copy: hard link; else a copy (extracted files, which may be
@@ -84,8 +84,8 @@ def write_missing(path, rows):
 
 def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_fraction=0.0):
     """Build out_raw (atomically) and the missing report; raise when too much is missing."""
-    if dataset not in REAL_DATASETS:
-        raise UserError(f"arrange: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
+    if dataset not in real_datasets():
+        raise UserError(f"arrange: {dataset!r} is not a real dataset ({', '.join(real_datasets())})")
     module = dataset_module(dataset)
     out_raw, missing_csv = Path(out_raw), Path(missing_csv)
     extracted = Path(extracted_dir) if extracted_dir else None
@@ -136,7 +136,7 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("arrange", help="lay a dataset's extracted files out as raw/videos + raw/splits",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", choices=REAL_DATASETS)
+    parser.add_argument("dataset", choices=real_datasets())
     parser.add_argument("sources", help="sources JSON written by `prep fetch`")
     parser.add_argument("extracted", help="directory `prep unpack` extracted the archives into")
     parser.add_argument("out_raw", help="the dataset's raw directory (videos/, splits/)")

@@ -30,7 +30,7 @@ from prep.base.download import (DEADLINE, MISSING_CSV, add_deadline_argument, co
                                 has_checksum)
 from prep.base.errors import UserError
 from prep.base.sources import as_list, checksums_from_config, is_url, read_url_list
-from prep.datasets import REAL_DATASETS, dataset_module
+from prep.datasets import dataset_module, real_datasets
 
 LIST_DIR = "lists"  # DOWNLOADS/lists/: the downloaded link lists (names may clash with archives otherwise)
 
@@ -100,8 +100,8 @@ def _link_list_urls(key, dataset, sources, downloads, options):
 def fetch(dataset, sources, downloads, workers=4, retries=3, cache=None, timeout=60.0, backoff=1.0,
           deadline=DEADLINE):
     """Download (or find locally) the files of dataset; return the dict written to OUT.json."""
-    if dataset not in REAL_DATASETS:
-        raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(REAL_DATASETS)})")
+    if dataset not in real_datasets():
+        raise UserError(f"fetch: {dataset!r} is not a real dataset ({', '.join(real_datasets())})")
     module = dataset_module(dataset)
     # the folders fetch makes in DOWNLOADS (link lists, the source_lists' files): no download may take their names
     options = {"workers": workers, "retries": retries, "cache": cache, "timeout": timeout, "backoff": backoff,
@@ -156,7 +156,7 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("fetch", help="download a real dataset's archives (or find a local copy)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", choices=REAL_DATASETS)
+    parser.add_argument("dataset", choices=real_datasets())
     parser.add_argument("out", help="JSON file naming the archives, trees and files obtained")
     parser.add_argument("--sources", required=True, help="the dataset's sources: entry of the config, as JSON")
     parser.add_argument("--downloads", required=True, help="directory to download into (resumable .part files)")

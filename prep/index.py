@@ -5,8 +5,7 @@
 start from it, so one label map serves every format.
 """
 from prep.base.index_file import write_index
-from prep.datasets import DATASETS, build_index
-from prep.datasets.kinetics400 import add_class_folders_argument
+from prep.datasets import DATASETS, add_class_folders_argument, build_index
 
 
 def run(args):

@@ -11,7 +11,7 @@ from prep.base.archives import UNPACK_REPORT, add_limit_arguments, limits_from, 
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.sources import read_sources
-from prep.datasets import REAL_DATASETS, dataset_module
+from prep.datasets import dataset_module, real_datasets
 
 
 def run(args):
@@ -36,7 +36,7 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("unpack", help="extract every archive `prep fetch` found for a dataset",
                                    description="Extract every archive of a `prep fetch` sources file into "
                                                "OUT_DIR/<archive stem>/ (nested archives for HMDB51).")
-    parser.add_argument("dataset", choices=REAL_DATASETS)
+    parser.add_argument("dataset", choices=real_datasets())
     parser.add_argument("sources", help="sources JSON written by `prep fetch`")
     parser.add_argument("out_dir", help="directory to extract into")
     parser.add_argument("--workers", type=int, default=1, help="archives extracted in parallel (default 1)")

@@ -174,31 +174,6 @@ def test_two_files_with_one_stem_are_an_error_naming_both(tmp_path):
     assert not (tmp_path / "rawframes").exists()
 
 
-def test_the_config_schema_and_workflow_use_the_dataset_registry():
-    import yaml
-
-    from prep.datasets import DATASETS, REAL_DATASETS, dataset_module
-    from tests.conftest import REPO
-
-    import train.recipe
-
-    schema_text = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()
-    schema = yaml.safe_load(schema_text)
-    assert schema["properties"]["datasets"]["items"]["enum"] == list(DATASETS)
-    spelled = [line for line in schema_text.splitlines() if "enum: [synthetic" in line]  # every list of the names
-    assert spelled and all(f"enum: [{', '.join(DATASETS)}]" in line for line in spelled), spelled
-    assert train.recipe.DATASETS is DATASETS
-    sources = schema["properties"]["sources"]["properties"]
-    assert sorted(k for k, v in sources.items() if v.get("type") == "object") == sorted(REAL_DATASETS)
-    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    assert "from prep.datasets import" in common and "kinetics400" not in common  # no list of names of its own
-    for name in DATASETS:  # one interface: every stage reaches every dataset the same way
-        module = dataset_module(name)
-        for attribute in ("read_index", "locate_videos", "list_name", "json_name", "FACTS"):
-            assert hasattr(module, attribute), f"prep.datasets.{name} has no {attribute}"
-        assert hasattr(module, "arrange_sources") == (name in REAL_DATASETS)
-
-
 @pytest.mark.parametrize("split", [2, "2"])
 def test_split_as_number_or_string(split, tmp_path):
     from tests.conftest import snakemake

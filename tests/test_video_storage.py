@@ -283,7 +283,7 @@ def test_each_dataset_plans_its_storage_and_fills_64_cores(tmp_path, dataset, st
     assert jobs["flow"][0] * jobs["flow"][1] >= 64 and jobs[rgb_rule][0] * jobs[rgb_rule][1] >= 64
     assert f"--frames data/{dataset}/{'videos' if storage == 'videos' else 'rawframes'}" in stdout
     assert ("--pack" in stdout.split("prep flow", 1)[1].split("\n", 1)[0]) == (storage == "videos")
-    if storage == "videos":  # at the frame size the recipes assume (config.yaml frames.datasets.kinetics400)
+    if storage == "videos":  # at the frame size the recipes assume (kinetics400 FACTS.frame_size)
         assert "--short-side 256 --crf 18" in stdout.split("prep reencode", 1)[1].split("\n", 1)[0]
 
 

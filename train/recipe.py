@@ -8,13 +8,12 @@ identical models and data, and ``python -m train.recipe MODEL DATASET MODE`` pri
 """
 import argparse
 import copy
+import functools
 import json
 import sys
 from pathlib import Path
 
 import yaml
-
-from prep.base.names import DATASET_NAMES
 
 DEFAULTS = {
     "recipe": None, "pretrained": None, "model_options": {},
@@ -43,8 +42,15 @@ DEFAULTS = {
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES_DIR = Path(__file__).parent / "recipes"
-DATASETS = DATASET_NAMES  # the one list of dataset names (prep.base.names)
 MODES = ("rgb", "flow")
+
+
+@functools.cache
+def recipe_keys():
+    """The keys a recipe may set (the config schema's ``$defs.recipe``); any other key under ``recipes.<model>``
+    names a dataset (the schema allows only the registry's, prep.datasets, which train may not import)."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    return frozenset(schema["$defs"]["recipe"]["properties"])
 
 
 class RecipeError(ValueError):
@@ -86,7 +92,7 @@ def recipe_for(recipes, model, dataset):
     if model not in recipes:
         raise RecipeError(f"config: model {model!r} has no entry under 'recipes' (known: {', '.join(sorted(recipes))})")
     entry = recipes[model] or {}
-    model_wide = {k: v for k, v in entry.items() if k not in DATASETS}
+    model_wide = {k: v for k, v in entry.items() if k in recipe_keys()}
     if entry.get(dataset) is None and not model_wide:
         raise RecipeError(f"config: no recipe for model {model!r} on dataset {dataset!r} (recipes.{model}.{dataset})")
     recipe = merged(entry.get(dataset) or {}, model_wide)
@@ -155,7 +161,7 @@ def main(argv=None):
         "(this checkout's config.yaml, then the --configfile files merged over it, as Snakemake does when run "
         "from the repository root)."))
     parser.add_argument("model")
-    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("dataset", help="a dataset of the registry (prep.datasets.DATASETS)")
     parser.add_argument("mode", choices=(*MODES, "joint"))
     parser.add_argument("--configfile", nargs="+", default=[], help="YAML files merged over config.yaml, in order")
     args = parser.parse_args(argv)

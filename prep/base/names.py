@@ -15,9 +15,6 @@ BOOKKEEPING_KINDS = ("verified", "partial", "extracted", "scratch", "lifted", "t
 PART_SUFFIX = ".part"  # a download in progress
 _BOOKKEEPING = re.compile(r"^\..+\.(" + "|".join(BOOKKEEPING_KINDS) + r")$", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# the datasets the project knows, in one place for prep (prep.datasets: one module each), the config schema (a test
-# compares), common.smk and train's recipes (which may import only prep.base)
-DATASET_NAMES = ("synthetic", "ucf101", "hmdb51", "kinetics400")
 
 
 class UnsafeNameError(UserError):

@@ -1,31 +1,91 @@
 """The datasets: one module per dataset, pure facts and parsers, importing only :mod:`prep.base`.
 
-:data:`DATASETS` is the one registry of dataset names (spelled in :mod:`prep.base.names`, where train's recipes
-can read it too): the config schema (checked by a test), ``common.smk`` (wildcards, real datasets, list names) and
-every CLI take it from here. Each dataset module has the same interface,
-so the stages hold no rule of their own about a dataset:
+:data:`DATASETS` is the registry: one line per dataset, each the name of a module ``prep/datasets/<name>.py``. The
+config schema (:mod:`prep.datasets.schema` fills its dataset enums, ``storage`` / ``sources`` keys and their
+defaults), ``common.smk`` (wildcards, real datasets, storage, job sizes, frame sizes, list names) and every CLI take
+the datasets from here, so a new dataset is its module plus one registry line. Each dataset module has the same
+interface, so the stages hold no rule of their own about a dataset:
 
+- ``FACTS``: its :class:`DatasetFacts` — everything else the pipeline knows about it (sources and URLs, archive
+  layout, default storage, size and so job sizes, frame size, video extensions, class-folder forms, quirks);
 - ``read_index(splits_dir) -> DatasetIndex``: classes (label = position) and videos with their split membership
   (``read_index(splits_dir, class_folders=form)`` when ``FACTS.class_folders``);
 - ``locate_videos(index, video_dir) -> (found, missing)``: ``{video_id: Path}`` of the videos on disk and
   ``{video_id: reason}`` of the others;
-- ``arrange_sources(roots, files) -> Arrangement``: where a copy's split files and videos are, in extracted
-  archives or a tree on disk (``prep arrange``);
+- ``arrange_sources(roots, files) -> Arrangement`` (downloaded datasets): where a copy's split files and videos are,
+  in extracted archives or a tree on disk (``prep arrange``);
 - ``list_name(split, subset)`` and ``json_name(split, subset)``: annotation file names;
-- ``FACTS``: a :class:`DatasetFacts` (how its archives and sources are to be handled).
+- ``class_folder_variants(class_name)`` (optional): the folder names copies of it use for a class (default: its name).
 """
 import importlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.index_file import INDEX_COLUMNS
-from prep.base.names import DATASET_NAMES, safe_component
+from prep.base.names import safe_component
 
-DATASETS = DATASET_NAMES  # one module per name under prep/datasets/
-REAL_DATASETS = tuple(name for name in DATASETS if name != "synthetic")  # downloaded; synthetic is generated
+# the registry: one line per dataset (its module is prep/datasets/<name>.py)
+DATASETS = (
+    "synthetic",
+    "ucf101",
+    "hmdb51",
+    "kinetics400",
+)
 SPLITS = ("1", "2", "3")
+STORAGES = ("frames", "packs", "videos")  # how a dataset's rgb is stored (prep.base.frame_source.STORAGES)
+PREP_STAGES = ("frames", "reencode", "flow")
+# a job's share of a stage, at full size: ~1000 videos decode in a few core-hours; TV-L1 takes ~3 core-minutes per
+# UCF101 video, so ~250 videos (~10 core-hours) make a sensible SLURM job on 8 cores
+VIDEOS_PER_JOB = {"frames": 1000, "reencode": 1000, "flow": 250}
+WORKERS_PER_JOB = {"frames": 4, "reencode": 4, "flow": 8}
+# fewest jobs, so a small dataset still keeps a laptop's cores busy (the synthetic default: 2 frames, 4 flow jobs)
+MIN_JOBS = {"frames": 2, "reencode": 2, "flow": 4}
+SMALL_DATASET = 1000  # videos; below this a job is one process (start-up would outweigh the work)
+
+
+@dataclass(frozen=True)
+class SourceList:
+    """One ``sources.<dataset>.<key>`` setting: its default URLs (or paths) and what they are."""
+
+    default: tuple
+    description: str
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """Everything the pipeline knows about a dataset besides its parsers; a dataset states only where it differs."""
+
+    name: str
+    videos: int  # videos in a full copy: the job sizes follow from it (prep_jobs)
+    # `sources.<name>` lists (downloaded datasets): `urls` (archives), and any a dataset adds (Kinetics' CSVs)
+    sources: dict = field(default_factory=dict)
+    max_missing_fraction: float = 0.0  # default share of the listed videos that may be absent
+    nested_archives: bool = False  # archives inside archives, extracted too (HMDB51: one RAR per class)
+    tolerate_missing: bool = False  # a failed download or archive only makes videos missing (Kinetics)
+    source_lists: tuple = ()  # `sources:` keys always fetched besides the archives (Kinetics: the CSVs)
+    link_lists: str = None  # a `sources:` key naming lists of archive URLs, one a line (PaddleVideo's)
+    storage: str = "frames"  # default rgb storage, one of STORAGES (config `storage:` overrides)
+    # the frame size its recipes assume (config `frames.datasets.<name>` overrides): {"short_side": n} or
+    # {"size": "WxH"}; {"short_side": None} = as decoded; None = no assumption (config `frames.short_side`)
+    frame_size: dict = None
+    video_extensions: tuple = (".avi",)
+    # class folders made from labels in one of these forms (Kinetics: mmaction2, label), not the dataset's own
+    class_folders: tuple = ()
+
+    @property
+    def generated(self):
+        """Made by the pipeline itself (synthetic), never downloaded."""
+        return not self.sources
+
+    def prep_jobs(self, stage):
+        """``{"shards": Snakemake jobs, "workers": cores per job}`` of a prep stage, sized from :attr:`videos`: the
+        power of two nearest :data:`VIDEOS_PER_JOB` videos a job (at least :data:`MIN_JOBS`)."""
+        shards = 2 ** max(0, round(math.log2(max(self.videos, 1) / VIDEOS_PER_JOB[stage])))
+        workers = 1 if self.videos < SMALL_DATASET else WORKERS_PER_JOB[stage]
+        return {"shards": max(MIN_JOBS[stage], shards), "workers": workers}
 
 
 @dataclass
@@ -49,18 +109,6 @@ class DatasetIndex:
 
     def label_of(self, class_name):
         return self.classes.index(class_name)
-
-
-@dataclass(frozen=True)
-class DatasetFacts:
-    """How a dataset's sources are handled; a dataset states only where it differs from these defaults."""
-
-    nested_archives: bool = False  # archives inside archives, extracted too (HMDB51: one RAR per class)
-    tolerate_missing: bool = False  # a failed download or archive only makes videos missing (Kinetics)
-    source_lists: tuple = ()  # `sources:` keys always fetched besides the archives (Kinetics: the CSVs)
-    link_lists: str = None  # a `sources:` key naming lists of archive URLs, one a line (PaddleVideo's)
-    video_extensions: tuple = (".avi",)
-    class_folders: bool = False  # class folders made from labels in a chosen form (Kinetics), not the dataset's own
 
 
 @dataclass
@@ -88,6 +136,37 @@ def dataset_index(name, classes, videos, split_names):
         for split in split_names:
             video.splits.setdefault(split, "unused")
     return DatasetIndex(name, classes, sorted(videos.values(), key=lambda v: v.video_id), list(split_names))
+
+
+def facts(dataset):
+    """The :class:`DatasetFacts` of ``dataset``."""
+    return dataset_module(dataset).FACTS
+
+
+def real_datasets():
+    """The datasets that are downloaded (not generated), in registry order."""
+    return tuple(name for name in DATASETS if not facts(name).generated)
+
+
+def class_folder_forms():
+    """Every class-folder form some dataset makes (``--class-folders``, config ``frames.class_folders``)."""
+    return tuple(dict.fromkeys(form for name in DATASETS for form in facts(name).class_folders))
+
+
+def add_class_folders_argument(parser):
+    """The stages' ``--class-folders`` option (``prep index``, ``prep lists``)."""
+    forms = class_folder_forms()
+    parser.add_argument("--class-folders", choices=forms, default=forms[0],
+                        help="class folders of a dataset whose labels are not folder names (Kinetics): mmaction2 "
+                             "(spaces as _, what whitespace-split lists need; default) or label (as 3D-ResNets / "
+                             "MindSpore-I3D join root/label/video)")
+
+
+def class_folder_variants(dataset, class_name):
+    """The folder names copies of ``dataset`` use for ``class_name`` (the module's ``class_folder_variants``;
+    default: the name itself)."""
+    variants = getattr(dataset_module(dataset), "class_folder_variants", None)
+    return variants(class_name) if variants else [class_name]
 
 
 def check_dataset(dataset):

@@ -13,7 +13,7 @@ from pathlib import Path
 from prep.base.errors import UserError
 from prep.base.names import safe_component
 from prep.base.sources import best_class_tree, walk_dirs
-from prep.datasets import (Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+from prep.datasets import (Arrangement, DatasetFacts, SourceList, add_listed_video, class_folder_videos,
                            dataset_index, locate_class_folder_videos, split_list_name)
 SUBSET_OF_CODE = {"0": "unused", "1": "train", "2": "test"}
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[1-9])\.txt$")
@@ -99,13 +99,16 @@ def json_name(split, subset):
 
 
 # where it comes from: hmdb51_org.rar (one <class>.rar per class, each <class>/<video>.avi) and test_train_splits.rar
-# (testTrainMulti_7030_splits/<class>_test_split<N>.txt); URLs are in the config (sources.hmdb51.urls)
-FACTS = DatasetFacts(nested_archives=True)  # every archive is needed
-
-# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): half UCF101's size
-STORAGE = "frames"
-PREP_JOBS = {"frames": {"shards": 8, "workers": 4}, "reencode": {"shards": 8, "workers": 4},
-             "flow": {"shards": 32, "workers": 8}}
+# (testTrainMulti_7030_splits/<class>_test_split<N>.txt), every archive needed; stored as UCF101 is (half its size)
+FACTS = DatasetFacts(
+    name="hmdb51",
+    videos=6766,
+    sources={"urls": SourceList(("http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/hmdb51_org.rar",
+                                 "http://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/test_train_splits.rar"),
+                                "the video archive (one RAR per class inside) and the split files' archive")},
+    nested_archives=True,
+    frame_size={"short_side": None},
+)
 
 
 def arrange_sources(roots, files=()):

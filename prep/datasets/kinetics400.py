@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prep.base.errors import UserError
 from prep.base.names import safe_component
-from prep.datasets import Arrangement, DatasetFacts, Video, dataset_index
+from prep.datasets import Arrangement, DatasetFacts, SourceList, Video, dataset_index
 
 SUBSET_OF_SPLIT = {"train": "train", "val": "test", "validate": "test", "validation": "test", "test": "unused"}
 CLIP_EXTENSIONS = (".mp4", ".mkv", ".webm")
@@ -103,13 +103,6 @@ def class_folder(label, form="mmaction2"):
     if form not in CLASS_FOLDER_FORMS:
         raise UserError(f"unknown Kinetics class-folder form {form!r} (known: {', '.join(CLASS_FOLDER_FORMS)})")
     return CLASS_FOLDER_FORMS[form](label)
-
-
-def add_class_folders_argument(parser):
-    """The stages' ``--class-folders`` option (``prep index``, ``prep lists``)."""
-    parser.add_argument("--class-folders", choices=sorted(CLASS_FOLDER_FORMS), default="mmaction2",
-                        help="Kinetics class folders in the video ids: mmaction2 (spaces as _, what whitespace-split "
-                             "lists need; default) or label (as 3D-ResNets / MindSpore-I3D join root/label/video)")
 
 
 def read_index(csv_dir_or_files, name="kinetics400", include_test=False, class_folders="mmaction2"):
@@ -197,14 +190,33 @@ def locate_videos(index, video_dir):
     return found, missing
 
 
-# where it comes from: the annotation CSVs (DeepMind's kinetics400.tar.gz: train.csv, validate.csv, test.csv) and the
-# clips: PaddleVideo's link lists (train_link.list, val_link.list) of tar.gz archives of class folders of clips, or a
-# copy on disk (class folders or flat). URLs are in the config (sources.kinetics400).
-# every copy lacks some clips (counted against sources.kinetics400.max_missing_fraction); the CSVs are fetched even
-# when the clips are on disk; PaddleVideo's train_link.list / val_link.list name the clip archives
-# class folders: CLASS_FOLDER_FORMS (frames.class_folders)
-FACTS = DatasetFacts(tolerate_missing=True, source_lists=("annotations",), link_lists="link_lists",
-                     video_extensions=CLIP_EXTENSIONS, class_folders=True)
+# where it comes from: the annotation CSVs (DeepMind's kinetics400.tar.gz: train.csv, validate.csv, test.csv), fetched
+# even when the clips are on disk, and the clips: PaddleVideo's link lists (train_link.list, val_link.list) of tar.gz
+# archives of class folders of clips, or a copy on disk (class folders or flat). Every copy lacks some clips: a failed
+# archive only makes clips missing, counted against max_missing_fraction. How it is stored: ~135 GB of mp4 would be
+# ~2 TB of JPEG frames, so rgb is re-encoded for training from video, at mmaction2's "short-side 256" (its
+# "340x256" rows: config frames.datasets.kinetics400 {size: 340x256}); ~260 000 clips (the CSVs' labelled rows).
+FACTS = DatasetFacts(
+    name="kinetics400",
+    videos=260000,
+    sources={
+        "annotations": SourceList(("https://storage.googleapis.com/deepmind-media/Datasets/kinetics400.tar.gz",),
+                                  "the CSVs (label,youtube_id,time_start,time_end,split), or archives of them; URLs "
+                                  "or paths"),
+        "link_lists": SourceList(("https://ai-rank.bj.bcebos.com/Kinetics400/train_link.list",
+                                  "https://ai-rank.bj.bcebos.com/Kinetics400/val_link.list"),
+                                 "PaddleVideo-style lists of clip archive URLs (tar.gz of class folders), one a line"),
+        "urls": SourceList((), "more clip archive URLs"),
+    },
+    max_missing_fraction=0.15,
+    tolerate_missing=True,
+    source_lists=("annotations",),
+    link_lists="link_lists",
+    storage="videos",
+    frame_size={"short_side": 256},
+    video_extensions=CLIP_EXTENSIONS,
+    class_folders=tuple(CLASS_FOLDER_FORMS),
+)
 
 
 def list_name(split, subset):
@@ -214,13 +226,6 @@ def list_name(split, subset):
 
 def json_name(split, subset):
     return "kinetics400.json"  # one split: one file with both subsets, as 3D-ResNets takes one annotation file
-
-# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): ~135 GB of mp4 would be ~2 TB of JPEG frames,
-# so rgb is re-encoded for training from video (at the recipes' frame size, config frames.datasets); ~260 000 clips
-# → ~1000 per re-encode job, ~250 per flow job (a few core-hours each): hundreds of jobs, not 260 000.
-STORAGE = "videos"
-PREP_JOBS = {"frames": {"shards": 256, "workers": 4}, "reencode": {"shards": 256, "workers": 4},
-             "flow": {"shards": 1024, "workers": 8}}
 
 
 def find_csvs(roots, files=()):

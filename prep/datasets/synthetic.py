@@ -22,8 +22,9 @@ from prep.base.errors import UserError
 from prep.base.media import encode_video
 from prep.datasets import DatasetFacts, split_list_name, ucf101
 
-# the dataset interface (prep.datasets): generated, never downloaded; UCF101's file layout, so UCF101's readers
-FACTS = DatasetFacts(video_extensions=(".avi", ".mp4"))
+# the dataset interface (prep.datasets): generated, never downloaded (no sources); UCF101's file layout, so UCF101's
+# readers; the default config's 8 classes × 24 videos, a few hundred tiny videos kept as JPEG frames
+FACTS = DatasetFacts(name="synthetic", videos=192, video_extensions=(".avi", ".mp4"))
 locate_videos = ucf101.locate_videos
 list_name = functools.partial(split_list_name, "synthetic")
 
@@ -44,11 +45,6 @@ MOTION_PAIRS = [
     ("ZoomIn", "ZoomOut"),
 ]
 CONTAINERS = {"avi", "mp4"}
-
-# how the pipeline stores and prepares it (see prep/datasets/ucf101.py): a few hundred tiny videos
-STORAGE = "frames"
-PREP_JOBS = {"frames": {"shards": 2, "workers": 1}, "reencode": {"shards": 2, "workers": 1},
-             "flow": {"shards": 4, "workers": 1}}
 
 
 def class_names(num_classes):

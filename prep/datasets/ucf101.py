@@ -10,7 +10,7 @@ from pathlib import Path
 from prep.base.errors import UserError
 from prep.base.names import safe_relative
 from prep.base.sources import best_class_tree, walk_dirs
-from prep.datasets import (SPLITS, Arrangement, DatasetFacts, add_listed_video, class_folder_videos,
+from prep.datasets import (SPLITS, Arrangement, DatasetFacts, SourceList, add_listed_video, class_folder_videos,
                            dataset_index, locate_class_folder_videos, split_list_name)
 
 
@@ -66,15 +66,16 @@ def json_name(split, subset):
 
 
 # where it comes from: UCF101.rar (UCF-101/<Class>/v_*.avi) and UCF101TrainTestSplits-RecognitionTask.zip
-# (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt); URLs are in the config (sources.ucf101.urls)
-FACTS = DatasetFacts()  # every archive is needed
-
-# how the pipeline stores and prepares it (config `storage:`, `frames|reencode|flow.shards|workers` override these):
-# small enough for JPEG frames (~60 GB); 13 320 videos, TV-L1 ~27 core-days → 64 flow jobs of ~210 videos on 8 cores
-# (~10 core-hours each, a sensible SLURM job), so `--cores 64` runs 8 of them side by side.
-STORAGE = "frames"
-PREP_JOBS = {"frames": {"shards": 16, "workers": 4}, "reencode": {"shards": 16, "workers": 4},
-             "flow": {"shards": 64, "workers": 8}}
+# (ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt), every archive needed; how it is stored: small enough
+# for JPEG frames (~60 GB) at its native 320x240 (mmaction2's rawframes; MindSpore I3D's frames are 240 high)
+FACTS = DatasetFacts(
+    name="ucf101",
+    videos=13320,
+    sources={"urls": SourceList(("https://www.crcv.ucf.edu/data/UCF101/UCF101.rar",
+                                 "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"),
+                                "the video archive and the split files' archive")},
+    frame_size={"short_side": None},
+)
 
 
 def find_split_files(roots):

@@ -3,18 +3,25 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
-from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
+from prep.datasets import DATASETS as KNOWN_DATASETS, facts, list_name, real_datasets
+from prep.datasets.schema import config_schema
 from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
-from prep.datasets import dataset_module
 
+REAL_DATASETS = real_datasets()
 
-validate(config, schema="../schemas/config.schema.yaml")
+# the schema names no dataset: the registry's are filled in (prep.datasets.schema); validate() reads a file
+with tempfile.TemporaryDirectory() as _schema_dir:
+    _schema = os.path.join(_schema_dir, "config.schema.yaml")
+    with open(_schema, "w") as _handle:
+        json.dump(config_schema(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")), _handle)
+    validate(config, schema=_schema)
 
 for _model in config["models"]:  # every planned run has a recipe (other targets: when their train job is planned)
     for _dataset in config["datasets"]:
@@ -45,8 +52,8 @@ def all_results():
 
 
 def storage(dataset):
-    """How a dataset's rgb frames are stored (frames | packs | videos): the config's, else its module's default."""
-    return config["storage"].get(dataset) or dataset_module(dataset).STORAGE
+    """How a dataset's rgb frames are stored (frames | packs | videos): the config's, else the dataset's default."""
+    return config["storage"].get(dataset) or facts(dataset).storage
 
 
 def rgb_stage(dataset):
@@ -65,8 +72,8 @@ def pack_option(wildcards):
 
 def prep_jobs(dataset, stage, key):
     """Shards (Snakemake jobs) or workers (cores per job, the rule's threads) of a prep stage: the config's, else
-    the dataset module's PREP_JOBS, sized for the dataset. Snakemake lowers threads to --cores when it has fewer."""
-    return config[stage].get(key) or dataset_module(dataset).PREP_JOBS[stage][key]
+    sized from the dataset's size (DatasetFacts.prep_jobs). Snakemake lowers threads to --cores when it has fewer."""
+    return config[stage].get(key) or facts(dataset).prep_jobs(stage)[key]
 
 
 def prep_threads(stage):
@@ -129,8 +136,9 @@ def recipe_json(wildcards):
 
 
 def frames_size(wildcards):
-    """prep frames' resize option for a dataset: frames.datasets.<dataset> (size or short_side), else short_side."""
-    own = config["frames"]["datasets"].get(wildcards.dataset) or {}
+    """prep frames' resize option for a dataset: frames.datasets.<dataset> (size or short_side), else the size its
+    recipes assume (DatasetFacts.frame_size), else frames.short_side."""
+    own = config["frames"]["datasets"].get(wildcards.dataset) or facts(wildcards.dataset).frame_size or {}
     if own.get("size"):
         return f"--size {own['size']}"
     short_side = own.get("short_side", config["frames"]["short_side"])
