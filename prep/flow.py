@@ -51,11 +51,11 @@ REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
 
 
 def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, info=None):
-    """Grayscale frames, in order, of stored frames (``folder`` or ``pack``: ``source`` is ``(root, video_id)``, read
-    through the frame source) or of a video (``video``: ``source`` is its path).
+    """Grayscale frames, in order, of stored frames (``frames`` or ``packs``: ``source`` is ``(root, video_id)``, read
+    through the frame source) or of a video (``videos``: ``source`` is its path).
 
     For a video, ``info`` receives ``container_frames`` and ``decoded``."""
-    if kind != "video":
+    if kind != "videos":
         with open_frames(*source, "rgb", naming, kind) as frames:
             for k in range(1, frames.verify() + 1):  # a gap in the numbering is an error, not a silent skip
                 yield frames.read_gray(k)
@@ -106,12 +106,12 @@ def write_flow(frames, add, estimate, bound, quality, naming="mmaction"):
 def flow_writer(kind, out_path, source=None, naming="mmaction"):
     """Yield ``add(name, data)``; on success the flow stands complete at ``out_path`` with its ``.flow_done``.
 
-    kind: ``folder`` (renamed into place), ``pack`` (a new pack), ``merge`` (the pack ``source`` rewritten with the flow
-    added), ``inplace`` (files moved into the existing frame directory ``out_path``, marker last)."""
-    if kind == "folder":
+    kind: ``frames`` (a folder renamed into place), ``packs`` (a new pack), ``merge`` (the pack ``source`` rewritten
+    with the flow added), ``inplace`` (files moved into the existing frame directory ``out_path``, marker last)."""
+    if kind == "frames":
         with atomic_directory(out_path) as tmp:
             yield lambda name, data: write_bytes(tmp / name, data)
-    elif kind in ("pack", "merge"):
+    elif kind in ("packs", "merge"):
         with atomic_file(out_path, "wb", sync=False) as handle:
             writer = PackWriter(handle)
             if kind == "merge":
@@ -138,8 +138,8 @@ def flow_writer(kind, out_path, source=None, naming="mmaction"):
             handle.write(marker)
 
 
-def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="folder",
-                 output_kind="folder", short_side=None, size=None, source_pack=None, flow_naming=None):
+def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="frames",
+                 output_kind="frames", short_side=None, size=None, source_pack=None, flow_naming=None):
     """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
     ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
     a ``merge`` output rewrites; ``naming``: the rgb frames read, ``flow_naming`` the flow written (default: as
@@ -152,7 +152,7 @@ def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, nami
     try:
         with flow_writer(output_kind, out_dir, source_pack, flow_naming) as add:
             count = write_flow(frames, add, estimate, bound, quality, flow_naming)
-            if naming_of(flow_naming).zero_first_flow and output_kind in ("folder", "pack"):
+            if naming_of(flow_naming).zero_first_flow and output_kind in ("frames", "packs"):
                 add(FRAMES_MARKER, f"{count}\n".encode())  # MindSpore-I3D's get_loader reads n_frames in flow folders
             add(FLOW_MARKER, f"{count}\n".encode())
     except _TooFew as few:
@@ -161,25 +161,25 @@ def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, nami
                 "seconds": round(time.time() - started, 3)}
     finally:
         frames.close()
-    note = decoded_note(info["decoded"], info["container_frames"]) if source_kind == "video" else ""
+    note = decoded_note(info["decoded"], info["container_frames"]) if source_kind == "videos" else ""
     return {"status": "done", "n_flow": count, "note": note, "seconds": round(time.time() - started, 3)}
 
 
 def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
-    """(source_kind, output_kind, output_path, finished) for one video; source_kind ``video``, ``folder`` or ``pack``
-    (None: no frames), output_kind ``folder``, ``pack``, ``merge`` (into the frames' pack) or ``inplace``."""
+    """(source_kind, output_kind, output_path, finished) for one video; source_kind ``videos``, ``frames`` or
+    ``packs`` (None: no frames), output_kind ``frames``, ``packs``, ``merge`` (into the frames' pack) or ``inplace``."""
     in_place = Path(out_root).resolve() == Path(src_root).resolve()
     if source is not None:
-        kind = "video"
+        kind = "videos"
     else:
         found = find_storage(src_root, video_id)
         kind = found[0] if found else None
-    if in_place and kind in ("folder", "pack"):
+    if in_place and kind in ("frames", "packs"):
         with open_frames(src_root, video_id, "flow", naming, kind) as stored:
             finished = stored.marked_count() is not None
         path = storage_path(src_root, video_id, kind)
-        return kind, ("merge" if kind == "pack" else "inplace"), path, finished
-    output = "pack" if pack else "folder"
+        return kind, ("merge" if kind == "packs" else "inplace"), path, finished
+    output = "packs" if pack else "frames"
     path = storage_path(out_root, video_id, output)
     return kind, output, path, path.exists()  # renamed into place only when complete
 
@@ -194,7 +194,7 @@ def process_video(video_id, source, src_root, out_root, options):
                                                         options.pop("pack", False), naming)
     if finished:
         flow_root = src_root if output_kind in ("merge", "inplace") else out_root
-        storage = "pack" if output_kind in ("merge", "pack") else "folder"
+        storage = "packs" if output_kind in ("merge", "packs") else "frames"
         return dict(video_id=video_id, status="skipped", n_flow=count_frames(flow_root, video_id, "flow", naming,
                                                                             storage), note="", seconds=0.0)
     if source_kind is None:
@@ -205,7 +205,7 @@ def process_video(video_id, source, src_root, out_root, options):
             if is_flow_entry(name, naming):
                 os.unlink(out_path / name)
     try:
-        return dict(video_id=video_id, **compute_flow(source if source_kind == "video" else (src_root, video_id),
+        return dict(video_id=video_id, **compute_flow(source if source_kind == "videos" else (src_root, video_id),
                                                       out_path, source_kind=source_kind, output_kind=output_kind,
                                                       source_pack=out_path if output_kind == "merge" else None,
                                                       **options))

@@ -90,7 +90,7 @@ def process_video(video_id, video_path, out_root, options):
     if unusable is not None:
         return unusable
     out_dir = Path(out_root) / video_id
-    storage = "pack" if options.get("pack") else "folder"
+    storage = "packs" if options.get("pack") else "frames"
     done = Path(f"{out_dir}{PACK_SUFFIX}") if options.get("pack") else out_dir
     if done.exists():  # renamed into place only when complete
         n_frames = count_frames(out_root, video_id, "rgb", options["naming"], storage)

@@ -44,7 +44,7 @@ def test_rgb_frames_written_by_the_frames_stage(trees, tree):
     reference = sorted((trees / "folders" / "rgb" / VIDEO).glob("img_*.jpg"))
     assert len(reference) == NUM_FRAMES
     with open_frames(trees / tree / "rgb", VIDEO) as frames:
-        assert frames.storage == ("pack" if tree == "packed" else "folder")
+        assert frames.storage == ("packs" if tree == "packed" else "frames")
         assert len(frames) == NUM_FRAMES == frames.verify()
         for k, path in enumerate(reference, start=1):
             assert frames.read_bytes(k) == path.read_bytes()
@@ -86,7 +86,7 @@ def write_tree(root, naming, storage, rgb, flow, markers):
         entries += [(names.name(k, "flow", "x"), x), (names.name(k, "flow", "y"), y)]
     if markers:
         entries += [(FRAMES_MARKER, f"{len(rgb)}\n".encode()), (FLOW_MARKER, f"{len(flow)}\n".encode())]
-    if storage == "pack":
+    if storage == "packs":
         with atomic_file(root / f"{VIDEO}.pack", "wb") as handle:
             writer = PackWriter(handle)
             for name, data in entries:
@@ -98,7 +98,7 @@ def write_tree(root, naming, storage, rgb, flow, markers):
             (root / VIDEO / name).write_bytes(data)
 
 
-@pytest.mark.parametrize("storage", ["folder", "pack"])
+@pytest.mark.parametrize("storage", ["frames", "packs"])
 @pytest.mark.parametrize("markers", [True, False])
 @pytest.mark.parametrize("naming", sorted(NAMINGS))
 def test_every_naming_in_folders_and_packs(trees, tmp_path, naming, storage, markers):

@@ -24,8 +24,8 @@ def test_packed_trees_through_the_pipeline_to_the_gate(tmp_path):
     lines = (data / "annotations" / "synthetic_train_split_1_rawframes.txt").read_text().splitlines()
     for line in lines:
         video_id, n_frames, _ = line.rsplit(" ", 2)
-        assert count_frames(data / "rawframes", video_id, storage="pack") == int(n_frames)
-        assert count_frames(data / "flow", video_id, "flow", storage="pack") == int(n_frames) - 1
+        assert count_frames(data / "rawframes", video_id, storage="packs") == int(n_frames)
+        assert count_frames(data / "flow", video_id, "flow", storage="packs") == int(n_frames) - 1
     frame_packs[0].unlink()  # the gate notices a missing pack and names the video
     problems, _ = check_dataset(data / "annotations", data / "rawframes", data / "flow")
     assert any(frame_packs[0].name[:-5] in p and "no directory or pack" in p for p in problems), problems

@@ -109,7 +109,7 @@ def test_packs_hold_the_directory_bytes_and_the_loader_reads_both(videos, tmp_pa
         b = make_dataset(settings, tmp_path / f"{mode}.txt", tmp_path / packs, test_mode=True)
         for item in range(len(ids)):
             with a.source.open(ids[item]) as frames, b.source.open(ids[item]) as packed:
-                assert packed.storage == "pack" and np.array_equal(frames.read(2), packed.read(2))
+                assert packed.storage == "packs" and np.array_equal(frames.read(2), packed.read(2))
             assert a[item][0].equal(b[item][0])
 
 

@@ -72,7 +72,7 @@ def test_reencoded_videos_keep_every_decoded_frame_and_say_so(storages):
         path = storages["videos"] / f"{video_id}.mp4"
         assert row["bytes"] == path.stat().st_size
         with open_frames(storages["videos"], video_id) as video:  # detected: root/video_id.mp4
-            assert video.storage == "video" and len(video) == decoded
+            assert video.storage == "videos" and len(video) == decoded
         assert count_frames(storages["videos"], video_id) == decoded
         facts = VideoDecoder(path).info()
         assert (facts["width"], facts["height"]) == (48, 48)  # no resize asked; 48×48 is decord 0.6's failing size

@@ -8,8 +8,8 @@
         flow.read(1)                # H×W×2 uint8 (x, y), the quantized flow JPEGs as stored
         flow.read_bytes(1, "x")     # the stored JPEG bytes
 
-Storages (detected unless given): ``folder`` — ``root/video_id/`` holding one JPEG per frame; ``pack`` —
-``root/video_id.pack`` (:mod:`prep.base.packed`) holding the same JPEGs under the same names; ``video`` —
+Storages (:data:`STORAGES`, detected unless given): ``frames`` — ``root/video_id/`` holding one JPEG per frame;
+``packs`` — ``root/video_id.pack`` (:mod:`prep.base.packed`) holding the same JPEGs under the same names; ``videos`` —
 ``root/video_id.mp4``, rgb only, re-encoded for random access by ``prep reencode`` (:class:`VideoFileFrames`).
 
 Namings (:data:`NAMINGS`, the only table of frame names in the project; indices 1-based, ``{:05d}``):
@@ -168,7 +168,7 @@ def is_flow_entry(name, naming="mmaction"):
 # ---------------------------------------------------------------------------------------------------- storages
 
 class _FolderStorage:
-    kind = "folder"
+    kind = "frames"
 
     def __init__(self, path):
         self.path = Path(path)
@@ -188,7 +188,7 @@ class _FolderStorage:
 
 
 class _PackStorage:
-    kind = "pack"
+    kind = "packs"
 
     def __init__(self, path):
         self.path = Path(path)
@@ -223,23 +223,26 @@ class _PackStorage:
         return {"path": self.path, "_pack": None}
 
 
-STORAGES = {"folder": _FolderStorage, "pack": _PackStorage}
+# the one storage vocabulary (config `storage:`, tree records, the stages): frames (a folder of JPEGs per video),
+# packs (one file per video holding the same JPEGs) or videos (one re-encoded video per video id, rgb only)
+STORAGES = ("frames", "packs", "videos")
+_JPEG_STORAGES = {"frames": _FolderStorage, "packs": _PackStorage}
 
 
 def storage_path(root, video_id, storage):
-    """Where ``video_id``'s frames live under ``root`` in ``storage``."""
-    if storage == "pack":
+    """Where ``video_id``'s frames live under ``root`` in a JPEG ``storage`` (frames or packs)."""
+    if storage == "packs":
         return Path(f"{Path(root) / video_id}{PACK_SUFFIX}")
-    if storage == "folder":
+    if storage == "frames":
         return Path(root) / video_id
     raise FrameError(f"unknown frame storage {storage!r} (known: {', '.join(STORAGES)})")
 
 
 def find_storage(root, video_id):
     """``(storage, path)`` of the frames of ``video_id`` under ``root`` (a folder first, then a pack), or None."""
-    for storage in STORAGES:
+    for storage in _JPEG_STORAGES:
         path = storage_path(root, video_id, storage)
-        if path.is_dir() if storage == "folder" else path.is_file():
+        if path.is_dir() if storage == "frames" else path.is_file():
             return storage, path
     return None
 
@@ -281,7 +284,7 @@ class VideoFrames(_Closing):
         else:
             path = storage_path(root, video_id, storage)
         self.storage, self.path = storage, path
-        self._store = STORAGES[storage](path)
+        self._store = _JPEG_STORAGES[storage](path)
         self._length = None
         self._names = None
 
@@ -550,10 +553,10 @@ class VideoDecoder:
 
 
 class VideoFileFrames(_Closing):
-    """The rgb frames of one re-encoded video (storage ``video``: ``root/video_id.mp4``), with :class:`VideoFrames`'
+    """The rgb frames of one re-encoded video (storage ``videos``: ``root/video_id.mp4``), with :class:`VideoFrames`'
     interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG."""
 
-    storage = "video"
+    storage = "videos"
 
     def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1):
         if modality != "rgb":
@@ -612,7 +615,7 @@ class VideoFileFrames(_Closing):
 def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
     """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None: a folder, a pack, then
     a video file — :class:`VideoFileFrames`, same interface)."""
-    if storage == "video" or (storage is None and find_storage(root, video_id) is None
+    if storage == "videos" or (storage is None and find_storage(root, video_id) is None
                               and find_video(root, video_id) is not None):
         return VideoFileFrames(root, video_id, modality, naming)
     return VideoFrames(root, video_id, modality, naming, storage)

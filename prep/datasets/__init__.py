@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prep.base.errors import UserError
+from prep.base.frame_source import STORAGES  # how a dataset's rgb is stored: the one storage vocabulary
 from prep.base.index_file import INDEX_COLUMNS
 from prep.base.names import safe_component
 
@@ -35,7 +36,6 @@ DATASETS = (
     "kinetics400",
 )
 SPLITS = ("1", "2", "3")
-STORAGES = ("frames", "packs", "videos")  # how a dataset's rgb is stored (prep.base.frame_source.STORAGES)
 PREP_STAGES = ("frames", "reencode", "flow")
 # a job's share of a stage, at full size: ~1000 videos decode in a few core-hours; TV-L1 takes ~3 core-minutes per
 # UCF101 video, so ~250 videos (~10 core-hours) make a sensible SLURM job on 8 cores
