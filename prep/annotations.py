@@ -18,8 +18,9 @@ why (:func:`unwritable`): mmaction2's and PaddleVideo's list readers split lines
 may hold one; 3D-ResNets and MindSpore-I3D join ``root/<label>/<key>`` from a JSON, so the frame folder must be
 named so (Kinetics: ``--class-folders label``); video lists need the video root.
 
+The namings come from the trees' records (``.tree.meta``, :mod:`prep.base.trees`; ``--frames`` / ``--flow``).
 ``python -m prep lists DATASET --splits DIR --frames DIR --out DIR`` does the same for a frames tree made by other
-tools, in any naming (``--naming``, ``--flow-naming``), folders or packs, class folders (any Kinetics form,
+tools, in any naming (``--naming``, ``--flow-naming`` where a tree has no record), folders or packs, class folders (any Kinetics form,
 PaddleVideo's ``class/video.mp4/`` folders) or flat.
 """
 import json
@@ -35,6 +36,7 @@ from prep.base.frame_source import (FRAMES_MARKER, NAMINGS, FrameError, count_fr
                                     naming_of)
 from prep.base.index_file import read_index
 from prep.base.media import VIDEO_EXTENSIONS
+from prep.base.trees import tree_namings
 from prep.datasets import DATASETS, add_class_folders_argument, build_index, class_folder_variants, dataset_module
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "frame_dir", "flow_dir", "fps", "width",
@@ -260,8 +262,8 @@ def summary_line(manifest, skipped=None):
 def run_annotations(args):
     index, classes = read_index(args.index)
     manifest = build_manifest(index, read_reports(args.frames_reports), read_reports(args.flow_reports))
-    skipped = write_annotations(manifest, classes, args.dataset, args.out_dir, args.naming,
-                                args.flow_naming or args.naming)
+    naming, flow_naming = tree_namings(args.frames, args.flow or args.frames, args.naming, args.flow_naming)
+    skipped = write_annotations(manifest, classes, args.dataset, args.out_dir, naming, flow_naming)
     print(summary_line(manifest, skipped) + f"\n→ {args.out_dir}")
     return 0
 
@@ -269,20 +271,23 @@ def run_annotations(args):
 def run_lists(args):
     if not Path(args.frames).is_dir():
         raise UserError(f"--frames {args.frames}: no such directory")
+    naming, flow_naming = tree_namings(args.frames, args.flow or args.frames, args.naming, args.flow_naming)
     manifest, classes = manifest_from_tree(args.dataset, args.splits, args.frames, args.flow, args.videos,
-                                           args.naming, args.flow_naming, args.class_folders)
-    skipped = write_annotations(manifest, classes, args.dataset, args.out, args.naming,
-                                args.flow_naming or args.naming, with_videos=args.videos is not None)
+                                           naming, flow_naming, args.class_folders)
+    skipped = write_annotations(manifest, classes, args.dataset, args.out, naming, flow_naming,
+                                with_videos=args.videos is not None)
     print(summary_line(manifest, skipped) + f"\n→ {args.out}")
     return 0
 
 
 def add_naming_arguments(parser):
-    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
-                        help="rgb frame names: img_00001.jpg (mmaction) or image_00001.jpg (3dresnets)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default=None,
+                        help="rgb frame names: img_00001.jpg (mmaction) or image_00001.jpg (3dresnets); a tree's "
+                             "record (.tree.meta) says them, so this is for trees made by other tools (default "
+                             "mmaction)")
     parser.add_argument("--flow-naming", choices=sorted(NAMINGS), default=None,
-                        help="flow names: flow_x_ (mmaction), x_ (mmaction_k400_flow), image_00001x (3dresnets); "
-                             "default: as --naming")
+                        help="flow names: flow_x_ (mmaction), x_ (mmaction_k400_flow), image_00001x (3dresnets); as "
+                             "--naming, for flow trees without a record (default: as the rgb)")
 
 
 def add_parser(subparsers):
@@ -293,6 +298,8 @@ def add_parser(subparsers):
     parser.add_argument("out_dir")
     parser.add_argument("--frames-reports", nargs="+", required=True, help="CSV reports of the frames shards")
     parser.add_argument("--flow-reports", nargs="+", required=True, help="CSV reports of the flow shards")
+    parser.add_argument("--frames", help="the rgb tree (frames, packs or videos), whose record gives its names")
+    parser.add_argument("--flow", help="the flow tree, whose record gives its names (default: --frames)")
     add_naming_arguments(parser)
     parser.set_defaults(func=run_annotations)
 

@@ -1,7 +1,8 @@
 """The consistency gate before any training.
 
 Every video in every rawframes / flow list must have its frame and flow folders (or packs) with exactly the listed
-counts, numbered 1..N without gaps or strays under the naming the manifest records (:mod:`prep.base.frame_source`),
+counts, numbered 1..N without gaps or strays under the naming the manifest records (:mod:`prep.base.frame_source`;
+the trees' records, ``.tree.meta``, must say the same),
 the flow count its naming's rule gives (mmaction: n_frames − 1), and a label in range. On failure the videos are
 named and the run stops; on success a report is written (the Snakemake output that lets training start).
 """
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
-from prep.base.frame_source import FrameError, open_frames, recorded_namings
+from prep.base.frame_source import FrameError, naming_name, open_frames, recorded_namings
 from prep.base.index_file import read_index
+from prep.base.trees import TREE_RECORD, agree, recorded_section
 
 MAX_NAMED = 20
 
@@ -30,6 +32,9 @@ def check_dataset(annotations_dir, frames_root, flow_root):
     annotations_dir = Path(annotations_dir)
     manifest, classes = read_index(annotations_dir / "manifest.parquet")
     naming, flow_naming = recorded_namings(manifest.attrs)
+    for modality, root, names in (("rgb", frames_root, naming), ("flow", flow_root, flow_naming)):
+        agree(modality, {"naming": naming_name(names)}, recorded_section(root, modality) or {},
+              f"{annotations_dir / 'manifest.parquet'}", f"{Path(root) / TREE_RECORD}", keys=("naming",))
     problems = []
     lists = sorted(annotations_dir.glob("*_rawframes.txt"))
     if not lists:

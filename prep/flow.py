@@ -21,7 +21,9 @@ Outputs, each complete or absent (a killed run never leaves a flow that looks fi
   marker means no flow: a rerun removes stray ``flow_*`` files and recomputes. Over packed frames the flow is merged
   into the video's pack (rewritten aside and renamed).
 
-Every finished flow carries ``.flow_done`` (a file in the directory, an entry in a pack) holding the flow count.
+Every finished flow carries ``.flow_done`` (a file in the directory, an entry in a pack) holding the flow count, and
+the flow tree its record (``OUT/.tree.meta``, :mod:`prep.base.trees`: names, algorithm, backend, bound, storage,
+frame size), written before the first video; the rgb names read come from the frames tree's record.
 """
 import contextlib
 import itertools
@@ -41,11 +43,12 @@ from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames,
                                     find_storage, find_video, frame_videos, is_flow_entry, naming_of, open_frames,
                                     storage_path)
-from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
+from prep.base.optical_flow import ALGORITHMS, FLOW_BOUND, cached_estimator, create_estimator, quantize
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
                               run_pool, select_shard, summarise, write_report)
+from prep.base.trees import DEFAULT_FLOW_BACKEND, flow_record, record_tree, tree_conventions
 
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
 
@@ -138,7 +141,7 @@ def flow_writer(kind, out_path, source=None, naming="mmaction"):
             handle.write(marker)
 
 
-def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="frames",
+def compute_flow(source, out_dir, algorithm="tvl1", bound=FLOW_BOUND, quality=95, naming="mmaction", source_kind="frames",
                  output_kind="frames", short_side=None, size=None, source_pack=None, flow_naming=None):
     """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
     ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
@@ -221,6 +224,7 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
         raise UserError("flow from videos needs an OUT_DIR of its own (OUT == SRC puts flow beside rawframes)")
     create_estimator(options.get("algorithm", "tvl1"))  # fail early, once, on a missing backend
     in_place = Path(out_root).resolve() == Path(frames_root).resolve()
+    record_tree(out_root, "flow", tree_section(frames_root, in_place, videos, options))
     if in_place:  # merged packs are rewritten beside the old ones; in-place directories are cleaned per video
         remove_own_temporaries(out_root, video_ids, PACK_SUFFIX)
     else:
@@ -233,6 +237,23 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
         write_report(records, report, REPORT_COLUMNS)
     print(summarise(records, "flow", started))
     return records
+
+
+def tree_section(frames_root, in_place, videos, options):
+    """The ``flow`` section of the flow tree's record (:func:`prep.base.trees.flow_record`): its storage (in place:
+    the frames'), names, estimator (algorithm and backend), bound, and frame size (the resize options of flow from
+    videos, else the source tree's)."""
+    source = tree_conventions(frames_root, "rgb")
+    if in_place:
+        storage = source.get("storage", "frames")
+    else:
+        storage = "packs" if options.get("pack") else "frames"
+    size = (options.get("short_side"), options.get("size"))
+    if size == (None, None) and source.get("frame_size"):
+        size = (source["frame_size"].get("short_side"), source["frame_size"].get("size"))
+    return flow_record(storage, options.get("flow_naming") or options.get("naming", "mmaction"),
+                       options.get("algorithm", "tvl1"), options.get("bound", FLOW_BOUND), options.get("quality", 95),
+                       *size, backend=options.get("backend", DEFAULT_FLOW_BACKEND))
 
 
 def video_sources(src_dir, level, index=None):
@@ -252,17 +273,18 @@ def run(args):
     resize = resize_options(args)
     index = index_videos(args.index) if args.index else None
     videos = video_sources(args.src_dir, args.level, index)
+    naming = tree_conventions(args.src_dir, "rgb", naming=args.naming)["naming"]  # the frames tree's names
     if videos is not None:
         video_ids = sorted(videos)
     elif index is not None:
         video_ids = [vid for vid, _ in index]
     else:
-        video_ids = frame_videos(args.src_dir, args.level, args.naming)
+        video_ids = frame_videos(args.src_dir, args.level, naming)
     if videos is None and (resize["size"] or resize["short_side"]):
         raise UserError("--short-side / --size apply to flow from videos; rawframes are used at their size")
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
-             algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=args.naming,
+             algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=naming,
              flow_naming=args.flow_naming, **(resize if videos else {}))
     return 0
 
@@ -275,10 +297,12 @@ def add_parser(subparsers):
     parser.add_argument("out_dir", help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
                                         "beside the frames (mmaction2 layout)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
-    parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
+    parser.add_argument("--bound", type=float, default=FLOW_BOUND, help=f"quantization bound in pixels (default "
+                                                                        f"{FLOW_BOUND:g})")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
-                        help="names of the rgb frames read (as `prep frames --naming`; prep.base.frame_source.NAMINGS)")
+    parser.add_argument("--naming", choices=sorted(NAMINGS), default=None,
+                        help="names of the rgb frames read (prep.base.frame_source.NAMINGS): the frames tree's record "
+                             "says them; for a tree made by other tools, default mmaction")
     parser.add_argument("--flow-naming", choices=sorted(NAMINGS), default=None,
                         help="flow files written: mmaction flow_x_/flow_y_00001.jpg (N-1), mmaction_k400_flow "
                              "x_/y_00001.jpg (N-1), 3dresnets image_00001x/y.jpg (N, the first zero, n_frames file; "

@@ -24,6 +24,7 @@ from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options, run_stage,
                               select_shard)
+from prep.base.trees import record_tree, rgb_record
 
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "note", "seconds"]
 
@@ -101,8 +102,12 @@ def process_video(video_id, video_path, out_root, options):
 
 
 def run_frames(videos, out_root, workers=1, report=None, **options):
-    """Extract every ``(video_id, path)``; skip finished videos; return the report records."""
+    """Extract every ``(video_id, path)``; skip finished videos; return the report records. The tree's record
+    (:mod:`prep.base.trees`) says how: storage, naming, frame size, JPEG quality."""
     out_root = Path(out_root)
+    record_tree(out_root, "rgb", rgb_record("frames", "packs" if options.get("pack") else "frames",
+                                            options.get("naming", "mmaction"), options.get("short_side"),
+                                            options.get("size"), quality=options.get("quality", 95)))
     suffix = PACK_SUFFIX if options.get("pack") else ""
     remove_own_temporaries(out_root, [vid for vid, _ in videos], suffix)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]

@@ -25,6 +25,7 @@ from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.base.index_file import index_videos
 from prep.base.media import ffmpeg_executable
 from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
+from prep.base.trees import record_tree, rgb_record
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
@@ -151,7 +152,10 @@ def process_video(video_id, video_path, out_root, options):
 
 
 def run_reencode(videos, out_root, workers=1, report=None, **options):
-    """Re-encode every ``(video_id, path)``; skip finished videos; return the report records."""
+    """Re-encode every ``(video_id, path)``; skip finished videos; return the report records. The tree's record
+    (:mod:`prep.base.trees`) says how: storage videos, the frame size, the crf."""
+    record_tree(out_root, "rgb", rgb_record("reencode", "videos", None, options.get("short_side"), options.get("size"),
+                                            crf=options.get("crf", DEFAULT_CRF)))
     remove_own_temporaries(out_root, [vid for vid, _ in videos], SUFFIX)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
     return run_stage(process_video, jobs, workers, "reencode", report, REPORT_COLUMNS)

@@ -74,8 +74,7 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
     lists = write_lists(synthetic_small, tmp_path / "lists", count=2)
     checkpoint = write_checkpoint(tmp_path / "run", {**TSN, "twice_sample": True, "test_views": 1}, "flow",
                                   synthetic_small["classes"])
-    record, scores = score(checkpoint, lists, synthetic_small["root"] / "flow", tmp_path / "out", "flow",
-                           "--flow-algorithm", "tvl1", "--flow-bound", "20")
+    record, scores = score(checkpoint, lists, synthetic_small["root"] / "flow", tmp_path / "out", "flow")
     protocol = record["protocol"]
     assert {k: protocol[k] for k in RUN_INFO if k != "git_commit"} == {k: v for k, v in RUN_INFO.items()
                                                                        if k != "git_commit"}
@@ -85,8 +84,32 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
                                             "clips_per_video": 6}
     assert protocol["test"]["efficient"]["clips_per_video"] == 1
     assert protocol["average_clips"] == "prob" and protocol["frame_naming"] == "mmaction"
-    assert protocol["flow"] == {"algorithm": "tvl1", "bound": 20.0}
+    assert protocol["flow"] == {"algorithm": "tvl1", "backend": "opencv", "bound": 20.0}  # the flow tree's record
+    assert protocol["tree"]["stage"] == "flow" and protocol["tree"]["storage"] == "frames"
     assert json.loads(str(scores["settings"]))["twice_sample"] is True
+
+
+def test_a_tree_that_contradicts_the_run_or_a_flag_is_an_error_naming_both(synthetic_small, tmp_path):
+    """Evaluation takes the tree's conventions from its record: a flow tree quantized otherwise than the one the run
+    was trained on, or a --naming the record contradicts, stops with one line naming both."""
+    lists = write_lists(synthetic_small, tmp_path / "lists", count=2)
+    checkpoint = write_checkpoint(tmp_path / "run", TSN, "flow", synthetic_small["classes"])
+    state = torch.load(checkpoint, weights_only=False)
+    state["run_info"] = {**RUN_INFO, "tree": {"naming": "mmaction", "algorithm": "tvl1", "backend": "opencv",
+                                              "bound": 10.0}}
+    torch.save(state, checkpoint)
+    base = [sys.executable, "-m", "train.evaluate", "score", "--checkpoint", str(checkpoint), "--out",
+            str(tmp_path / "r.json"), "--model", "m", "--dataset", "d", "--workers", "0"]
+    flow = subprocess.run(base + ["--list", str(lists / "flow.txt"), "--root", str(synthetic_small["root"] / "flow")],
+                          capture_output=True, text=True, cwd=REPO, env=ENV)
+    assert flow.returncode == 2 and flow.stderr.count("\n") == 1, flow.stderr
+    assert "bound 10.0" in flow.stderr and "bound 20.0" in flow.stderr and "Traceback" not in flow.stderr
+    rgb = write_checkpoint(tmp_path / "rgb", TSN, "rgb", synthetic_small["classes"])
+    naming = subprocess.run([*base[:5], str(rgb), *base[6:], "--list", str(lists / "rgb.txt"), "--root",
+                             str(synthetic_small["root"] / "rawframes"), "--naming", "3dresnets"],
+                            capture_output=True, text=True, cwd=REPO, env=ENV)
+    assert naming.returncode == 2 and "--naming 3dresnets contradicts" in naming.stderr, naming.stderr
+    assert "naming mmaction" in naming.stderr and not (tmp_path / "r.json").exists()
 
 
 def test_best_checkpoint_is_scored_when_the_recipe_says_so(synthetic_small, tmp_path):
@@ -256,7 +279,9 @@ def test_evaluate_rule_asks_for_the_training_gpus_and_launches_torchrun(tmp_path
     text = one.stdout + one.stderr
     assert "python -m train.launch --nnodes 1 --nproc-per-node 1 --threads 1 --gpus 0 -- -m train.evaluate score" \
         in text
-    assert "--sweep results/tsn_synthetic_joint.sweep.json" in text and "--flow-bound 20" in text
+    assert "--sweep results/tsn_synthetic_joint.sweep.json" in text
+    score_line = text.split("-m train.evaluate score", 1)[1].split("\n", 1)[0]
+    assert "--naming" not in score_line and "--flow" not in score_line  # the tree's record says them
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text("train: {nodes: 1, nproc_per_node: 2, threads: 8, gpu: true}\n")
     gpus = subprocess.run(base + [str(cluster)], capture_output=True, text=True, env=env)

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
+from prep.base.trees import agree, tree_conventions
 from train.data import ClipChunks, normalize_on_device, plan_chunks, shard_groups
 from train.presets import make_dataset, eval_protocol
 from train.recipe import make_model
@@ -138,24 +139,33 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     return (sums / per_video).cpu()
 
 
-def protocol_record(state, kind, settings, naming, flow_algorithm, flow_bound):
-    """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol."""
+def protocol_record(state, kind, settings, tree):
+    """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol, and
+    the tree scored (its record, :mod:`prep.base.trees`: names, storage, frame size; flow: algorithm, backend, bound)."""
     run_info = dict(state.get("run_info") or {})
     return {**run_info, "checkpoint": {"kind": kind, "epoch": state.get("epoch")},
             "test": {name: eval_protocol(settings, accurate) for name, accurate in (("efficient", False),
                                                                                    ("accurate", True))},
-            "average_clips": settings["average_clips"], "frame_naming": naming,
-            "flow": {"algorithm": flow_algorithm, "bound": flow_bound} if settings["mode"] == "flow" else None,
+            "average_clips": settings["average_clips"], "frame_naming": tree["naming"], "tree": tree,
+            "flow": {key: tree.get(key) for key in ("algorithm", "backend", "bound")}
+            if settings["mode"] == "flow" else None,
             "git_commit": run_info.get("git_commit") or git_commit(), "evaluated_at_commit": git_commit()}
 
 
-def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, naming="mmaction", rank=0,
+def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, naming=None, rank=0,
                      world_size=1, device=None):
     """Efficient and accurate per-video scores of a run on a list:
-    (settings, classes, video_ids, labels, {mode: (scores, seconds)}, (state, kind))."""
+    (settings, classes, video_ids, labels, {mode: (scores, seconds)}, (state, kind, tree)). ``tree``: the
+    conventions of the tree under ``root`` (its record; ``naming`` for a tree without one), which must be those the
+    run was trained on."""
     path, state = checkpoint_to_score(checkpoint)
     kind = "best" if path.name == "best.pt" else "final"
     settings, classes = state["settings"], state["classes"]
+    tree = tree_conventions(root, settings["mode"], naming=naming)
+    trained_on = (state.get("run_info") or {}).get("tree")
+    if trained_on:
+        agree(settings["mode"], trained_on, tree, f"{path} (the tree it was trained on)", f"the tree at {root}")
+    naming = tree["naming"]
     device = device or torch.device("cpu")
     model = make_model(settings, len(classes))
     model.load_state_dict(state["model"])
@@ -173,7 +183,7 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
         outputs[name] = (scores.numpy(), time.time() - started)
     video_ids = [item[0] for item in dataset.items]
     labels = np.array([item[2] for item in dataset.items], dtype=np.int64)
-    return settings, classes, video_ids, labels, outputs, (state, kind)
+    return settings, classes, video_ids, labels, outputs, (state, kind, tree)
 
 
 def result_record(model, dataset, mode, classes, efficient, accurate, extra):
@@ -202,7 +212,7 @@ def run_score(args):
     context = init_distributed()
     rank, world_size, device = context.rank, context.world_size, context.device
     try:
-        settings, classes, video_ids, labels, outputs, (state, kind) = score_checkpoint(
+        settings, classes, video_ids, labels, outputs, (state, kind, tree) = score_checkpoint(
             args.checkpoint, args.list, args.root, args.workers, args.eval_batch, args.naming, rank, world_size,
             device)
     finally:
@@ -220,7 +230,7 @@ def run_score(args):
         if train_log.is_file() else None
     record = result_record(args.model, args.dataset, settings["mode"], classes, efficient, accurate, {
         "num_videos": len(labels), "checkpoint": str(args.checkpoint), "config": settings,
-        "protocol": {**protocol_record(state, kind, settings, args.naming, args.flow_algorithm, args.flow_bound),
+        "protocol": {**protocol_record(state, kind, settings, tree),
                      "eval_processes": world_size},
         "timings": {"train_seconds": train_seconds, "eval_seconds": round(time.time() - started, 2),
                     "efficient_seconds": round(outputs["efficient"][1], 2),
@@ -382,9 +392,8 @@ def build_parser():
     score.add_argument("--dataset", required=True)
     score.add_argument("--eval-batch", type=int, help="clips per forward pass (default: the recipe's eval_batch)")
     score.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
-    score.add_argument("--naming", default="mmaction", help="frame naming of the tree (prep.base.frame_source)")
-    score.add_argument("--flow-algorithm", default=None, help="for the record: how the flow was computed")
-    score.add_argument("--flow-bound", type=float, default=None, help="for the record: the flow quantization bound")
+    score.add_argument("--naming", default=None, help="frame naming of a tree without a record (.tree.meta, which "
+                                                      "says it otherwise; prep.base.frame_source.NAMINGS)")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")
     fuse.add_argument("--rgb", required=True)

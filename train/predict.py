@@ -5,9 +5,10 @@ then the top-k classes.
     python -m train.predict data/ucf101/rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01 --checkpoint …
 
 VIDEO is a video file, or a video's prepared frames (a folder of frames or a ``.pack``; for a flow checkpoint its
-flow frames). From a video file, RGB checkpoints take the decoded frames and flow checkpoints compute TV-L1 flow
-(bound from --bound, as the pipeline quantizes it) between the consecutive frames they sample. Prints one line per
-class: probability and name. On prepared frames the probabilities are exactly those evaluation computes.
+flow frames, read with the names their tree's record says). From a video file, RGB checkpoints take the decoded
+frames and flow checkpoints compute flow between the frames they sample as the tree the run was trained on was made
+(its record, kept in the checkpoint: algorithm, backend, bound, naming). Prints one line per class: probability and
+name. On prepared frames the probabilities are exactly those evaluation computes.
 """
 import argparse
 import math
@@ -18,11 +19,14 @@ import cv2
 import numpy as np
 import torch
 
+from prep.base.errors import UserError
+from prep.base.frame_source import naming_of
 from prep.base.media import open_video
 from prep.base.packed import PACK_SUFFIX
+from prep.base.trees import DEFAULT_FLOW_BACKEND, agree, conventions, find_tree_root, tree_conventions
 from train.data import FrameDataset, FrameSource
 from train.evaluate import score_dataset
-from train.export import load_checkpoint
+from train.export import checkpoint_state, model_of
 from train.presets import eval_sampler, eval_transform
 
 
@@ -44,16 +48,19 @@ def decode_video(path):
 
 
 class DecodedFrames:
-    """The frame-source interface (``len``, ``read(k, reduce)``) over a decoded video: its RGB frames, or the TV-L1
-    flow between frames k and k + 1 (mmaction naming: N − 1 flow frames), quantized as the pipeline stores it."""
+    """The frame-source interface (``len``, ``read(k, reduce)``) over a decoded video: its RGB frames, or its flow
+    as ``prep flow`` makes it under ``flow`` (:func:`prep.base.trees.conventions` of a flow tree: algorithm,
+    backend, bound, naming — which frames flow k joins), quantized as the pipeline stores it."""
 
-    def __init__(self, path, frames, modality, bound=20.0):
-        self.path, self.video_id, self.frames, self.modality, self.bound = str(path), "", frames, modality, bound
+    def __init__(self, path, frames, modality, flow=None):
+        self.path, self.video_id, self.frames, self.modality = str(path), "", frames, modality
+        self.conventions = flow or conventions(None, "flow", "the defaults")
+        self.naming = naming_of(self.conventions["naming"])
         self.estimate = None
         self.flow_cache = {}
 
     def __len__(self):
-        return len(self.frames) if self.modality == "rgb" else len(self.frames) - 1
+        return len(self.frames) if self.modality == "rgb" else self.naming.flow_count(len(self.frames))
 
     def read(self, k, reduce=1):
         image = self.frames[k - 1] if self.modality == "rgb" else self.flow(k)
@@ -65,13 +72,16 @@ class DecodedFrames:
 
     def flow(self, k):
         if k not in self.flow_cache:
-            from prep.base.optical_flow import create_estimator, quantize  # TV-L1 as `prep flow` computes it
+            from prep.base.optical_flow import create_estimator, quantize  # as `prep flow` computes it
 
-            self.estimate = self.estimate or create_estimator("tvl1")
-            gray = [cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY) for i in (k - 1, k)]
+            if self.conventions["backend"] != DEFAULT_FLOW_BACKEND:
+                raise UserError(f"the checkpoint's flow was made with the {self.conventions['backend']} backend; "
+                                f"predict computes flow with {DEFAULT_FLOW_BACKEND} only")
+            self.estimate = self.estimate or create_estimator(self.conventions["algorithm"])
+            gray = [cv2.cvtColor(self.frames[i - 1], cv2.COLOR_RGB2GRAY) for i in self.naming.flow_pair(k)]
             flow = self.estimate(gray[0], gray[1])
-            self.flow_cache[k] = np.stack([quantize(flow[..., 0], self.bound), quantize(flow[..., 1], self.bound)],
-                                          axis=-1)
+            bound = self.conventions["bound"]
+            self.flow_cache[k] = np.stack([quantize(flow[..., 0], bound), quantize(flow[..., 1], bound)], axis=-1)
         return self.flow_cache[k]
 
     def close(self):
@@ -92,17 +102,25 @@ class DecodedSource:
         return self.frames
 
 
-def video_dataset(video, settings, accurate=False, bound=20.0, naming="mmaction"):
-    """A one-video test dataset of a video file or of a video's prepared frames (folder or pack)."""
+def video_dataset(video, settings, accurate=False, trained_on=None, naming=None, bound=None):
+    """A one-video test dataset of a video file or of a video's prepared frames (folder or pack). ``trained_on``:
+    the conventions of the tree the checkpoint was trained on (its run_info), which a video's own tree must share
+    and which flow from a video file follows; ``naming`` / ``bound``: flags, for what no record says."""
     video = Path(video)
     mode = settings["mode"]
+    where = "the checkpoint (the tree it was trained on)"
     if video.is_dir() or video.name.endswith(PACK_SUFFIX):
         video_id = video.name[:-len(PACK_SUFFIX)] if video.name.endswith(PACK_SUFFIX) else video.name
-        source = FrameSource(str(video.parent), mode, naming)
+        tree_root = find_tree_root(video.parent) or video.parent  # the video's tree: its record names the files
+        found = tree_conventions(tree_root, mode, naming=naming, **({"bound": bound} if mode == "flow" else {}))
+        if trained_on:
+            agree(mode, trained_on, found, where, f"the tree at {tree_root}")
+        source = FrameSource(str(video.parent), mode, found["naming"])
         with source.open(video_id) as frames:
             total = len(frames)
     else:
-        frames = DecodedFrames(video, decode_video(video), mode, bound)
+        flow = conventions(trained_on, "flow", where, bound=bound) if mode == "flow" else None
+        frames = DecodedFrames(video, decode_video(video), mode, flow)
         source, video_id, total = DecodedSource(frames), video.name, len(frames)
     if total < 1:
         raise SystemExit(f"error: {video}: " + ("no frames" if mode == "rgb" else "a flow model needs two frames"))
@@ -115,10 +133,11 @@ def video_probabilities(scores, average_clips):
     return scores if average_clips == "prob" else scores.softmax(dim=-1)
 
 
-def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="mmaction"):
-    """[(class name, probability)] of the top classes."""
-    model, settings, classes = load_checkpoint(checkpoint)
-    dataset = video_dataset(video, settings, accurate, bound, naming)
+def predict_video(video, checkpoint, top=5, accurate=False, bound=None, naming=None):
+    """[(class name, probability)] of the top classes; ``bound`` / ``naming``: flags for what no record says."""
+    state = checkpoint_state(checkpoint)
+    model, settings, classes = model_of(state), state["settings"], state["classes"]
+    dataset = video_dataset(video, settings, accurate, (state.get("run_info") or {}).get("tree"), naming, bound)
     with torch.no_grad():
         scores = score_dataset(model, dataset, settings, len(classes), torch.device("cpu"), settings["eval_batch"])[0]
     probabilities = video_probabilities(scores, settings["average_clips"])
@@ -132,11 +151,17 @@ def main(argv=None):
     parser.add_argument("--checkpoint", required=True, help="final.pt / best.pt of a run")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--accurate", action="store_true", help="the recipe's accurate test mode (views × crops)")
-    parser.add_argument("--bound", type=float, default=20.0, help="flow quantization bound (flow checkpoints)")
-    parser.add_argument("--naming", default="mmaction", help="frame naming of a frames folder / pack")
+    parser.add_argument("--bound", type=float, default=None,
+                        help="flow quantization bound, for a checkpoint or tree without a record (default 20)")
+    parser.add_argument("--naming", default=None, help="frame naming of a frames folder / pack whose tree has no "
+                                                       "record (default mmaction)")
     args = parser.parse_args(argv)
-    for name, probability in predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound,
-                                           args.naming):
+    try:
+        predictions = predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound, args.naming)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, probability in predictions:
         print(f"{probability:.4f}  {name}")
     return 0
 

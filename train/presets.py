@@ -6,6 +6,7 @@ Two test modes: *efficient* — ``num_clips`` segments (or one clip), one view, 
 *accurate* — the recipe's ``test_num_clips`` (default ``num_clips``) × ``test_views`` (doubled by
 ``twice_sample``) × ``test_crops`` crops of ``test_crop_size`` (default ``input_size``).
 """
+from prep.base.trees import tree_conventions
 from train.data import ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource, TrainTransform
 
 
@@ -57,9 +58,10 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
-def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction"):
-    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
-    source = FrameSource(str(root), settings["mode"], naming)
+def make_dataset(settings, items, root, test_mode, accurate=False, naming=None):
+    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root, read with
+    the names the tree's record says (``naming``: for a tree without one; default mmaction)."""
+    source = FrameSource(str(root), settings["mode"], tree_conventions(root, settings["mode"], naming=naming)["naming"])
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, open_frames, recorded_namings
 from prep.base.optical_flow import dequantize
+from prep.base.trees import tree_conventions
 
 TEST_MODES = ("accurate", "efficient")
 METRICS = ("top1", "top5", "mean_class_accuracy")
@@ -294,7 +296,7 @@ def run_dataset(args):
 # --- flow samples --------------------------------------------------------------------------------------------------
 
 
-def flow_to_rgb(flow_x, flow_y, bound=20.0):
+def flow_to_rgb(flow_x, flow_y, bound):
     """The HSV colour wheel: hue = direction, value = magnitude (saturated at ``bound`` pixels), full saturation."""
     import cv2
 
@@ -307,7 +309,7 @@ def flow_to_rgb(flow_x, flow_y, bound=20.0):
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def colour_wheel(size=101, bound=20.0):
+def colour_wheel(size=101, bound=1.0):
     axis = np.linspace(-bound, bound, size, dtype=np.float32)
     x, y = np.meshgrid(axis, axis)
     wheel = flow_to_rgb(x, y, bound)
@@ -334,7 +336,10 @@ def pick_samples(manifest, per_class=1, max_classes=8):
     return picked
 
 
-def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_class=1, max_classes=8, title=""):
+def plot_flow_samples(manifest, frames_root, flow_root, out, bound=None, per_class=1, max_classes=8, title=""):
+    """Sample frames beside their flow; the flow is dequantized with the bound the flow tree's record says
+    (``bound``: for a tree without one, default 20)."""
+    bound = tree_conventions(flow_root, "flow", bound=bound)["bound"]
     plt = _pyplot()
     samples = pick_samples(manifest, per_class, max_classes)
     rows = max(1, len(samples))
@@ -364,7 +369,7 @@ def plot_flow_samples(manifest, frames_root, flow_root, out, bound=20.0, per_cla
                              f"(mean {mean[0]:+.2f}, {mean[1]:+.2f} px)", fontsize="small")
         else:
             row[1].set_title("flow not found", fontsize="small")
-    axes[0, 2].imshow(colour_wheel(bound=1.0), extent=(-1, 1, 1, -1))
+    axes[0, 2].imshow(colour_wheel(), extent=(-1, 1, 1, -1))
     axes[0, 2].axis("on")
     axes[0, 2].set(xlabel="x", ylabel="y (down)", title="key: hue = direction,\nbrightness = magnitude")
     axes[0, 2].title.set_fontsize("small")
@@ -419,7 +424,8 @@ def build_parser():
     flow.add_argument("--frames", required=True, help="rawframes root (img_*.jpg)")
     flow.add_argument("--flow", required=True, help="flow root (flow_x_*.jpg, flow_y_*.jpg)")
     flow.add_argument("--out", required=True, help="PNG")
-    flow.add_argument("--bound", type=float, default=20.0, help="flow quantization bound b (default 20)")
+    flow.add_argument("--bound", type=float, default=None,
+                      help="flow quantization bound b of a flow tree without a record (.tree.meta; default 20)")
     flow.add_argument("--per-class", type=int, default=1)
     flow.add_argument("--max-classes", type=int, default=8)
     flow.add_argument("--title")
@@ -431,7 +437,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ReportError as error:
+    except (ReportError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from prep.base.diskspace import disk_full_message, is_disk_full
+from prep.base.errors import UserError
+from prep.base.trees import tree_conventions
 from train import utils
 from train.data import collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
@@ -241,8 +243,9 @@ def main(args):
     classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     run_dir = Path(args.run_dir)
 
-    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=args.naming)
-    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=args.naming)
+    tree = tree_conventions(args.root, args.mode, naming=args.naming)  # how the tree was made: its record says
+    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=tree["naming"])
+    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=tree["naming"])
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // context.world_size or 1)
@@ -290,7 +293,7 @@ def main(args):
     best = max((record.get("val_top1", 0) for record in log_lines(run_dir)), default=-1.0)
     run_info = {"world_size": context.world_size, "batch_per_process": batch_size,
                 "total_batch": batch_size * context.world_size * accumulate, "effective_lr": effective_lr,
-                "pretrained": pretrained, "git_commit": utils.git_commit()}
+                "pretrained": pretrained, "git_commit": utils.git_commit(), "tree": tree}
 
     def snapshot(epoch, step):
         rng = utils.gather_objects(utils.rng_state(device), context)
@@ -357,8 +360,8 @@ def build_parser():
     parser.add_argument("--train-list", required=True, help="mmaction2 rawframes (rgb) or flow list for training")
     parser.add_argument("--val-list", required=True, help="list scored after each epoch (efficient mode)")
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
-    parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
-                        "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
+    parser.add_argument("--naming", default=None, help="frame naming of a tree under --root without a record "
+                        "(.tree.meta, which says it otherwise; prep.base.frame_source.NAMINGS)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH",
@@ -375,7 +378,7 @@ def cli(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return main(args)
-    except PretrainedError as error:
+    except (PretrainedError, UserError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     except FileNotFoundError as error:

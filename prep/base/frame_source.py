@@ -125,10 +125,16 @@ def naming_of(naming):
         raise FrameError(f"unknown frame naming {naming!r} (known: {', '.join(NAMINGS)})") from None
 
 
+def naming_name(naming):
+    """The name (a key of :data:`NAMINGS`) of a :class:`Naming` or of a name."""
+    named = naming_of(naming)
+    return next(key for key, value in NAMINGS.items() if value == named)
+
+
 def describe_naming(naming):
     """What a manifest records about its tree's names (JSON): the naming's name, its templates, the flow count."""
     named = naming_of(naming)
-    name = next(key for key, value in NAMINGS.items() if value == named)
+    name = naming_name(named)
     rule = "n_frames (flow 1 = frame 1 -> 1)" if named.zero_first_flow else "n_frames - 1 (flow k: frame k -> k+1)"
     return json.dumps({"naming": name, "rgb": named.rgb, "flow_x": named.flow_x, "flow_y": named.flow_y,
                        "flow_count": rule})

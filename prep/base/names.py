@@ -10,8 +10,9 @@ import re
 
 from prep.base.errors import UserError
 
-# hidden names we create beside the files we make: download stamps, extraction work and markers, atomic temporaries
-BOOKKEEPING_KINDS = ("verified", "partial", "extracted", "scratch", "lifted", "tmp")
+# hidden names we create beside the files we make: download stamps, extraction work and markers, atomic temporaries,
+# tree records (.tree.meta, prep.base.trees)
+BOOKKEEPING_KINDS = ("verified", "partial", "extracted", "scratch", "lifted", "tmp", "meta")
 PART_SUFFIX = ".part"  # a download in progress
 _BOOKKEEPING = re.compile(r"^\..+\.(" + "|".join(BOOKKEEPING_KINDS) + r")$", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -10,6 +10,7 @@ import numpy as np
 from prep.base.errors import UserError
 
 ALGORITHMS = ("tvl1", "dis", "farneback")
+FLOW_BOUND = 20.0  # the quantization bound b of the pipeline (v > b → 255, v < −b → 0): its one home; trees record theirs
 _ESTIMATORS = {}
 
 
@@ -29,7 +30,7 @@ def create_estimator(algorithm):
     raise UserError(f"unknown flow algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
 
 
-def quantize(component, bound=20.0):
+def quantize(component, bound=FLOW_BOUND):
     """Flow component (pixels) → uint8 exactly as denseflow: v > b → 255, v < −b → 0, else
     cvRound(255·(v − (−b)) / (b − (−b))) evaluated in double precision, cvRound rounding half to even
     (open-mmlab/denseflow src/common.cpp convertFlowToImage, the CAST macro; its float flow meets double bounds)."""
@@ -46,6 +47,6 @@ def cached_estimator(algorithm):
     return _ESTIMATORS[algorithm]
 
 
-def dequantize(jpeg_pixels, bound=20.0):
+def dequantize(jpeg_pixels, bound=FLOW_BOUND):
     """Flow JPEG pixels (0–255) back to flow values: v = q·2b/255 − b (the inverse of :func:`quantize`)."""
     return jpeg_pixels.astype(np.float32) * (2 * bound / 255.0) - bound

@@ -6,8 +6,8 @@ rule annotations:
     output:
         directory("data/{dataset}/annotations"),
     params:
-        naming=config["frames"]["naming"],
-        flow_naming=config["flow"]["naming"],
+        frames=lambda wildcards: rgb_root(wildcards.dataset),
+        flow="data/{dataset}/flow",
     log:
         "logs/annotations/{dataset}.log",
     benchmark:
@@ -17,7 +17,7 @@ rule annotations:
     shell:
         "python -m prep annotations {wildcards.dataset} {input.index} {output}"
         " --frames-reports {input.frames} --flow-reports {input.flow}"
-        " --naming {params.naming} --flow-naming {params.flow_naming} > {log} 2>&1"
+        " --frames {params.frames} --flow {params.flow} > {log} 2>&1"
 
 
 rule check:

@@ -125,11 +125,6 @@ def stream_root(wildcards):
     return rgb_root(wildcards.dataset) if wildcards.mode == "rgb" else f"data/{wildcards.dataset}/flow"
 
 
-def stream_naming(wildcards):
-    """The frame naming the mode's tree was prepared with: frames.naming (rgb) or flow.naming (flow)."""
-    return config["frames" if wildcards.mode == "rgb" else "flow"]["naming"]
-
-
 def recipe_json(wildcards):
     """The run's recipe (config recipes.<model>.<dataset> and the model-wide keys; train.recipe resolves its base)."""
     return json.dumps(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), sort_keys=True)

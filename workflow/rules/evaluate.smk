@@ -10,8 +10,6 @@ rule evaluate:
         root=stream_root,
         test_list=stream_list("test"),
         workers=threads_per_process,
-        naming=stream_naming,
-        flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-bound {config['flow']['bound']}",
     threads: config["train"]["threads"]
     resources:
         **train_resources(),
@@ -23,8 +21,8 @@ rule evaluate:
         PREP_ENV
     shell:
         "{params.launch} -m train.evaluate score --checkpoint {input.checkpoint} --list {params.test_list}"
-        " --root {params.root} --out {output.result} --scores {output.scores} --naming {params.naming}"
-        " {params.flow} --model {wildcards.model} --dataset {wildcards.dataset} --workers {params.workers}"
+        " --root {params.root} --out {output.result} --scores {output.scores}"
+        " --model {wildcards.model} --dataset {wildcards.dataset} --workers {params.workers}"
         " > {log} 2>&1"
 
 

@@ -10,7 +10,7 @@ rule flow:
         shards=lambda wildcards: prep_jobs(wildcards.dataset, "flow", "shards"),
         f=config["flow"],
         pack=pack_option,
-        naming=config["frames"]["naming"],
+        bound=f"--bound {config['flow']['bound']}" if config["flow"]["bound"] else "",
     threads: prep_threads("flow")
     log:
         "logs/flow/{dataset}_{shard}.log",
@@ -21,5 +21,5 @@ rule flow:
     shell:
         "python -m prep flow {params.src} {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " --algorithm {params.f[algorithm]} --bound {params.f[bound]} {params.pack}"
-        " --naming {params.naming} --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"
+        " --algorithm {params.f[algorithm]} {params.bound} {params.pack}"
+        " --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"

@@ -120,7 +120,6 @@ rule report_flow:
     params:
         frames=lambda wildcards: rgb_root(wildcards.dataset),
         flow="data/{dataset}/flow",
-        bound=config["flow"]["bound"],
     log:
         "logs/report/flow_{dataset}.log",
     benchmark:
@@ -129,4 +128,4 @@ rule report_flow:
         PREP_ENV
     shell:
         "python -m train.report flow {input.annotations}/manifest.parquet --frames {params.frames}"
-        " --flow {params.flow} --bound {params.bound} --out {output} --title {wildcards.dataset} > {log} 2>&1"
+        " --flow {params.flow} --out {output} --title {wildcards.dataset} > {log} 2>&1"

@@ -11,7 +11,6 @@ rule train:
         val_list=stream_list("test"),
         settings=recipe_json,
         root=stream_root,
-        naming=stream_naming,
         run_dir=subpath(output[0], parent=True),
         threads=threads_per_process,
         pretrained=pretrained_option,
@@ -27,6 +26,5 @@ rule train:
     shell:
         "{params.launch} -m train.train --settings {params.settings:q} --mode {wildcards.mode}"
         " --train-list {params.train_list} --val-list {params.val_list} --root {params.root}"
-        " --naming {params.naming}"
         " --classes {input.annotations}/label_map.txt --run-dir {params.run_dir}"
         " --threads {params.threads} {params.pretrained} > {log} 2>&1"
