@@ -99,10 +99,11 @@ def prepared(dataset, root, naming="mmaction", flow_naming="mmaction", class_fol
     run_prep("frames", videos, root / "rawframes", "--index", root / "index.parquet", "--naming", naming,
              "--report", root / "frames.csv", *packed)
     # Farnebäck: the layout is under test, not TV-L1 (tests/test_prep_pipeline.py checks TV-L1), and it is fast
-    run_prep("flow", root / "rawframes", root / "flow", "--index", root / "index.parquet", "--naming", naming,
+    # as the pipeline runs them: the rgb names come from the frames tree's record, the lists' from both records
+    run_prep("flow", root / "rawframes", root / "flow", "--index", root / "index.parquet",
              "--flow-naming", flow_naming, "--algorithm", "farneback", "--report", root / "flow.csv", *packed)
     run_prep("annotations", dataset, root / "index.parquet", root / "annotations", "--frames-reports",
-             root / "frames.csv", "--flow-reports", root / "flow.csv", "--naming", naming, "--flow-naming",
-             flow_naming)
+             root / "frames.csv", "--flow-reports", root / "flow.csv", "--frames", root / "rawframes", "--flow",
+             root / "flow")
     return {"dataset": dataset, "splits": splits, "videos": videos, "rawframes": root / "rawframes",
             "flow": root / "flow", "annotations": root / "annotations"}
