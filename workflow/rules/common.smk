@@ -20,7 +20,7 @@ REAL_DATASETS = real_datasets()
 with tempfile.TemporaryDirectory() as _schema_dir:
     _schema = os.path.join(_schema_dir, "config.schema.yaml")
     with open(_schema, "w") as _handle:
-        json.dump(config_schema(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")), _handle)
+        json.dump(config_schema(), _handle)  # the schema file beside the prep package in use
     validate(config, schema=_schema)
 
 for _model in config["models"]:  # every planned run has a recipe (other targets: when their train job is planned)
