@@ -3,7 +3,8 @@
 From the dataset index and the frames / flow shard reports, ``python -m prep annotations`` writes into OUT_DIR:
 
 - ``manifest.parquet`` — one row per video: video_id, class_name, label, split_<k>, video_path, frame_dir, flow_dir,
-  fps, width, height, container_frames, n_frames, n_flow, status (``ok`` or why not), note; and the rgb and flow
+  fps, width, height, container_frames, n_frames, n_flow, flow_backend (``prep flow --backend`` that computed the
+  flow: opencv or torch, the same numbers), status (``ok`` or why not), note; and the rgb and flow
   namings of the trees (:mod:`prep.base.frame_source`).
 - mmaction2 lists: ``{name}_rawframes.txt`` (``class/video n_frames label``), ``{name}_flow.txt`` (flow count),
   ``{name}_videos.txt`` (``class/video.ext label``), where name is ``{dataset}_{train|val}_split_{k}`` or, for
@@ -39,7 +40,7 @@ from prep.datasets import DATASETS, build_index, dataset_module
 from prep.datasets.kinetics400 import add_class_folders_argument, class_folder_variants
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "frame_dir", "flow_dir", "fps", "width",
-                    "height", "container_frames", "n_frames", "n_flow", "status", "note"]
+                    "height", "container_frames", "n_frames", "n_flow", "flow_backend", "status", "note"]
 JSON_SUBSETS = {"train": "training", "test": "validation"}  # 3D-ResNets' subset names
 
 
@@ -69,7 +70,9 @@ def build_manifest(index, frames_report, flow_report):
         if status == "ok":
             status = _stage_status("frames", frame_info) or _stage_status("flow", flow_info) or "ok"
         meta = {k: frame_info.get(k) for k in ("fps", "width", "height", "container_frames", "n_frames")}
+        backend = flow_info.get("backend")
         rows.append({**row, **meta, "n_flow": flow_info.get("n_flow"), "status": status,
+                     "flow_backend": backend if isinstance(backend, str) else "",
                      "frame_dir": _folder(frame_info, "frame_dir", vid), "flow_dir": _folder(flow_info, "flow_dir", vid),
                      "note": frame_info.get("note", "") or ""})
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + split_columns(index))

@@ -138,14 +138,14 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     return (sums / per_video).cpu()
 
 
-def protocol_record(state, kind, settings, naming, flow_algorithm, flow_bound):
+def protocol_record(state, kind, settings, naming, flow):
     """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol."""
     run_info = dict(state.get("run_info") or {})
     return {**run_info, "checkpoint": {"kind": kind, "epoch": state.get("epoch")},
             "test": {name: eval_protocol(settings, accurate) for name, accurate in (("efficient", False),
                                                                                    ("accurate", True))},
             "average_clips": settings["average_clips"], "frame_naming": naming,
-            "flow": {"algorithm": flow_algorithm, "bound": flow_bound} if settings["mode"] == "flow" else None,
+            "flow": flow if settings["mode"] == "flow" else None,
             "git_commit": run_info.get("git_commit") or git_commit(), "evaluated_at_commit": git_commit()}
 
 
@@ -220,7 +220,9 @@ def run_score(args):
         if train_log.is_file() else None
     record = result_record(args.model, args.dataset, settings["mode"], classes, efficient, accurate, {
         "num_videos": len(labels), "checkpoint": str(args.checkpoint), "config": settings,
-        "protocol": {**protocol_record(state, kind, settings, args.naming, args.flow_algorithm, args.flow_bound),
+        "protocol": {**protocol_record(state, kind, settings, args.naming,
+                                       {"algorithm": args.flow_algorithm, "backend": args.flow_backend,
+                                        "bound": args.flow_bound}),
                      "eval_processes": world_size},
         "timings": {"train_seconds": train_seconds, "eval_seconds": round(time.time() - started, 2),
                     "efficient_seconds": round(outputs["efficient"][1], 2),
@@ -384,6 +386,7 @@ def build_parser():
     score.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
     score.add_argument("--naming", default="mmaction", help="frame naming of the tree (prep.base.frame_source)")
     score.add_argument("--flow-algorithm", default=None, help="for the record: how the flow was computed")
+    score.add_argument("--flow-backend", default=None, help="for the record: who computed it (prep flow --backend)")
     score.add_argument("--flow-bound", type=float, default=None, help="for the record: the flow quantization bound")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")

@@ -291,6 +291,8 @@ def main(args):
     run_info = {"world_size": context.world_size, "batch_per_process": batch_size,
                 "total_batch": batch_size * context.world_size * accumulate, "effective_lr": effective_lr,
                 "pretrained": pretrained, "git_commit": utils.git_commit()}
+    if args.mode == "flow":  # predict recomputes flow for a video with the backend the training data was made by
+        run_info["flow_backend"] = args.flow_backend
 
     def snapshot(epoch, step):
         rng = utils.gather_objects(utils.rng_state(device), context)
@@ -359,6 +361,8 @@ def build_parser():
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
                         "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
+    parser.add_argument("--flow-backend", choices=("opencv", "torch"), default="opencv",
+                        help="flow mode, for the record: who computed the flow tree (prep flow --backend)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH",

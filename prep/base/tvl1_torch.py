@@ -7,7 +7,8 @@ because TV-L1 amplifies any rounding difference into visible flow differences (e
 the flow by 0.1 px):
 
 - ``resize`` INTER_LINEAR on float images runs in the IPP HAL (opencv ``hal/ipp/src/resize_ipp.cpp``): the source
-  position is ``(d + 0.5)·scale − 0.5`` in double, the blend ``fma(s1 − s0, w, s0)`` per axis, horizontal first.
+  position is ``(d + 0.5)·step − 0.5`` in double (step = source/destination size, or 1/factor for the affine warp
+  below), the blend ``fma(s1 − s0, w, s0)`` per axis, horizontal first.
   When the destination size is not exactly ``scale ×`` the source (the pyramid's rounded sizes) IPP warps affinely,
   and a position past the last source sample blends the last two samples with weight 1; otherwise (and always when
   upsampling to a given size) it takes the edge sample.
@@ -106,8 +107,11 @@ def resize_linear(images, size, scale=None):
     inv_y = scale if scale is not None else out_h / height
     # resize_ipp.cpp: an affine warp when the size is not exactly the factor times the source
     affine = (abs(out_w / width - inv_x) / inv_x > 1e-10) or (abs(out_h / height - inv_y) / inv_y > 1e-10)
-    x0, x1, wx = _linear_taps(out_w, width, 1.0 / inv_x, affine, images.device)
-    y0, y1, wy = _linear_taps(out_h, height, 1.0 / inv_y, affine, images.device)
+    # the affine warp steps by 1/factor, the plain resize by source/destination size (not 1/(dst/src): positions
+    # that are whole numbers in exact arithmetic land on either side of them)
+    step_x, step_y = (1.0 / inv_x, 1.0 / inv_y) if affine else (width / out_w, height / out_h)
+    x0, x1, wx = _linear_taps(out_w, width, step_x, affine, images.device)
+    y0, y1, wy = _linear_taps(out_h, height, step_y, affine, images.device)
     left, right = images[..., x0], images[..., x1]
     rows = _fma(right - left, wx, left)
     top, bottom = rows[..., y0, :], rows[..., y1, :]

@@ -137,6 +137,11 @@ def frames_size(wildcards):
     return f"--short-side {short_side}" if short_side else ""
 
 
+def flow_gpus():
+    """GPUs of one flow job: one when the torch backend is told to run on cuda (auto takes one only if given)."""
+    return 1 if config["flow"]["backend"] == "torch" and config["flow"]["device"] == "cuda" else 0
+
+
 def train_gpus():
     """GPUs of one training job in total (0 on CPU): one per torchrun process on every node when train.gpu."""
     t = config["train"]
