@@ -161,11 +161,43 @@ def remap_cubic(images, map_x, map_y):
     return result
 
 
+def _median_network(inputs=25, width=32):
+    """Compare-exchange pairs (i, j) that leave the median of ``inputs`` values on wire ``inputs // 2``: Batcher's
+    odd-even merge sort of ``width`` wires, the padding wires (+inf) and every comparator the median does not
+    depend on removed (113 of them for 25 values)."""
+    comparators, p = [], 1
+    while p < width:
+        k = p
+        while k >= 1:
+            for j in range(k % p, width - k, 2 * k):
+                for i in range(min(k, width - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        comparators.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    # a comparator with +inf below leaves both wires as they are; inputs < width fill the low wires, so +inf never
+    # reaches a low wire of a comparator whose high wire holds a value
+    real = [(a, b) for a, b in comparators if b < inputs]
+    needed, kept = {inputs // 2}, []
+    for a, b in reversed(real):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return kept[::-1]
+
+
+_MEDIAN_25 = _median_network()
+
+
 def median_blur5(flow):
-    """``cv2.medianBlur(u, 5)`` of float32 (B, H, W): the exact median of each 5×5 window, border replicated."""
+    """``cv2.medianBlur(u, 5)`` of float32 (B, H, W): the exact median of each 5×5 window, border replicated (a
+    selection network of min/max: exact, and elementwise on any device)."""
+    height, width = flow.shape[-2:]
     padded = torch.nn.functional.pad(flow[:, None], (2, 2, 2, 2), mode="replicate")[:, 0]
-    windows = padded.unfold(1, 5, 1).unfold(2, 5, 1)
-    return windows.reshape(*flow.shape, 25).median(dim=-1).values
+    wires = [padded[:, i:i + height, j:j + width] for i in range(5) for j in range(5)]
+    for a, b in _MEDIAN_25:
+        wires[a], wires[b] = torch.minimum(wires[a], wires[b]), torch.maximum(wires[a], wires[b])
+    return wires[12]
 
 
 def centered_gradient(image):
