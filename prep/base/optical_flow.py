@@ -23,8 +23,10 @@ BACKENDS = ("opencv", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 _ESTIMATORS = {}
 
-# Bytes of device memory one 1×1 frame pair needs in tvl1_torch (float32 fields, the double FMA temporaries of the
-# cubic remap of three images, the median's 25 copies): measured peak on the CPU at 340×256, with a margin.
+# Bytes of device memory a frame pair needs per pixel in tvl1_torch (float32 fields, the double FMA temporaries and
+# int64 tap indices of the cubic remap of three images, the median network's copies). Measured on the CPU at 340×256:
+# peak resident memory grew by 60 MiB for one pair and 187 MiB for four (≈ 540–720 bytes per pixel); 1600 leaves room
+# for the CUDA caching allocator, and batch_size_for spends only half the free memory.
 _TVL1_BYTES_PER_PIXEL = 1600
 
 

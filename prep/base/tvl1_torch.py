@@ -250,18 +250,22 @@ class _Iterates:
         self.fields = [torch.where(mask[:, None, None], new, old) for new, old in zip(self.fields, other.fields)]
 
 
-def _estimate_v(u1, u2, I1wx, I1wy, grad, rho_c, lambda_theta):
+def _warp_terms(I1wx, I1wy, grad, rho_c, lambda_theta):
+    """What estimateV uses that stays fixed through a warp's iterations, computed once (the same float values)."""
+    return (I1wx, I1wy, grad, rho_c, lambda_theta * I1wx, lambda_theta * I1wy, lambda_theta * grad,
+            grad > FLT_EPSILON)
+
+
+def _estimate_v(u1, u2, terms):
     """tvl1flow.cpp ``estimateV``: the thresholding step."""
+    I1wx, I1wy, grad, rho_c, step_x, step_y, bound, usable = terms
     rho = rho_c + (I1wx * u1 + I1wy * u2)
-    bound = lambda_theta * grad
     fi = -rho / grad
-    d1 = torch.where(grad > FLT_EPSILON, fi * I1wx, 0.0)
-    d2 = torch.where(grad > FLT_EPSILON, fi * I1wy, 0.0)
-    below, above = rho < -bound, rho > bound
-    d1 = torch.where(above, -lambda_theta * I1wx, d1)
-    d2 = torch.where(above, -lambda_theta * I1wy, d2)
-    d1 = torch.where(below, lambda_theta * I1wx, d1)
-    d2 = torch.where(below, lambda_theta * I1wy, d2)
+    d1 = torch.where(usable, fi * I1wx, 0.0)
+    d2 = torch.where(usable, fi * I1wy, 0.0)
+    below, above = rho < -bound, rho > bound  # -(l_t·grad) is (-l_t)·grad exactly: negation does not round
+    d1 = torch.where(below, step_x, torch.where(above, -step_x, d1))
+    d2 = torch.where(below, step_y, torch.where(above, -step_y, d2))
     return u1 + d1, u2 + d2
 
 
@@ -275,13 +279,14 @@ def _inner_step(iterates, warped, constants):
     """One inner iteration (estimateV, divergence, estimateU, forwardGradient, estimateDualVariables) of every pair
     in ``iterates``; returns the new iterates and each pair's error (float64)."""
     u1, u2, p11, p12, p21, p22 = iterates.fields
-    I1wx, I1wy, grad, rho_c = warped
-    lambda_theta, tau_theta, theta = constants
-    v1, v2 = _estimate_v(u1, u2, I1wx, I1wy, grad, rho_c, lambda_theta)
+    tau_theta, theta = constants
+    v1, v2 = _estimate_v(u1, u2, warped)
     new_u1 = v1 + theta * divergence(p11, p12)
     new_u2 = v2 + theta * divergence(p21, p22)
-    # the stopping test's sum order does not change the flow (measured); double keeps it close to exact
-    error = ((new_u1 - u1).double().square() + (new_u2 - u2).double().square()).sum(dim=(-2, -1))
+    # each pixel's term as estimateU computes it (float); the stopping test's sum order does not change the flow
+    # (measured), and summing in double keeps it close to exact
+    du1, du2 = new_u1 - u1, new_u2 - u2
+    error = (du1 * du1 + du2 * du2).double().sum(dim=(-2, -1))
     u1x, u1y = forward_gradient(new_u1)
     u2x, u2y = forward_gradient(new_u2)
     p11, p12 = _dual_step(p11, p12, u1x, u1y, tau_theta)
@@ -329,7 +334,8 @@ def _one_scale(I0, I1, u1, u2, params, check_every):
     """tvl1flow.cpp ``procOneScale`` for a batch of pairs at one scale, from the initial flow (u1, u2)."""
     batch, height, width = I0.shape
     scaled_epsilon = _f32(params.epsilon * params.epsilon * height * width)
-    constants = (_f32(params.lambda_ * params.theta), _f32(params.tau / params.theta), _f32(params.theta))
+    lambda_theta = _f32(params.lambda_ * params.theta)
+    constants = (_f32(params.tau / params.theta), _f32(params.theta))
     I1x, I1y = centered_gradient(I1)
     gradients = torch.stack([I1, I1x, I1y], dim=1)
     xs = torch.arange(width, dtype=torch.float32, device=I0.device)
@@ -341,7 +347,8 @@ def _one_scale(I0, I1, u1, u2, params, check_every):
         I1w, I1wx, I1wy = remap_cubic(gradients, xs + u1, ys + u2).unbind(1)
         grad = I1wx * I1wx + I1wy * I1wy
         rho_c = ((I1w - I1wx * u1) - I1wy * u2) - I0
-        _iterate_warp(iterates, (I1wx, I1wy, grad, rho_c), constants, scaled_epsilon, params, check_every)
+        _iterate_warp(iterates, _warp_terms(I1wx, I1wy, grad, rho_c, lambda_theta), constants, scaled_epsilon,
+                      params, check_every)
     return iterates.fields[0], iterates.fields[1]
 
 
