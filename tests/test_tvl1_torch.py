@@ -201,3 +201,13 @@ def test_the_flow_rule_asks_for_a_gpu_only_when_told(tmp_path, device, gpus):
     flow_job = result.stdout[result.stdout.index("rule flow:"):]
     assert f"--backend torch --device {device}" in flow_job
     assert f"gpu={gpus}" in flow_job.split("rule ", 2)[1]
+
+
+def test_a_failing_batch_fails_its_callers_not_the_batcher(monkeypatch):
+    estimate = create_batch_estimator("tvl1", "torch", "cpu", batch_size=2)
+    frames = np.zeros((2, 24, 24), np.uint8)
+    monkeypatch.setattr(estimate, "_compute", lambda *args: (_ for _ in ()).throw(MemoryError("device full")))
+    with pytest.raises(MemoryError, match="device full"):
+        estimate(frames[:1], frames[1:])
+    monkeypatch.undo()
+    assert not estimate(frames[:1], frames[1:]).any()  # the batcher still serves

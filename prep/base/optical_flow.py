@@ -134,19 +134,21 @@ class BatchEstimator:
             except queue.Empty:
                 pass
             shape = waiting[0][0].shape[1:]
-            limit = self._limit(*shape)
-            batch, rest, pairs = [], [], 0
-            for request in waiting:
-                fits = request[0].shape[1:] == shape and (not batch or pairs + len(request[0]) <= limit)
-                (batch if fits else rest).append(request)
-                pairs += len(request[0]) if fits else 0
-            waiting = rest
-            try:
+            batch = waiting[:1]
+            try:  # whatever fails here fails the callers' threads, never this one (they would wait forever)
+                limit = self._limit(*shape)
+                batch, rest, pairs = [], [], 0
+                for request in waiting:
+                    fits = request[0].shape[1:] == shape and (not batch or pairs + len(request[0]) <= limit)
+                    (batch if fits else rest).append(request)
+                    pairs += len(request[0]) if fits else 0
+                waiting = rest
                 flows = self._compute(np.concatenate([r[0] for r in batch]), np.concatenate([r[1] for r in batch]),
                                       limit)
-            except BaseException as error:  # noqa: B902 — the caller's thread raises it
+            except BaseException as error:  # noqa: B902 — raised again in each caller's thread
                 for request in batch:
                     request[2].set_exception(error)
+                waiting = [r for r in waiting if all(r is not failed for failed in batch)]
                 continue
             start = 0
             for previous, _following, done in batch:
