@@ -166,3 +166,35 @@ def test_a_changed_recipe_is_named_instead_of_resumed(tree, tmp_path):
     result = run_module("train.train", *train_args(tree, run_dir, {**SETTINGS, "lr": 0.05}))
     assert_one_line_error(result, "epoch_0001.pt", "the recipe changed", "lr: 0.01 -> 0.05")
     assert not (run_dir / "final.pt").exists()
+
+
+@pytest.mark.parametrize("where, value, needle", [
+    (("lr",), ".nan", "recipes.tsn.synthetic.lr is NaN"),
+    (("lr",), ".inf", "lr"),
+    (("flow", "epochs"), "0", "epochs"),
+    (("rgb", "batch_size"), "-1", "batch_size"),
+    (("rgb", "momentum"), ".nan", "recipes.tsn.synthetic.rgb.momentum is NaN"),
+])
+def test_the_workflow_refuses_a_nan_or_non_positive_recipe_number(tmp_path, where, value, needle):
+    """YAML's .nan passes every JSON-schema bound (NaN compares false); a mode's sub-dict is not under the schema's
+    bounds at all: both are refused when the Snakefile is read, by key."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from tests.conftest import BIN, REPO, snakemake_executable
+
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    recipe = config["recipes"]["tsn"]["synthetic"]
+    for key in where[:-1]:
+        recipe = recipe.setdefault(key, {})
+    recipe[where[-1]] = "VALUE"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config).replace("VALUE", value).replace("'", ""))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory",
+                             str(tmp_path), f"--configfile={bad}", "-n"], capture_output=True, text=True, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert needle in output, output
