@@ -117,14 +117,16 @@ def resolve(recipe, mode):
     return resolved
 
 
-# what a setting must be, where the defaults' type alone would let nonsense through (a NaN learning rate trains to
-# the end; epochs 0 or a negative batch crash deep in torch); None allowed only where the default is None
+# what a setting must be, where its type alone would let nonsense through (a NaN learning rate trains to the end;
+# epochs 0 or a negative batch crash deep in torch); NULLABLE ones may be None (unset), as the config schema says
 POSITIVE_INTEGERS = ("num_clips", "clip_len", "frame_interval", "epochs", "batch_size", "input_size", "eval_batch",
                      "test_views", "accumulate", "keep_checkpoints", "resize_short", "test_clip_len",
                      "test_num_clips", "test_crop_size", "reference_batch")
 POSITIVE_NUMBERS = ("lr", "gamma", "head_lr_mult", "head_bias_lr_mult", "step_epochs", "grad_clip")
 NON_NEGATIVE_NUMBERS = ("momentum", "weight_decay", "warmup_epochs", "warmup_ratio", "lr_floor", "mixup_alpha",
                         "cutmix_alpha", "seed")
+NULLABLE = ("resize_short", "test_clip_len", "test_num_clips", "test_crop_size", "reference_batch", "step_epochs",
+            "grad_clip", "lr_floor")
 
 
 def non_finite_key(value, path=(), infinite=True):
@@ -188,8 +190,10 @@ def check_settings(settings):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     for key in (*POSITIVE_INTEGERS, *POSITIVE_NUMBERS, *NON_NEGATIVE_NUMBERS):
-        value = settings.get(key)
-        if value is None and DEFAULTS.get(key) is None:
+        if key not in settings:  # optional settings the code reads with a default of its own (head_lr_mult)
+            continue
+        value = settings[key]
+        if value is None and key in NULLABLE:
             continue
         if key in POSITIVE_INTEGERS:
             ok, rule = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
