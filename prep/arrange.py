@@ -65,6 +65,12 @@ def missing_rows(dataset, raw_dir, notes=None):
     """``(rows, total)``: the missing report rows of an arranged tree (from the same index `prep index` builds);
     notes: ``{video_id: reason}`` that say more than the index can (the source file that was empty)."""
     frame, _classes = build_index(dataset, raw_dir / "splits", raw_dir / "videos")
+    return missing_report_rows(frame, notes), len(frame)
+
+
+def missing_report_rows(frame, notes=None):
+    """MISSING.csv rows (video_id, class_name, splits, reason) of the rows of an index or manifest whose status is
+    not ``ok``; the reason is the status after its ``missing:`` / ``quarantined:`` word."""
     split_cols = [c for c in frame.columns if c.startswith("split_")]
     rows = []
     for record in frame[frame["status"] != "ok"].to_dict("records"):
@@ -72,7 +78,7 @@ def missing_rows(dataset, raw_dir, notes=None):
         reason = record["status"].split(":", 1)[1].strip() if ":" in record["status"] else record["status"]
         reason = (notes or {}).get(record["video_id"], reason)
         rows.append([record["video_id"], record["class_name"], splits, reason])
-    return rows, len(frame)
+    return rows
 
 
 def write_missing(path, rows):
