@@ -198,3 +198,19 @@ def test_the_workflow_refuses_a_nan_or_non_positive_recipe_number(tmp_path, wher
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
     assert needle in output, output
+
+
+def test_scoring_a_bad_list_is_one_line_before_any_clip(tree, tmp_path):
+    from train.models import build_model
+
+    settings = resolve(SETTINGS, "rgb")
+    model = build_model(settings["arch"], len(CLASSES), in_channels=3, num_segments=settings["num_clips"],
+                        **settings["model_options"])
+    torch.save({"model": model.state_dict(), "settings": settings, "classes": CLASSES, "epoch": 2},
+               tmp_path / "final.pt")
+    (tmp_path / "val.txt").write_text("a/v1 4 0\nb/v3 40 1\n")
+    result = run_module("train.evaluate", "score", "--checkpoint", tmp_path / "final.pt", "--list",
+                        tmp_path / "val.txt", "--root", tree / "rgb", "--out", tmp_path / "r.json", "--model", "tsn",
+                        "--dataset", "synthetic")
+    assert_one_line_error(result, str(tmp_path / "val.txt"), "line 2", "lists 40 frames, 4 are on disk")
+    assert not (tmp_path / "r.json").exists()

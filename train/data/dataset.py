@@ -18,8 +18,8 @@ from prep.base.errors import UserError
 from prep.base.frame_source import open_frames
 
 
-class ListError(ValueError):
-    """A list line that training cannot use; the message is one line naming the list and the line."""
+class ListError(UserError, ValueError):
+    """A list line that training or evaluation cannot use; the message is one line naming the list and the line."""
 
 
 def read_numbered_list(path):
