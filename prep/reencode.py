@@ -1,7 +1,8 @@
 """Videos → re-encoded videos for training (the ``videos`` storage): ``OUT/[class/]video.mp4``, one per source video.
 
 Each source is decoded once by the decoder every stage shares (:class:`prep.base.media.VideoReader`: the display
-matrix applied, damaged packets skipped and noted, as for ``prep frames``) and every decoded frame is piped, in order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
+matrix applied, damaged packets skipped and noted, as for ``prep frames``) and every decoded frame is piped, in
+order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
 ``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
 the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
 video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is

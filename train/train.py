@@ -188,9 +188,10 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
         finite, stop_asked = stop.agree(torch.isfinite(loss.detach()))  # one collective: every rank agrees
         if not finite:
             value = loss.item()
-            raise NonFiniteLoss(f"the training loss is {value if not math.isfinite(value) else 'not finite on another process'} "
-                                f"at epoch {epoch + 1}, step {step + 1} of {steps}: the run diverged (learning rate "
-                                f"{settings['lr']} too high?); stopped, no final.pt written")
+            where = value if not math.isfinite(value) else "not finite on another process"
+            raise NonFiniteLoss(f"the training loss is {where} at epoch {epoch + 1}, step {step + 1} of {steps}: the "
+                                f"run diverged (learning rate {settings['lr']} too high?); stopped, no final.pt "
+                                "written")
         stopping = last_of_window and stop_asked and step + 1 < steps
         now = time.perf_counter()
         meter.update(loss, correct, len(labels), data_seconds, now - end)
@@ -271,7 +272,7 @@ def main(args):
     if state is not None:
         changes = settings_changes(state.get("settings", {}), settings)
         if state.get("classes") not in (None, classes):
-            changes.append(f"classes: {len(state['classes'])} -> {len(classes)} ({args.classes})")
+            changes.append(f"the label map {args.classes} differs ({len(state['classes'])} -> {len(classes)} classes)")
         if changes:
             raise utils.ResumeError(f"{resume_from}: the recipe changed since this checkpoint ({'; '.join(changes)}); "
                                     f"restore it, or remove {run_dir / 'checkpoints'} to train anew")

@@ -4,6 +4,6 @@ from .dataset import (ClipChunks, FrameDataset, FrameSource, ListError, check_li
 from .sampling import ClipSampler, sample_clips
 from .transforms import ClipWriter, EvalTransform, TrainTransform, normalize_on_device
 
-__all__ = ["ClipChunks", "ClipSampler", "ClipWriter", "EvalTransform", "FrameDataset", "FrameSource",
-           "ListError", "TrainTransform", "check_list", "collate_clips", "join_clips", "normalize_on_device", "plan_chunks", "read_list",
-           "sample_clips", "shard_groups"]
+__all__ = ["ClipChunks", "ClipSampler", "ClipWriter", "EvalTransform", "FrameDataset", "FrameSource", "ListError",
+           "TrainTransform", "check_list", "collate_clips", "join_clips", "normalize_on_device", "plan_chunks",
+           "read_list", "sample_clips", "shard_groups"]
