@@ -34,9 +34,8 @@ from prep.base.atomic import atomic_directory, atomic_file
 from prep.base.errors import UserError
 from prep.base.frame_source import (FRAMES_MARKER, NAMINGS, FrameError, count_frames, describe_naming, frame_videos,
                                     naming_of)
-from prep.base.index_file import read_index
+from prep.base.index_file import missing_report_rows, read_index, write_missing
 from prep.base.media import VIDEO_EXTENSIONS
-from prep.arrange import missing_report_rows, write_missing
 from prep.datasets import DATASETS, build_index, dataset_module
 from prep.datasets.kinetics400 import add_class_folders_argument, class_folder_variants
 
