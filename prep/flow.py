@@ -37,8 +37,8 @@ from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporar
                               temporary_sibling)
 from prep.base.errors import UserError
 from prep.base.diskspace import write_bytes
-from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason,
-                             unusable_name_record)
+from prep.base.media import (VIDEO_EXTENSIONS, DecodeError, VideoReader, decoded_note, output_size,
+                             unreadable_reason, unusable_name_record)
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames,
                                     find_storage, find_video, frame_videos, is_flow_entry, naming_of, open_frames,
                                     storage_path)
@@ -65,21 +65,28 @@ def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, inf
             for k in range(1, frames.verify() + 1):  # a gap in the numbering is an error, not a silent skip
                 yield frames.read_gray(k)
     else:
-        capture = open_video(source)
-        if capture is None:
-            raise ValueError(unreadable_reason(source))
+        try:  # the one decoder (prep.base.media), as `prep frames`: rotation applied, damaged packets skipped
+            video = VideoReader(source)
+        except DecodeError:
+            raise ValueError(unreadable_reason(source)) from None
         try:
-            info["container_frames"] = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-            ok, frame = capture.read()
-            target = output_size(frame.shape[1], frame.shape[0], short_side, size) if ok else None
-            while ok:
+            facts = video.facts()
+            info.update(container_frames=facts["container_frames"], damage=video.damage)
+            target = output_size(facts["width"], facts["height"], short_side, size)
+            for frame in video.arrays("bgr24"):
                 if target != (frame.shape[1], frame.shape[0]):
                     frame = cv2.resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 info["decoded"] = info.get("decoded", 0) + 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                ok, frame = capture.read()
         finally:
-            capture.release()
+            video.close()
+
+
+def video_note(info):
+    """The report's note on a video source: fewer frames than the container claims, damaged packets skipped."""
+    notes = (decoded_note(info.get("decoded", 0), info.get("container_frames", 0)),
+             info["damage"].note() if "damage" in info else "")
+    return "; ".join(n for n in notes if n)
 
 
 class _TooFew(Exception):
@@ -169,11 +176,11 @@ def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, nami
             add(FLOW_MARKER, f"{count}\n".encode())
     except _TooFew as few:
         return {"status": f"quarantined: {few.args[0]} frame(s), flow needs two", "n_flow": 0,
-                "note": decoded_note(info.get("decoded", 0), info.get("container_frames", 0)),
+                "note": video_note(info),
                 "seconds": round(time.time() - started, 3)}
     finally:
         frames.close()
-    note = decoded_note(info["decoded"], info["container_frames"]) if source_kind == "video" else ""
+    note = video_note(info) if source_kind == "video" else ""
     return {"status": "done", "n_flow": count, "note": note, "seconds": round(time.time() - started, 3)}
 
 

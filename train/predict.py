@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from prep.base.media import open_video
+from prep.base.media import DecodeError, VideoReader
 from prep.base.packed import PACK_SUFFIX
 from train.data import FrameDataset, FrameSource
 from train.evaluate import score_dataset
@@ -27,17 +27,13 @@ from train.presets import eval_sampler, eval_transform
 
 
 def decode_video(path):
-    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` would write."""
-    capture = open_video(path)  # as `prep frames` opens it: safe for names OpenCV mishandles (non-UTF-8, %d)
-    if capture is None:
-        raise SystemExit(f"error: {path}: cannot open as a video")
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
+    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` writes (prep.base.media's one
+    decoder: rotation applied, damaged packets skipped)."""
+    try:
+        with VideoReader(path) as video:
+            frames = list(video.arrays("rgb24"))
+    except DecodeError as error:
+        raise SystemExit(f"error: {error}") from None
     if not frames:
         raise SystemExit(f"error: {path}: no decodable video frames")
     return np.stack(frames)

@@ -9,16 +9,18 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
 from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
 from train.recipe import MODES as RECIPE_MODES
-from train.recipe import RecipeError, recipe_for, resolve
+from train.recipe import RecipeError, check_config_numbers, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.datasets import dataset_module
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+check_config_numbers(config)
 
-for _model in config["models"]:  # every planned run has a recipe (other targets: when their train job is planned)
+for _model in config["models"]:  # every planned run has a usable recipe (other targets: when their job is planned)
     for _dataset in config["datasets"]:
-        recipe_for(config["recipes"], _model, _dataset)
+        for _mode in config["modes"]:
+            resolve(recipe_for(config["recipes"], _model, _dataset), _mode)  # numbers checked (train.recipe)
 
 DATASETS = config["datasets"]
 MODELS = config["models"]
