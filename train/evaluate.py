@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.trees import agree, tree_conventions
-from train.data import ClipChunks, normalize_on_device, plan_chunks, shard_groups
-from train.presets import make_dataset, eval_protocol
+from train.data import ClipChunks, check_list, normalize_on_device, plan_chunks, shard_groups
+from train.presets import eval_protocol, frame_source, make_dataset
 from train.recipe import make_model
 from train.utils import git_commit, init_distributed
 
@@ -171,12 +171,13 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
     model.load_state_dict(state["model"])
     model.to(device)
     eval_batch = eval_batch or settings["eval_batch"]
+    items = check_list(list_path, len(classes), frame_source(settings, root, naming))  # one line, before scoring
     outputs = {}
     for name, accurate in (("efficient", False), ("accurate", True)):
         if accurate and eval_protocol(settings, True) == eval_protocol(settings, False):
             outputs[name] = outputs["efficient"]  # the same protocol; do not score twice
             continue
-        dataset = make_dataset(settings, list_path, root, test_mode=True, accurate=accurate, naming=naming)
+        dataset = make_dataset(settings, items, root, test_mode=True, accurate=accurate, naming=naming)
         started = time.time()
         scores = score_dataset(model, dataset, settings, len(classes), device, eval_batch, rank, world_size,
                                workers, show_bar=rank == 0 and sys.stderr.isatty())

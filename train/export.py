@@ -24,25 +24,18 @@ from train.recipe import in_channels, make_model
 FORMATS = ("pt2", "onnx")
 
 
-def checkpoint_state(path):
-    """The saved state of a checkpoint written by train.train (model, settings, classes, run_info, …)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if "settings" not in state or "model" not in state:
-        raise SystemExit(f"error: {path}: not an actionflow checkpoint (no model/settings)")
-    return state
-
-
-def model_of(state):
-    """The model of a checkpoint's state, in eval mode."""
-    model = make_model(state["settings"], len(state["classes"]))
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
 def load_checkpoint(path):
     """(model in eval mode, settings, classes) from a checkpoint written by train.train."""
-    state = checkpoint_state(path)
-    return model_of(state), state["settings"], state["classes"]
+    return model_from_state(torch.load(path, map_location="cpu", weights_only=False), path)
+
+
+def model_from_state(state, path):
+    """(model in eval mode, settings, classes) of a loaded checkpoint ``state`` (read from ``path``)."""
+    if "settings" not in state or "model" not in state:
+        raise SystemExit(f"error: {path}: not an actionflow checkpoint (no model/settings)")
+    model = make_model(state["settings"], len(state["classes"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), state["settings"], state["classes"]
 
 
 def example_input(settings, batch=1):

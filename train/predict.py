@@ -21,27 +21,23 @@ import torch
 
 from prep.base.errors import UserError
 from prep.base.frame_source import naming_of
-from prep.base.media import open_video
+from prep.base.media import DecodeError, VideoReader
 from prep.base.packed import PACK_SUFFIX
-from prep.base.trees import DEFAULT_FLOW_BACKEND, agree, conventions, find_tree_root, tree_conventions
+from prep.base.trees import agree, conventions, find_tree_root, tree_conventions
 from train.data import FrameDataset, FrameSource
 from train.evaluate import score_dataset
-from train.export import checkpoint_state, model_of
+from train.export import model_from_state
 from train.presets import eval_sampler, eval_transform
 
 
 def decode_video(path):
-    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` would write."""
-    capture = open_video(path)  # as `prep frames` opens it: safe for names OpenCV mishandles (non-UTF-8, %d)
-    if capture is None:
-        raise SystemExit(f"error: {path}: cannot open as a video")
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
+    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` writes (prep.base.media's one
+    decoder: rotation applied, damaged packets skipped)."""
+    try:
+        with VideoReader(path) as video:
+            frames = list(video.arrays("rgb24"))
+    except DecodeError as error:
+        raise SystemExit(f"error: {error}") from None
     if not frames:
         raise SystemExit(f"error: {path}: no decodable video frames")
     return np.stack(frames)
@@ -52,10 +48,12 @@ class DecodedFrames:
     as ``prep flow`` makes it under ``flow`` (:func:`prep.base.trees.conventions` of a flow tree: algorithm,
     backend, bound, naming — which frames flow k joins), quantized as the pipeline stores it."""
 
-    def __init__(self, path, frames, modality, flow=None):
+    def __init__(self, path, frames, modality, flow=None, flow_backend=None, flow_device="auto"):
         self.path, self.video_id, self.frames, self.modality = str(path), "", frames, modality
         self.conventions = flow or conventions(None, "flow", "the defaults")
         self.naming = naming_of(self.conventions["naming"])
+        # the backends are bit-exact twins: the tree's by default, another for speed (a GPU)
+        self.flow_backend, self.flow_device = flow_backend or self.conventions["backend"], flow_device
         self.estimate = None
         self.flow_cache = {}
 
@@ -74,10 +72,8 @@ class DecodedFrames:
         if k not in self.flow_cache:
             from prep.base.optical_flow import create_estimator, quantize  # as `prep flow` computes it
 
-            if self.conventions["backend"] != DEFAULT_FLOW_BACKEND:
-                raise UserError(f"the checkpoint's flow was made with the {self.conventions['backend']} backend; "
-                                f"predict computes flow with {DEFAULT_FLOW_BACKEND} only")
-            self.estimate = self.estimate or create_estimator(self.conventions["algorithm"])
+            self.estimate = self.estimate or create_estimator(self.conventions["algorithm"], self.flow_backend,
+                                                              self.flow_device)
             gray = [cv2.cvtColor(self.frames[i - 1], cv2.COLOR_RGB2GRAY) for i in self.naming.flow_pair(k)]
             flow = self.estimate(gray[0], gray[1])
             bound = self.conventions["bound"]
@@ -102,10 +98,12 @@ class DecodedSource:
         return self.frames
 
 
-def video_dataset(video, settings, accurate=False, trained_on=None, naming=None, bound=None):
+def video_dataset(video, settings, accurate=False, trained_on=None, naming=None, bound=None, flow_backend=None,
+                  flow_device="auto"):
     """A one-video test dataset of a video file or of a video's prepared frames (folder or pack). ``trained_on``:
     the conventions of the tree the checkpoint was trained on (its run_info), which a video's own tree must share
-    and which flow from a video file follows; ``naming`` / ``bound``: flags, for what no record says."""
+    and which flow from a video file follows; ``naming`` / ``bound``: flags, for what no record says;
+    ``flow_backend`` / ``flow_device``: who computes a video file's flow (default: the backend of the run's tree)."""
     video = Path(video)
     mode = settings["mode"]
     where = "the checkpoint (the tree it was trained on)"
@@ -120,7 +118,7 @@ def video_dataset(video, settings, accurate=False, trained_on=None, naming=None,
             total = len(frames)
     else:
         flow = conventions(trained_on, "flow", where, bound=bound) if mode == "flow" else None
-        frames = DecodedFrames(video, decode_video(video), mode, flow)
+        frames = DecodedFrames(video, decode_video(video), mode, flow, flow_backend, flow_device)
         source, video_id, total = DecodedSource(frames), video.name, len(frames)
     if total < 1:
         raise SystemExit(f"error: {video}: " + ("no frames" if mode == "rgb" else "a flow model needs two frames"))
@@ -133,11 +131,18 @@ def video_probabilities(scores, average_clips):
     return scores if average_clips == "prob" else scores.softmax(dim=-1)
 
 
-def predict_video(video, checkpoint, top=5, accurate=False, bound=None, naming=None):
-    """[(class name, probability)] of the top classes; ``bound`` / ``naming``: flags for what no record says."""
-    state = checkpoint_state(checkpoint)
-    model, settings, classes = model_of(state), state["settings"], state["classes"]
-    dataset = video_dataset(video, settings, accurate, (state.get("run_info") or {}).get("tree"), naming, bound)
+def predict_video(video, checkpoint, top=5, accurate=False, bound=None, naming=None, flow_backend=None,
+                  flow_device="auto"):
+    """[(class name, probability)] of the top classes; ``bound`` / ``naming``: flags for what no record says. A flow
+    checkpoint's flow is computed as the tree it was trained on was made (its record in run_info), by
+    ``flow_backend`` if given (the backends are twins)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model, settings, classes = model_from_state(state, checkpoint)
+    run_info = state.get("run_info") or {}
+    trained_on = run_info.get("tree")
+    if trained_on is None and run_info.get("flow_backend"):  # a checkpoint from before tree records
+        trained_on = {"backend": run_info["flow_backend"]}
+    dataset = video_dataset(video, settings, accurate, trained_on, naming, bound, flow_backend, flow_device)
     with torch.no_grad():
         scores = score_dataset(model, dataset, settings, len(classes), torch.device("cpu"), settings["eval_batch"])[0]
     probabilities = video_probabilities(scores, settings["average_clips"])
@@ -155,9 +160,14 @@ def main(argv=None):
                         help="flow quantization bound, for a checkpoint or tree without a record (default 20)")
     parser.add_argument("--naming", default=None, help="frame naming of a frames folder / pack whose tree has no "
                                                        "record (default mmaction)")
+    parser.add_argument("--flow-backend", choices=("opencv", "torch"), default=None,
+                        help="who computes a video's TV-L1 flow (flow checkpoints; default: the backend that made "
+                             "the training data, as the checkpoint records it; the two are bit-exact twins)")
+    parser.add_argument("--flow-device", default="auto", help="torch flow backend: auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     try:
-        predictions = predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound, args.naming)
+        predictions = predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound, args.naming,
+                                    args.flow_backend, args.flow_device)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -58,10 +58,15 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
+def frame_source(settings, root, naming=None):
+    """Where a run's lists point: the rgb or flow frames (the run's mode) under ``root``, read with the names the
+    tree's record says (``naming``: for a tree without one; default mmaction)."""
+    return FrameSource(str(root), settings["mode"], tree_conventions(root, settings["mode"], naming=naming)["naming"])
+
+
 def make_dataset(settings, items, root, test_mode, accurate=False, naming=None):
-    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root, read with
-    the names the tree's record says (``naming``: for a tree without one; default mmaction)."""
-    source = FrameSource(str(root), settings["mode"], tree_conventions(root, settings["mode"], naming=naming)["naming"])
+    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
+    source = frame_source(settings, root, naming)
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

@@ -148,8 +148,9 @@ def find_tree_root(path, levels=3):
     return None
 
 
-# what a model depends on: the flow's values (the file names and storage only say where they are)
-CONTENT = ("algorithm", "backend", "bound")
+# what a model depends on: the flow's values (the file names and storage only say where they are; the backends are
+# twins, bit-exact with each other, so which one computed a tree does not matter to a model)
+CONTENT = ("algorithm", "bound")
 
 
 def agree(modality, recorded, found, what_recorded, what_found, keys=CONTENT):

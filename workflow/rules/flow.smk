@@ -12,6 +12,8 @@ rule flow:
         pack=pack_option,
         bound=f"--bound {config['flow']['bound']}" if config["flow"]["bound"] else "",
     threads: prep_threads("flow")
+    resources:
+        gpu=flow_gpus(),
     log:
         "logs/flow/{dataset}_{shard}.log",
     benchmark:
@@ -21,5 +23,5 @@ rule flow:
     shell:
         "python -m prep flow {params.src} {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " --algorithm {params.f[algorithm]} {params.bound} {params.pack}"
-        " --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"
+        " --algorithm {params.f[algorithm]} --backend {params.f[backend]} --device {params.f[device]}"
+        " {params.bound} {params.pack} --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"
