@@ -397,7 +397,7 @@ class VideoFrames(_Closing):
 
 # ----------------------------------------------------------------------------------------------------- video files
 # The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV rather than decord
-# 0.6 (README, "Storage"; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
+# 0.6 (docs/storage.md; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
 # fails on widths below 64: `from_size == to_size`), file names of any bytes (non-UTF-8 ones opened as Python files),
 # maintained. Only the frames asked for are decoded: a read seeks to the keyframe before frame k (every
 # KEYFRAME_INTERVAL frames in a re-encoded video) or decodes forward from the last frame read.

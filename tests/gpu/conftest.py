@@ -26,7 +26,7 @@ def gpu_report():
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available() or ON_CPU:
         return
-    skip = pytest.mark.skip(reason="no CUDA GPU (tests/gpu runs on a GPU machine; README 'GPU check')")
+    skip = pytest.mark.skip(reason="no CUDA GPU (tests/gpu runs on a GPU machine; docs/development.md, 'Tests')")
     for item in items:
         if HERE in Path(item.fspath).parents:
             item.add_marker(skip)
