@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from prep.base.atomic import remove_own_temporaries
+from prep.base.encoding import DEFAULT_BFRAMES, DEFAULT_CRF, DEFAULT_KEYINT, EncoderSettings, parse_settings
 from prep.base.errors import UserError
-from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
+from prep.base.frame_source import FrameError, VideoDecoder
 from prep.base.index_file import index_videos
 from prep.base.media import ffmpeg_executable
 from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
@@ -29,7 +30,6 @@ from prep.base.shards import add_selection_arguments, discover_videos, parse_siz
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
                   "out_height", "bytes", "note", "seconds"]
-DEFAULT_CRF = 18
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -46,22 +46,24 @@ def even_size(width, height, short_side=None, size=None):
     return max(2, 2 * int(width / 2 + 0.5)), max(2, 2 * int(height / 2 + 0.5))  # half up: 33 → 34
 
 
-def encoder_command(size, fps, out_path, crf=DEFAULT_CRF):
+def encoder_command(size, fps, out_path, settings=EncoderSettings()):
     """ffmpeg reading raw yuv420p frames on stdin, writing the H.264 mp4 ``out_path`` deterministically."""
     width, height = size
     return [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
-            "-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-g", str(KEYFRAME_INTERVAL), "-keyint_min", str(KEYFRAME_INTERVAL), "-sc_threshold", "0", "-bf", "0",
-            "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-            "-movflags", "+faststart", "-f", "mp4", str(out_path)]
+            "-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(settings.crf), "-pix_fmt", "yuv420p",
+            "-g", str(settings.keyint), "-keyint_min", str(settings.keyint), "-sc_threshold", "0",
+            # fixed B-frame runs (b-adapt 0), none of them a reference (b-pyramid none), closed groups
+            "-bf", str(settings.bframes), "-b_strategy", "0", "-x264-params", "b-pyramid=none:open-gop=0",
+            "-threads", "1", "-map_metadata", "-1", "-metadata", f"comment={settings.comment()}",
+            "-fflags", "+bitexact", "-flags:v", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out_path)]
 
 
 class _Quarantine(Exception):
     pass
 
 
-def encode(source, tmp_path, short_side, size, crf):
+def encode(source, tmp_path, short_side, size, settings):
     """Decode ``source`` (a VideoDecoder) into ffmpeg; (decoded frames, source facts, output size)."""
     facts = source.info()
     rate = facts.pop("rate") or 25  # the exact rational (30000/1001), not a rounded float
@@ -70,7 +72,7 @@ def encode(source, tmp_path, short_side, size, crf):
         for frame in source.frames():
             if process is None:
                 out_size = even_size(frame.width, frame.height, short_side, size)
-                process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, crf), stdin=subprocess.PIPE,
+                process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, settings), stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             planes = frame.reformat(width=out_size[0], height=out_size[1], format="yuv420p", interpolation="BILINEAR")
             try:
@@ -87,11 +89,13 @@ def encode(source, tmp_path, short_side, size, crf):
                 raise _Quarantine(f"ffmpeg failed: {error[-300:]}")
     if count == 0:
         raise _Quarantine("no decodable video frames")
+    facts.pop("comment", None)
     return count, dict(facts, fps=float(rate)), out_size
 
 
-def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT_CRF):
-    """Re-encode ``video_path`` to ``out_path`` (which must not exist); a report record (without video_id)."""
+def reencode_video(video_path, out_path, short_side=None, size=None, settings=EncoderSettings()):
+    """Re-encode ``video_path`` to ``out_path`` (replaced when complete and checked); a report record (without
+    video_id)."""
     started = time.time()
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "out_width": 0, "out_height": 0, "bytes": 0, "note": ""}
@@ -106,7 +110,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
     source = VideoDecoder(video_path)
     try:
-        count, facts, out_size = encode(source, tmp, short_side, size, crf)
+        count, facts, out_size = encode(source, tmp, short_side, size, settings)
         record.update(facts, n_frames=count, out_width=out_size[0], out_height=out_size[1])
         written = VideoDecoder(tmp)
         try:
@@ -133,20 +137,24 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
 
 def process_video(video_id, video_path, out_root, options):
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")
-    if out_path.exists():  # renamed into place only when complete and checked
+    if out_path.exists():  # renamed into place only when complete and checked: skipped if made as asked now
         done = VideoDecoder(out_path)
         source = VideoDecoder(video_path)
         try:
             facts, n_frames = source.info(), done.container_frames()
             facts.pop("rate")
+            facts.pop("comment")
             out = done.info()
         except FrameError as error:
             return dict(video_id=video_id, status=f"quarantined: {error}", seconds=0.0)
         finally:
             done.close()
             source.close()
-        return dict(video_id=video_id, status="skipped", n_frames=n_frames, **facts, out_width=out["width"],
-                    out_height=out["height"], bytes=out_path.stat().st_size, seconds=0.0)
+        wanted = options.get("settings", EncoderSettings())
+        size = even_size(facts["width"], facts["height"], options.get("short_side"), options.get("size"))
+        if parse_settings(out["comment"]) == wanted and size == (out["width"], out["height"]):
+            return dict(video_id=video_id, status="skipped", n_frames=n_frames, **facts, out_width=out["width"],
+                        out_height=out["height"], bytes=out_path.stat().st_size, seconds=0.0)
     return dict(video_id=video_id, **reencode_video(video_path, out_path, **options))
 
 
@@ -167,8 +175,9 @@ def run(args):
     if Path(args.out_dir).resolve() == Path(args.video_dir).resolve():
         raise UserError(f"{args.out_dir}: the re-encoded videos need a directory of their own (not the sources')")
     videos = select_shard(videos, args.shard, args.num_shards)
+    settings = EncoderSettings(keyint=args.keyint, bframes=args.bframes, crf=args.crf)
     run_reencode(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-                 size=args.size, crf=args.crf)
+                 size=args.size, settings=settings)
     return 0
 
 
@@ -180,6 +189,11 @@ def add_parser(subparsers):
     parser.add_argument("--short-side", type=int, help="scale so the short side has this length (Kinetics: 256)")
     parser.add_argument("--size", type=parse_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
     parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("--keyint", type=int, default=DEFAULT_KEYINT,
+                        help=f"a keyframe every N frames (default {DEFAULT_KEYINT}; the pipeline derives it from the "
+                             "recipes that read the dataset: reencode_settings in workflow/rules/common.smk)")
+    parser.add_argument("--bframes", type=int, default=DEFAULT_BFRAMES,
+                        help=f"non-reference B-frames between reference frames (default {DEFAULT_BFRAMES})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -27,6 +27,7 @@ Counting never lists a directory when a marker says the count: ``n_frames`` (rgb
 image index) and ``.flow_done`` (flow, written last by ``prep flow``); without one, a video's folder is listed once
 per open and the count is the contiguous run 1..N.
 """
+import bisect
 import json
 import os
 import re
@@ -377,6 +378,11 @@ class VideoFrames(_Closing):
             raise FrameError(f"{self.path}: flow frame {k}: x is {x.shape[1]}x{x.shape[0]}, y {y.shape[1]}x{y.shape[0]}")
         return np.stack([x, y], axis=-1)
 
+    def read_many(self, numbers, reduce=1):
+        """``(k, image)`` for each distinct frame number, in increasing order (as the videos storage's planned read)."""
+        for k in sorted({int(k) for k in np.asarray(numbers).reshape(-1).tolist()}):
+            yield k, self.read(k, reduce)
+
     def read_gray(self, k):
         """RGB frame ``k`` as one grayscale plane (as OpenCV's BGR → GRAY), the input of optical flow."""
         return cv2.cvtColor(self._decode(k, None, cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
@@ -389,11 +395,12 @@ class VideoFrames(_Closing):
 # The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV rather than decord
 # 0.6 (README, "Storage"; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
 # fails on widths below 64: `from_size == to_size`), file names of any bytes (non-UTF-8 ones opened as Python files),
-# maintained. Only the frames asked for are decoded: a read seeks to the keyframe before frame k (every
-# KEYFRAME_INTERVAL frames in a re-encoded video) or decodes forward from the last frame read.
+# maintained. Only the frames asked for are decoded, planned per clip (VideoDecoder.frames_at): the frame numbers
+# sorted, the decoder fed from a keyframe once per group and forward from there, and the packets of non-reference
+# frames nobody asked for never decoded; decoders stay open per worker process across clips (cached_decoder).
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-KEYFRAME_INTERVAL = 16  # re-encoded videos: a keyframe every 16 frames, so frame k costs at most 16 decodes
+DECODER_CACHE = 8  # open decoders per process (a DataLoader worker): a few MB each, closed on eviction
 
 
 def _av():
@@ -413,13 +420,27 @@ def find_video(root, video_id):
     return None
 
 
+def _h264_disposable(data, length_size):
+    """True when an H.264 access unit (length-prefixed NAL units, as in mp4) is a picture no other frame
+    references (its slices' nal_ref_idc is 0, ITU-T H.264 7.4.1): the decoder may skip it, and nothing else changes."""
+    offset, size = 0, len(data)
+    while offset + length_size < size:
+        length = int.from_bytes(data[offset:offset + length_size], "big")
+        header = data[offset + length_size]
+        if header & 0x1F in (1, 5):  # a coded slice (non-IDR, IDR)
+            return header & 0x60 == 0
+        offset += length_size + length
+    return False
+
+
 class VideoDecoder:
     """The frames of one video file, 0-based, on ``threads`` decoder threads.
 
     Opened lazily and again after a fork or unpickling (a DataLoader worker opens its own; no handle is pickled).
     ``frames()`` yields every frame that decodes, in order, skipping damaged packets as the ffmpeg CLI and OpenCV
-    do (the count is the frames storage's count); ``frame(i)`` is random access, bounded: it never decodes more
-    than the video holds, and a frame past the decodable end is an error, whatever the container claims.
+    do (the count is the frames storage's count); ``frames_at(indices)`` and ``frame(i)`` are random access,
+    bounded: they never decode more than the video holds, and a frame past the decodable end is an error, whatever
+    the container claims.
     """
 
     def __init__(self, path, threads=1):
@@ -455,15 +476,18 @@ class VideoDecoder:
         self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self._start = stream.start_time or 0
         self._owner, self._packets, self._pending, self._next, self._last = os.getpid(), None, [], None, None
+        self._index, self._fed, self._ready, self._shown = None, None, {}, -1
         return stream
 
     # facts
     def info(self):
         """Container facts: ``container_frames`` (what the container claims; 0 when it does not say), ``fps``,
-        ``rate`` (the same as a fraction, or None), ``width``, ``height``."""
+        ``rate`` (the same as a fraction, or None), ``width``, ``height``, ``comment`` (the container's comment
+        tag: prep reencode records its encoder settings there)."""
         stream = self._open()
         return {"container_frames": int(stream.frames or 0), "fps": float(self._rate or 0.0), "rate": self._rate,
-                "width": stream.codec_context.width, "height": stream.codec_context.height}
+                "width": stream.codec_context.width, "height": stream.codec_context.height,
+                "comment": self._container.metadata.get("comment", "")}
 
     def container_frames(self):
         """The frame count the container states, or — when it states none — its video packets, counted without
@@ -478,19 +502,23 @@ class VideoDecoder:
     # decoding
     def _rewind(self):
         self._container.seek(0, stream=self._stream, backward=True)
-        self._packets, self._pending, self._next = self._container.demux(self._stream), [], 0
+        self._packets, self._pending, self._next, self._fed = self._container.demux(self._stream), [], 0, None
+
+    def _decode(self, packet):
+        """The frames one packet gives ([] for a damaged one: skipped, as the ffmpeg CLI does)."""
+        av = _av()
+        try:
+            return list(self._stream.codec_context.decode(packet)) if packet is None else list(packet.decode())
+        except (av.FFmpegError, ValueError):
+            return []
 
     def _decoded(self):
         """The next decoded frame (damaged packets skipped), or None at the end."""
-        av = _av()
         while not self._pending:
             packet = next(self._packets, None)
             if packet is None:
                 return None
-            try:
-                self._pending = list(packet.decode())  # the flush packet at the end drains the decoder
-            except (av.FFmpegError, ValueError):
-                continue
+            self._pending = self._decode(packet)  # the flush packet at the end drains the decoder
         return self._pending.pop(0)
 
     def frames(self):
@@ -504,14 +532,96 @@ class VideoDecoder:
     def _index_of(self, frame):
         if frame.pts is None or not self._rate:
             return None
-        return int(round(float((frame.pts - self._start) * frame.time_base * self._rate)))
+        return int(round(float((frame.pts - self._start) * self._stream.time_base * self._rate)))
+
+    def _packet_index(self):
+        """The video's packets in decode order, held in memory (a re-encoded video is a few MB; demuxing it costs
+        ~1 ms), with each one's frame number and keyframe flag — or None when some packet has no timestamp (then
+        reads fall back to seeking the container)."""
+        stream = self._open()
+        if self._index is None:
+            self._container.seek(0, stream=stream, backward=True)
+            packets = [packet for packet in self._container.demux(stream) if packet.size]
+            self._packets, self._pending, self._next = None, [], None
+            positions = [self._index_of(packet) for packet in packets]
+            if not packets or None in positions:
+                self._index = False
+                return None
+            extradata = stream.codec_context.extradata or b""
+            length_size = (extradata[4] & 3) + 1 if stream.codec_context.name == "h264" and len(extradata) > 4 \
+                and extradata[0] == 1 else None  # avcC: length-prefixed NAL units
+            keys = [i for i, packet in enumerate(packets) if packet.is_keyframe] or [0]
+            self._index = {"packets": packets, "positions": positions, "where": dict(zip(positions, range(len(packets)))),
+                           "keys": keys, "key_positions": [positions[i] for i in keys], "length_size": length_size,
+                           "disposable": {}}
+        return self._index or None
+
+    def _disposable(self, index, number):
+        if index["length_size"] is None:
+            return False
+        if number not in index["disposable"]:
+            data = memoryview(index["packets"][number])
+            index["disposable"][number] = _h264_disposable(data, index["length_size"])
+        return index["disposable"][number]
+
+    def frames_at(self, indices):
+        """``(index, frame)`` for each distinct 0-based index, in increasing order: the decoder is fed from the
+        keyframe at or before a frame only when the frames already fed cannot reach it, then forward, skipping the
+        packets of non-reference frames not asked for. IndexError past the frames that decode."""
+        wanted = sorted({int(i) for i in indices})
+        self._open()
+        index = self._packet_index()
+        if index is None:
+            for target in wanted:
+                yield target, self.frame(target)
+            return
+        wanted_set, packets, codec = set(wanted), index["packets"], self._stream.codec_context
+        for target in wanted:
+            if self._last is not None and self._last[0] == target:  # asked again (read, then read_gray)
+                yield target, self._last[1]
+                continue
+            if target not in index["where"]:
+                raise IndexError(f"{self.path}: frame {target + 1} is past the frames that decode")
+            key = index["keys"][max(0, bisect.bisect_right(index["key_positions"], target) - 1)]
+            ready = self._ready
+            reachable = self._fed is not None and key <= self._fed and (target in ready or (
+                target > self._shown and index["where"][target] not in self._skipped))
+            if not reachable:  # start again from the keyframe of the target's group
+                codec.flush_buffers()
+                self._fed, self._shown, self._ready, self._skipped = key - 1, -1, {}, set()
+                ready = self._ready
+            while target not in ready:
+                self._fed += 1
+                if self._fed > len(packets):
+                    self._fed = None
+                    raise IndexError(f"{self.path}: frame {target + 1} is past the frames that decode")
+                if self._fed < len(packets):
+                    number = self._fed
+                    if index["positions"][number] not in wanted_set and self._disposable(index, number):
+                        self._skipped.add(number)
+                        continue
+                    decoded = self._decode(packets[number])
+                else:
+                    decoded = self._decode(None)  # the end: drain the frames the decoder holds back
+                for frame in decoded:
+                    position = self._index_of(frame)
+                    self._shown = max(self._shown, position)
+                    if position >= target:
+                        ready[position] = frame
+            frame = ready.pop(target)
+            for stale in [p for p in ready if p < target]:
+                del ready[stale]
+            self._last = (target, frame)
+            yield target, frame
 
     def frame(self, index):
         """Frame ``index`` (0-based) as an ``av.VideoFrame``; IndexError past the frames that decode."""
         stream = self._open()
         if self._last is not None and self._last[0] == index:  # asked again (read, then read_gray): no new decode
             return self._last[1]
-        if self._next is None or index < self._next or index - self._next > KEYFRAME_INTERVAL:
+        if self._packet_index() is not None:
+            return next(self.frames_at([index]))[1]
+        if self._next is None or index < self._next or index - self._next > 16:
             pts = self._start + int(index / (self._rate * stream.time_base)) if self._rate else 0
             self._container.seek(max(pts, self._start), stream=stream, backward=True)
             self._packets, self._pending, self._next = self._container.demux(stream), [], None
@@ -544,14 +654,38 @@ class VideoDecoder:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._index = self._fed = None
 
     def __del__(self):
         self.close()
 
 
+_DECODERS = {"owner": None, "open": {}}
+
+
+def cached_decoder(path, threads=1):
+    """This process's open decoder of ``path`` (opened and its packets indexed once, kept across clips): the
+    ``DECODER_CACHE`` most recently used stay open, the least recently used is closed when another opens. A file
+    rewritten since (inode, size or mtime changed) gets a new decoder. Never pickled: a worker fills its own."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise FrameError(f"{path}: no such video") from None
+    if _DECODERS["owner"] != os.getpid():  # a forked worker: the parent's decoders are not its to use or close
+        _DECODERS["owner"], _DECODERS["open"] = os.getpid(), {}
+    cache = _DECODERS["open"]
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, threads)
+    decoder = cache.pop(key, None) or VideoDecoder(path, threads)
+    cache[key] = decoder  # dicts keep insertion order: the first key is the least recently used
+    while len(cache) > DECODER_CACHE:
+        cache.pop(next(iter(cache))).close()
+    return decoder
+
+
 class VideoFileFrames(_Closing):
     """The rgb frames of one re-encoded video (storage ``video``: ``root/video_id.mp4``), with :class:`VideoFrames`'
-    interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG."""
+    interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG. Its decoder
+    comes from the process's cache (:func:`cached_decoder`): closing the frames leaves it open for the next clip."""
 
     storage = "video"
 
@@ -562,7 +696,7 @@ class VideoFileFrames(_Closing):
         if self.path is None:
             raise FrameError(f"{Path(root) / video_id}: no video ({', '.join(VIDEO_SUFFIXES)})")
         self.modality, self.video_id, self.naming = modality, video_id, naming_of(naming)
-        self.decoder = VideoDecoder(self.path, threads)
+        self.decoder = cached_decoder(self.path, threads)
         self._length = None
 
     def __len__(self):
@@ -579,24 +713,34 @@ class VideoFileFrames(_Closing):
     def verify(self):
         return len(self)
 
-    def _frame(self, k):
+    def _check(self, k):
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise FrameError(f"{self.path}: frame index {k!r} (frames are numbered from 1)")
-        try:
-            return self.decoder.frame(int(k) - 1)
-        except IndexError as error:
-            raise FrameError(str(error)) from None
+        return int(k) - 1
 
-    def read(self, k, reduce=1):
-        """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion
-        (sizes round up, as the JPEG storages' reduced decode)."""
+    @staticmethod
+    def _image(frame, reduce):
         if reduce not in REDUCE_COLOR:
             raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
-        frame = self._frame(k)
         if reduce == 1:
             return frame.to_ndarray(format="rgb24")
         return frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
                               format="rgb24", interpolation="AREA").to_ndarray()
+
+    def read(self, k, reduce=1):
+        """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion
+        (sizes round up, as the JPEG storages' reduced decode)."""
+        return next(self.read_many([k], reduce))[1]
+
+    def read_many(self, numbers, reduce=1):
+        """``(k, image)`` for each distinct frame number, in increasing order, decoded in one planned pass
+        (:meth:`VideoDecoder.frames_at`); only the frames yielded are colour-converted."""
+        indices = [self._check(k) for k in np.asarray(numbers).reshape(-1).tolist()]
+        try:
+            for index, frame in self.decoder.frames_at(indices):
+                yield index + 1, self._image(frame, reduce)
+        except IndexError as error:
+            raise FrameError(str(error)) from None
 
     def read_gray(self, k):
         """Frame ``k`` as one grayscale plane, as OpenCV's RGB → GRAY (the input of optical flow)."""
@@ -606,7 +750,7 @@ class VideoFileFrames(_Closing):
         raise FrameError(f"{self.path}: the videos storage holds no JPEG bytes (frames are decoded from the video)")
 
     def close(self):
-        self.decoder.close()
+        pass  # the decoder stays in the process's cache (cached_decoder), for this video's next clip
 
 
 def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):

@@ -12,6 +12,7 @@ Every frame of a clip gets the same box and flip. Horizontal flip of flow also n
 quantized flow_x becomes 255 − flow_x (motion to the right seen in a mirror goes left). Normalisation happens
 later, on the device (:func:`normalize_on_device`).
 """
+import itertools
 import math
 
 import cv2
@@ -186,6 +187,10 @@ class _FrameBoxes:
             return image.shape[:2], image
         return self.shapes[key], None
 
+    def crops(self, out, image, positions, jobs, boxes):
+        for (clip, _, flip), (top, left, height, width) in zip(jobs, boxes):
+            self.writer.write(out, clip, positions, image[top:top + height, left:left + width], flip)
+
     def fill(self, out, frames, numbers, jobs):
         """``jobs``: [(clip, box in the resized frame, flip)] sharing the frame numbers (num_clips, clip_len)."""
         shape, first_image = self.stored_shape(frames, numbers.flat[0])
@@ -197,13 +202,11 @@ class _FrameBoxes:
         where = {}
         for (c, j), slot in self.writer.slots(numbers).items():
             where.setdefault(int(numbers[c, j]), []).append(slot)
-        for number, positions in where.items():
-            if first_image is not None and number == int(numbers.flat[0]) and reduce == 1:
-                image = first_image
-            else:
-                image = frames.read(number, reduce)
-            for (clip, _, flip), (top, left, height, width) in zip(jobs, boxes):
-                self.writer.write(out, clip, positions, image[top:top + height, left:left + width], flip)
+        first = int(numbers.flat[0])
+        reuse = first_image is not None and reduce == 1  # the frame read to learn the size, already decoded
+        decoded = frames.read_many([n for n in where if not (reuse and n == first)], reduce)  # one planned pass
+        for number, image in itertools.chain([(first, first_image)] if reuse else [], decoded):
+            self.crops(out, image, where[number], jobs, boxes)
         for clip, _, flip in jobs:
             if flip and self.writer.is_flow:
                 self.writer.negate_flow_x(out, clip)

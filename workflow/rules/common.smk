@@ -12,6 +12,7 @@ from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.datasets import dataset_module
+from prep.base.encoding import settings_for
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -126,6 +127,26 @@ def stream_naming(wildcards):
 def recipe_json(wildcards):
     """The run's recipe (config recipes.<model>.<dataset> and the model-wide keys; train.recipe resolves its base)."""
     return json.dumps(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), sort_keys=True)
+
+
+def reencode_settings(wildcards):
+    """prep reencode's encoder options for a dataset: config reencode.keyint / bframes, else derived from the
+    samplings of the planned recipes that read its rgb (prep.reencode.settings_for: training and test sampling)."""
+    samplings = []
+    for model in MODELS:
+        try:
+            settings = resolve(recipe_for(config["recipes"], model, wildcards.dataset), "rgb")
+        except RecipeError:  # this model is not run on this dataset
+            continue
+        samplings.append((settings["sampling"], settings["num_clips"], settings["clip_len"], settings["frame_interval"]))
+        samplings.append((settings["test_sampling"] or settings["sampling"], settings["test_num_clips"] or
+                          settings["num_clips"], settings["test_clip_len"] or settings["clip_len"],
+                          settings["frame_interval"]))
+    derived = settings_for(samplings, config["reencode"]["crf"])
+    keyint = config["reencode"].get("keyint") or derived.keyint
+    bframes = config["reencode"].get("bframes")
+    bframes = derived.bframes if bframes is None else bframes
+    return f"--keyint {keyint} --bframes {bframes} --crf {derived.crf}"
 
 
 def frames_size(wildcards):

@@ -1,0 +1,57 @@
+"""How the videos storage is encoded (prep reencode), as plain facts: light enough for the workflow to import.
+
+The settings follow the sampling of the recipes that read a dataset (:func:`settings_for`); the numbers behind the
+choice are measured by ``tests/benchmarks/bench_storage.py --encodings`` (README, "Storage").
+"""
+from dataclasses import dataclass
+
+from prep.base.errors import UserError
+
+DEFAULT_CRF = 18
+DEFAULT_KEYINT, DEFAULT_BFRAMES = 16, 0  # replaced below once measured
+SPARSE_KEYINT, DENSE_KEYINT, SPARSE_SPAN = 8, 32, 8
+COMMENT_PREFIX = "actionflow reencode "
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How a video is encoded for the sampling that reads it: a keyframe every ``keyint`` frames (fixed, closed
+    groups: reading frame k decodes from the keyframe at or before it), ``bframes`` non-reference B-frames between
+    reference frames (no B-pyramid: the decoder skips those a clip steps over), x264 quality ``crf``. Recorded in
+    the file (the container's comment tag, :meth:`comment`): a video made with other settings is made again."""
+
+    keyint: int = DEFAULT_KEYINT
+    bframes: int = DEFAULT_BFRAMES
+    crf: int = DEFAULT_CRF
+
+    def __post_init__(self):
+        if self.keyint < 1 or not 0 <= self.bframes <= 16 or not 0 <= self.crf <= 51:
+            raise UserError(f"re-encoding settings out of range: keyint {self.keyint} (≥ 1), bframes {self.bframes} "
+                            f"(0-16), crf {self.crf} (0-51)")
+
+    def comment(self):
+        return f"{COMMENT_PREFIX}keyint={self.keyint} bframes={self.bframes} crf={self.crf}"
+
+
+def settings_for(samplings, crf=DEFAULT_CRF):
+    """The :class:`EncoderSettings` for the recipes that read a dataset: ``samplings`` are their
+    ``(kind, num_clips, clip_len, frame_interval)``. Sparse sampling (a few frames per segment, TSN/TSM) wants short
+    groups, so a frame costs few decodes; dense clips (I3D) read long runs and want long groups (fewer keyframes,
+    fewer bytes). One file serves every recipe, so the sparsest reader decides the interval. Non-reference B-frames
+    help both: a sparse read skips those before its frame, a clip every 2nd frame skips the half it steps over
+    (measured in tests/benchmarks/bench_storage.py --settings; README, "Storage")."""
+    sparse = [s for s in samplings if s[0] == "uniform" and s[2] * s[3] <= SPARSE_SPAN]
+    keyint = SPARSE_KEYINT if sparse or not samplings else DENSE_KEYINT
+    return EncoderSettings(keyint=keyint, bframes=DEFAULT_BFRAMES, crf=crf)
+
+
+def parse_settings(comment):
+    """The :class:`EncoderSettings` a video's comment tag records, or None (not re-encoded by this stage)."""
+    fields = dict(part.split("=", 1) for part in comment.split()[2:] if "=" in part) \
+        if comment.startswith(COMMENT_PREFIX) else None
+    try:
+        return EncoderSettings(**{key: int(value) for key, value in fields.items()}) if fields else None
+    except (TypeError, ValueError, UserError):
+        return None
+
+
