@@ -477,3 +477,18 @@ def test_reencode_usage_errors_are_one_line(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     result = run_prep("reencode", tmp_path / "absent", tmp_path / "out", check=False)
     assert result.returncode == 2 and "absent" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_video_decoder_is_chosen_per_job():
+    from prep.base.frame_source import choose_video_decoder, gpu_video_decoding
+
+    assert choose_video_decoder("cpu") == "cpu"
+    with pytest.raises(FrameError, match="video decoder must be one of cpu, nvdec, auto"):
+        choose_video_decoder("gpu")
+    problem = gpu_video_decoding()
+    if problem:  # this machine: the CPU decoder, and nvdec names why it cannot be had
+        assert choose_video_decoder("auto") == "cpu"
+        with pytest.raises(FrameError, match="video decoder nvdec: "):
+            choose_video_decoder("nvdec")
+    else:
+        assert choose_video_decoder("auto", gpu=1) == "cuda:1"

@@ -57,9 +57,10 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
-def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction"):
-    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
-    source = FrameSource(str(root), settings["mode"], naming)
+def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction", video_decoder="cpu"):
+    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root; video files
+    are decoded on ``video_decoder`` (cpu, or cuda:N from prep.base.frame_source.choose_video_decoder)."""
+    source = FrameSource(str(root), settings["mode"], naming, video_decoder=video_decoder)
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

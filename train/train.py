@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from prep.base.diskspace import disk_full_message, is_disk_full
+from prep.base.frame_source import VIDEO_DECODERS, FrameError, choose_video_decoder
 from train import utils
 from train.data import collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
@@ -116,7 +117,10 @@ def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_l
     cuda = context.device.type == "cuda"
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
+    # NVDEC in the workers: CUDA does not survive a fork of a process that has initialised it, so spawn them
+    spawn = workers > 0 and getattr(getattr(dataset, "source", None), "video_decoder", "cpu") != "cpu"
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      multiprocessing_context="spawn" if spawn else None,
                       pin_memory=cuda, drop_last=drop_last, collate_fn=collate_clips,
                       persistent_workers=persistent and workers > 0,
                       prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
@@ -241,8 +245,11 @@ def main(args):
     classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     run_dir = Path(args.run_dir)
 
-    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=args.naming)
-    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=args.naming)
+    decoder = choose_video_decoder(args.video_decoder)  # per job: NVDEC where it exists (auto), else the CPU
+    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=args.naming,
+                             video_decoder=decoder)
+    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=args.naming,
+                           video_decoder=decoder)
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // context.world_size or 1)
@@ -359,6 +366,9 @@ def build_parser():
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
                         "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
+    parser.add_argument("--video-decoder", choices=VIDEO_DECODERS, default="cpu",
+                        help="decoder of a videos storage: cpu (default), nvdec (the GPU's video engines through "
+                             "PyAV; an error where there are none) or auto (nvdec where available, else cpu)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH",
@@ -375,7 +385,7 @@ def cli(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return main(args)
-    except PretrainedError as error:
+    except (PretrainedError, FrameError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     except FileNotFoundError as error:

@@ -401,6 +401,7 @@ class VideoFrames(_Closing):
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 DECODER_CACHE = 8  # open decoders per process (a DataLoader worker): a few MB each, closed on eviction
+VIDEO_DECODERS = ("cpu", "nvdec", "auto")  # nvdec: the GPU's video engines through PyAV's FFmpeg (CUDA hwaccel)
 
 
 def _av():
@@ -418,6 +419,35 @@ def find_video(root, video_id):
         if path.is_file():
             return path
     return None
+
+
+def gpu_video_decoding():
+    """None when this process can decode video on an NVIDIA GPU's engines (PyAV's FFmpeg has the CUDA device type
+    and a GPU is visible), else why not."""
+    from av.codec.hwaccel import hwdevices_available
+
+    if "cuda" not in hwdevices_available():
+        return "PyAV's FFmpeg has no CUDA device support"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1") or not Path("/dev/nvidiactl").exists():
+        return "no NVIDIA GPU visible"
+    return None
+
+
+def choose_video_decoder(choice, gpu=None):
+    """The decoder a job uses for video files: ``cpu``, or ``cuda:N`` (NVDEC on GPU N, default the process's
+    LOCAL_RANK as torchrun sets it). ``auto`` takes NVDEC where :func:`gpu_video_decoding` allows it, else the CPU;
+    ``nvdec`` where it does not is a FrameError saying why."""
+    if choice not in VIDEO_DECODERS:
+        raise FrameError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {choice!r}")
+    if choice == "cpu":
+        return "cpu"
+    _av()
+    problem = gpu_video_decoding()
+    if problem:
+        if choice == "nvdec":
+            raise FrameError(f"video decoder nvdec: {problem} (use cpu or auto)")
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) if gpu is None else gpu}"
 
 
 def _h264_disposable(data, length_size):
@@ -443,12 +473,13 @@ class VideoDecoder:
     the container claims.
     """
 
-    def __init__(self, path, threads=1):
-        self.path, self.threads = Path(path), threads
+    def __init__(self, path, threads=1, device="cpu"):
+        self.path, self.threads, self.device = Path(path), threads, device
         self._container = self._file = self._owner = None
 
     def __getstate__(self):
-        return {"path": self.path, "threads": self.threads, "_container": None, "_file": None, "_owner": None}
+        return {"path": self.path, "threads": self.threads, "device": self.device, "_container": None, "_file": None,
+                "_owner": None}
 
     def _open(self):
         if self._container is not None and self._owner == os.getpid():
@@ -462,8 +493,13 @@ class VideoDecoder:
             source.encode()
         except UnicodeEncodeError:  # not UTF-8: PyAV passes str paths on as UTF-8, so read it as a Python file
             source = self._file = open(self.path, "rb")
+        options = {}
+        if self.device != "cpu":  # NVDEC: frames come back to system memory, the CPU converts only those kept
+            from av.codec.hwaccel import HWAccel
+
+            options["hwaccel"] = HWAccel("cuda", device=self.device.split(":")[1], allow_software_fallback=False)
         try:
-            self._container = av.open(source, "r")
+            self._container = av.open(source, "r", **options)
         except (av.FFmpegError, ValueError) as error:
             self.close()
             raise FrameError(f"{self.path}: not a readable video ({getattr(error, 'strerror', None) or error})") \
@@ -663,7 +699,7 @@ class VideoDecoder:
 _DECODERS = {"owner": None, "open": {}}
 
 
-def cached_decoder(path, threads=1):
+def cached_decoder(path, threads=1, device="cpu"):
     """This process's open decoder of ``path`` (opened and its packets indexed once, kept across clips): the
     ``DECODER_CACHE`` most recently used stay open, the least recently used is closed when another opens. A file
     rewritten since (inode, size or mtime changed) gets a new decoder. Never pickled: a worker fills its own."""
@@ -674,8 +710,8 @@ def cached_decoder(path, threads=1):
     if _DECODERS["owner"] != os.getpid():  # a forked worker: the parent's decoders are not its to use or close
         _DECODERS["owner"], _DECODERS["open"] = os.getpid(), {}
     cache = _DECODERS["open"]
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, threads)
-    decoder = cache.pop(key, None) or VideoDecoder(path, threads)
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, threads, device)
+    decoder = cache.pop(key, None) or VideoDecoder(path, threads, device)
     cache[key] = decoder  # dicts keep insertion order: the first key is the least recently used
     while len(cache) > DECODER_CACHE:
         cache.pop(next(iter(cache))).close()
@@ -689,14 +725,14 @@ class VideoFileFrames(_Closing):
 
     storage = "video"
 
-    def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1):
+    def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1, device="cpu"):
         if modality != "rgb":
             raise FrameError(f"{Path(root) / video_id}: flow is stored as JPEG folders or packs, never as video")
         self.path = find_video(root, video_id)
         if self.path is None:
             raise FrameError(f"{Path(root) / video_id}: no video ({', '.join(VIDEO_SUFFIXES)})")
         self.modality, self.video_id, self.naming = modality, video_id, naming_of(naming)
-        self.decoder = cached_decoder(self.path, threads)
+        self.decoder = cached_decoder(self.path, threads, device)
         self._length = None
 
     def __len__(self):
@@ -753,12 +789,12 @@ class VideoFileFrames(_Closing):
         pass  # the decoder stays in the process's cache (cached_decoder), for this video's next clip
 
 
-def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
+def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None, device="cpu"):
     """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None: a folder, a pack, then
-    a video file — :class:`VideoFileFrames`, same interface)."""
+    a video file — :class:`VideoFileFrames`, same interface, decoded on ``device``: :func:`choose_video_decoder`)."""
     if storage == "video" or (storage is None and find_storage(root, video_id) is None
                               and find_video(root, video_id) is not None):
-        return VideoFileFrames(root, video_id, modality, naming)
+        return VideoFileFrames(root, video_id, modality, naming, device=device)
     return VideoFrames(root, video_id, modality, naming, storage)
 
 

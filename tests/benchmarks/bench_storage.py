@@ -160,6 +160,7 @@ def main(argv=None):
     parser.add_argument("--no-decord", action="store_true", help="skip the decord contender")
     parser.add_argument("--encodings", default=default_encodings(),
                         help="KEYINT,BFRAMES;… re-encodings to compare (default: the pipeline's derived settings)")
+    parser.add_argument("--samplings", default=",".join(SAMPLINGS), help=f"comma list of {', '.join(SAMPLINGS)}")
     parser.add_argument("--decoder-cache", type=int, default=1, help="open decoders kept per worker (≥ 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -181,7 +182,8 @@ def main(argv=None):
             print(f"{label}: {len(items)} videos, {sum(n for _, n, _ in items) / len(items):.0f} frames each "
                   f"({time.time() - started:.1f} s to prepare)", flush=True)
             size_rows.append((label, sizes))
-            for name, sampling in SAMPLINGS.items():
+            for name in args.samplings.split(","):
+                sampling = SAMPLINGS[name]
                 settings = resolve(dict(input_size=args.input_size, resize_short=args.input_size, **sampling), "rgb")
                 contenders = {name: make_dataset(settings, items, tmp / name, test_mode=False)
                               for name in ("frames", "packs", *encodings)}

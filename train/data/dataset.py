@@ -38,9 +38,10 @@ class FrameSource:
     modality: str = "rgb"
     naming: str = "mmaction"
     storage: str = None
+    video_decoder: str = "cpu"  # video files: cpu or cuda:N (prep.base.frame_source.choose_video_decoder)
 
     def open(self, video_id):
-        return open_frames(self.root, video_id, self.modality, self.naming, self.storage)
+        return open_frames(self.root, video_id, self.modality, self.naming, self.storage, self.video_decoder)
 
 
 class FrameDataset(Dataset):
