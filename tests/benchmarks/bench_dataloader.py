@@ -54,6 +54,11 @@ class Repeated(Dataset):
     def __getitem__(self, item):
         return self.dataset[item % len(self.dataset)]
 
+    def __getitems__(self, items):  # as train.utils.EpochAwareDataset: the whole batch at once when it can
+        if not hasattr(self.dataset, "__getitems__"):
+            return [self[item] for item in items]
+        return self.dataset.__getitems__([item % len(self.dataset) for item in items])
+
 
 class DecodeOnly(Dataset):
     """The frames our dataset would sample for an item, decoded and dropped: the decode limit."""
