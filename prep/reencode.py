@@ -2,16 +2,17 @@
 
 Each source is decoded once (PyAV, damaged packets skipped as the frames stage's decoder skips them) and every decoded
 frame is piped, in order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
-``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
-the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
-video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
-decoded and its frame count — and the count its container states, which the frame source reads as the video's length
-— must equal the source's decoded count; else the video is quarantined with the reason.
+``--keyint`` frames in fixed closed groups and ``--bframes`` B-frames that nothing references (the settings follow the
+sampling of the recipes that read the dataset: :func:`prep.base.encoding.settings_for`), yuv420p at even sizes, the
+short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
+video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After
+encoding, the new file is decoded and its frame count — and the count its container states, which the frame source
+reads as the video's length — must equal the source's decoded count; else the video is quarantined with the reason.
 
-Deterministic: one encoder thread, ``-bitexact``, no metadata (``-map_metadata -1``), so a rerun after a kill -9 gives
-byte-identical files. Each file is written under a hidden temporary name and renamed into place when complete and
-checked; a rerun skips finished videos and removes its own videos' temporaries. ffmpeg runs without a shell (names
-contain ``& ( ) ! ' ;``).
+Deterministic: one encoder thread, ``-bitexact``, no metadata but the settings (the comment tag), so a rerun after a
+kill -9 gives byte-identical files. Each file is written under a hidden temporary name and renamed into place when
+complete and checked; a rerun skips finished videos made with the same settings and size, re-encodes the others, and
+removes its own videos' temporaries. ffmpeg runs without a shell (names contain ``& ( ) ! ' ;``).
 """
 import os
 import subprocess

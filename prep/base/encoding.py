@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from prep.base.errors import UserError
 
 DEFAULT_CRF = 18
-DEFAULT_KEYINT, DEFAULT_BFRAMES = 16, 0  # replaced below once measured
-SPARSE_KEYINT, DENSE_KEYINT, SPARSE_SPAN = 8, 32, 8
+# measured on real camera clips at short side 256 (README, "Storage"): for sparse readers, keyint 4 with one B-frame
+# loads TSN 8×1 at ~0.5× the JPEG frames for 0.14× their bytes; dense readers alone keep long groups (~0.09×)
+SPARSE_KEYINT, SPARSE_BFRAMES = 4, 1
+DENSE_KEYINT, DENSE_BFRAMES = 16, 1
+SPARSE_SPAN = 8  # a uniform sampling whose clips span at most this many frames reads sparsely (TSN/TSM: 1)
+DEFAULT_KEYINT, DEFAULT_BFRAMES = SPARSE_KEYINT, SPARSE_BFRAMES  # by hand: what serves every sampling
 COMMENT_PREFIX = "actionflow reencode "
 
 
@@ -39,10 +43,11 @@ def settings_for(samplings, crf=DEFAULT_CRF):
     groups, so a frame costs few decodes; dense clips (I3D) read long runs and want long groups (fewer keyframes,
     fewer bytes). One file serves every recipe, so the sparsest reader decides the interval. Non-reference B-frames
     help both: a sparse read skips those before its frame, a clip every 2nd frame skips the half it steps over
-    (measured in tests/benchmarks/bench_storage.py --settings; README, "Storage")."""
+    (measured with tests/benchmarks/bench_storage.py --encodings; README, "Storage")."""
     sparse = [s for s in samplings if s[0] == "uniform" and s[2] * s[3] <= SPARSE_SPAN]
-    keyint = SPARSE_KEYINT if sparse or not samplings else DENSE_KEYINT
-    return EncoderSettings(keyint=keyint, bframes=DEFAULT_BFRAMES, crf=crf)
+    if sparse or not samplings:
+        return EncoderSettings(keyint=SPARSE_KEYINT, bframes=SPARSE_BFRAMES, crf=crf)
+    return EncoderSettings(keyint=DENSE_KEYINT, bframes=DENSE_BFRAMES, crf=crf)
 
 
 def parse_settings(comment):

@@ -14,10 +14,11 @@ alone), and read by
 the training dataset (``train.presets.make_dataset``: MultiScaleCrop → ``--input-size`` → flip, uint8 clips) in a
 DataLoader with ``--workers`` workers, for TSN 8×1 and I3D 32×2 sampling. The videos storage is read twice: by the
 project's decoder (PyAV, ``prep.base.frame_source.VideoFileFrames``) and by decord 0.6 (``get_batch`` of the same
-frame numbers), to compare decoders on the same files. Each worker keeps ``--decoder-cache`` decoders open across
+frame numbers; the first encoding only), to compare decoders on the same files. Each worker keeps ``--decoder-cache`` decoders open across
 clips (default 1: with clips cycling over few videos a larger cache would reopen nothing, unlike an epoch over
 Kinetics, where every clip is another video). Clips/s after the first batch (worker start-up excluded), best of
-``--repeats``, contenders interleaved so a busy machine hurts all alike.
+``--repeats``, contenders interleaved so a busy machine hurts all alike; and clips per CPU-second (the main process
+and its workers), steadier than wall-clock rates where the machine is busy with other work.
 
 Targets (issue 19): videos ≤ 0.25× the JPEG frames' bytes; video loading ≥ 0.5× the frames loader's clips/s for
 TSN 8×1 and ≥ 0.8× for I3D 32×2, on real camera clips at Kinetics' size (``--sources DIR --families 0x0:256``). Synthetic patterns compress differently from natural video: quote byte ratios from
@@ -114,16 +115,6 @@ def real_sources(folder, count):
     return [(p.relative_to(folder).with_suffix("").as_posix(), p) for p in found[:count]]
 
 
-def cpu_throughput(dataset, clips):
-    """Clips per CPU-second of one process loading them (no DataLoader): the decoder's cost, which a machine busy
-    with other work distorts far less than wall-clock clips/s. The first clip (opening) is not counted."""
-    dataset[0]
-    started = time.process_time()
-    for item in range(1, clips):
-        dataset[item % len(dataset)]
-    return (clips - 1) / (time.process_time() - started)
-
-
 def tree_bytes(root):
     return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
 
@@ -174,6 +165,7 @@ def main(argv=None):
     parser.add_argument("--decoder-cache", type=int, default=1, help="open decoders kept per worker (≥ 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # one core per worker; and OpenCV's thread pool does not survive the workers' fork
     frame_source.DECODER_CACHE = max(1, args.decoder_cache)  # workers fork after this: they inherit it
     encodings = parse_encodings(args.encodings)
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}", flush=True)
@@ -208,9 +200,8 @@ def main(argv=None):
                         if best[key] != best[key]:  # failed before
                             continue
                         try:
-                            best[key] = max(best[key], throughput(dataset, args.clips, args.batch,
-                                                                  args.workers))
-                            per_cpu[key] = max(per_cpu[key], cpu_throughput(dataset, args.clips))
+                            rate, cpu_rate = throughput(dataset, args.clips, args.batch, args.workers)
+                            best[key], per_cpu[key] = max(best[key], rate), max(per_cpu[key], cpu_rate)
                         except Exception as error:  # decord's known failures: say so, keep measuring the rest
                             print(f"  {key}: failed ({str(error).splitlines()[0][:100]})", flush=True)
                             best[key] = per_cpu[key] = float("nan")
