@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from prep.base.atomic import remove_own_temporaries
-from prep.base.encoding import DEFAULT_BFRAMES, DEFAULT_CRF, DEFAULT_KEYINT, EncoderSettings, parse_settings
+from prep.base.encoding import (DEFAULT_BFRAMES, DEFAULT_CRF, DEFAULT_FASTDECODE, DEFAULT_KEYINT, EncoderSettings,
+                                 parse_settings)
 from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, VideoDecoder
 from prep.base.index_file import index_videos
@@ -56,6 +57,7 @@ def encoder_command(size, fps, out_path, settings=EncoderSettings()):
             "-g", str(settings.keyint), "-keyint_min", str(settings.keyint), "-sc_threshold", "0",
             # fixed B-frame runs (b-adapt 0), none of them a reference (b-pyramid none), closed groups
             "-bf", str(settings.bframes), "-b_strategy", "0", "-x264-params", "b-pyramid=none:open-gop=0",
+            *(["-tune", "fastdecode"] if settings.fastdecode else []),
             "-threads", "1", "-map_metadata", "-1", "-metadata", f"comment={settings.comment()}",
             "-fflags", "+bitexact", "-flags:v", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out_path)]
 
@@ -176,7 +178,7 @@ def run(args):
     if Path(args.out_dir).resolve() == Path(args.video_dir).resolve():
         raise UserError(f"{args.out_dir}: the re-encoded videos need a directory of their own (not the sources')")
     videos = select_shard(videos, args.shard, args.num_shards)
-    settings = EncoderSettings(keyint=args.keyint, bframes=args.bframes, crf=args.crf)
+    settings = EncoderSettings(keyint=args.keyint, bframes=args.bframes, crf=args.crf, fastdecode=args.fastdecode)
     run_reencode(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
                  size=args.size, settings=settings)
     return 0
@@ -195,6 +197,8 @@ def add_parser(subparsers):
                              "recipes that read the dataset: reencode_settings in workflow/rules/common.smk)")
     parser.add_argument("--bframes", type=int, default=DEFAULT_BFRAMES,
                         help=f"non-reference B-frames between reference frames (default {DEFAULT_BFRAMES})")
+    parser.add_argument("--fastdecode", type=int, choices=(0, 1), default=DEFAULT_FASTDECODE,
+                        help=f"1: x264's fastdecode tune, cheaper to decode, ~7%% more bytes (default {DEFAULT_FASTDECODE})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -261,7 +261,7 @@ LEVELS = 70  # frames of the numbered source: frame i is a flat grey of level 20
 @pytest.fixture(scope="module")
 def numbered(tmp_path_factory):
     """A source whose frame i is a flat grey 20 + 3·i (a decoded frame names its number), as frames and as videos
-    re-encoded four ways (keyframe interval, B-frames)."""
+    re-encoded five ways (keyframe interval, B-frames, fastdecode)."""
     root = tmp_path_factory.mktemp("numbered")
     frames = np.repeat((20 + 3 * np.arange(LEVELS, dtype=np.uint8))[:, None, None, None], 3, axis=3)
     frames = np.ascontiguousarray(np.broadcast_to(frames, (LEVELS, 40, 56, 3)))
@@ -271,7 +271,8 @@ def numbered(tmp_path_factory):
     encode_video(frames, root / "src" / "Cls" / "n.mp4")
     videos = [("Cls/n", root / "src" / "Cls" / "n.mp4")]
     record, = run_frames(videos, root / "frames", quality=95, naming="mmaction")
-    encodings = {f"k{k}b{b}": EncoderSettings(keyint=k, bframes=b) for k, b in ((16, 0), (4, 1), (8, 3), (2, 0))}
+    encodings = {f"k{k}b{b}f{f}": EncoderSettings(keyint=k, bframes=b, fastdecode=f)
+                 for k, b, f in ((16, 0, 0), (4, 1, 1), (8, 3, 0), (1, 0, 1), (16, 1, 1))}
     for name, settings in encodings.items():
         run_reencode(videos, root / name, settings=settings)
     return {"root": root, "n_frames": record["n_frames"], "encodings": encodings}
@@ -371,6 +372,8 @@ def test_other_encoder_settings_reencode_and_the_same_skip(tmp_path):
     changed, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=4, bframes=1))
     assert changed["status"] == "done" and changed["n_frames"] == 40
     assert parse_settings(VideoDecoder(tmp_path / "out" / "v.mp4").info()["comment"]) == EncoderSettings(4, 1)
+    tuned, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=4, bframes=1, fastdecode=0))
+    assert tuned["status"] == "done"
     resized, = run_reencode(videos, tmp_path / "out", short_side=32, settings=EncoderSettings(keyint=4, bframes=1))
     assert resized["status"] == "done" and (resized["out_width"], resized["out_height"]) == (42, 32)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v.mp4"]
@@ -423,7 +426,8 @@ def test_each_dataset_plans_its_storage_and_fills_64_cores(tmp_path, dataset, st
     assert ("--pack" in stdout.split("prep flow", 1)[1].split("\n", 1)[0]) == (storage == "videos")
     if storage == "videos":  # at the frame size the recipes assume (config.yaml frames.datasets.kinetics400)
         expected = settings_for([("uniform", 8, 1, 1), ("uniform", 1, 32, 2)])  # config.yaml: tsn, tsm and i3d
-        assert (f"--short-side 256 --keyint {expected.keyint} --bframes {expected.bframes} --crf 18"
+        assert (f"--short-side 256 --keyint {expected.keyint} --bframes {expected.bframes} "
+                f"--fastdecode {expected.fastdecode} --crf 18"
                 in stdout.split("prep reencode", 1)[1].split("\n", 1)[0])
 
 

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from prep.base.errors import UserError
 
 DEFAULT_CRF = 18
-# measured on real camera clips at short side 256 (README, "Storage"): for sparse readers, keyint 4 with one B-frame
-# loads TSN 8×1 at ~0.5× the JPEG frames for 0.14× their bytes; dense readers alone keep long groups (~0.09×)
-SPARSE_KEYINT, SPARSE_BFRAMES = 4, 1
+# measured on real camera clips at short side 256, decode only, per CPU-second against cv2.imdecode of the JPEG q95
+# frames (README, "Storage"): every frame a keyframe, x264's fastdecode tune — TSN 8×1 0.43×, I3D 32×2 0.69× (a
+# dense clip skips the frames it steps over) for 0.25× the bytes; keyint 4 + 1 B-frame: 0.29× / 0.60× for 0.15×;
+# keyint 16 + 1 B-frame: 0.23× / 0.62× for 0.10×. fastdecode (no CABAC, no deblocking) adds ~7 % bytes and cuts
+# decoding by a third to a half.
+SPARSE_KEYINT, SPARSE_BFRAMES = 1, 0
 DENSE_KEYINT, DENSE_BFRAMES = 16, 1
 SPARSE_SPAN = 8  # a uniform sampling whose clips span at most this many frames reads sparsely (TSN/TSM: 1)
 DEFAULT_KEYINT, DEFAULT_BFRAMES = SPARSE_KEYINT, SPARSE_BFRAMES  # by hand: what serves every sampling
+DEFAULT_FASTDECODE = 1
 COMMENT_PREFIX = "actionflow reencode "
 
 
@@ -27,22 +31,24 @@ class EncoderSettings:
     keyint: int = DEFAULT_KEYINT
     bframes: int = DEFAULT_BFRAMES
     crf: int = DEFAULT_CRF
+    fastdecode: int = DEFAULT_FASTDECODE  # 1: x264's --tune fastdecode (no CABAC, no deblocking): cheaper to decode
 
     def __post_init__(self):
-        if self.keyint < 1 or not 0 <= self.bframes <= 16 or not 0 <= self.crf <= 51:
+        if self.keyint < 1 or not 0 <= self.bframes <= 16 or not 0 <= self.crf <= 51 or self.fastdecode not in (0, 1):
             raise UserError(f"re-encoding settings out of range: keyint {self.keyint} (≥ 1), bframes {self.bframes} "
-                            f"(0-16), crf {self.crf} (0-51)")
+                            f"(0-16), crf {self.crf} (0-51), fastdecode {self.fastdecode} (0 or 1)")
 
     def comment(self):
-        return f"{COMMENT_PREFIX}keyint={self.keyint} bframes={self.bframes} crf={self.crf}"
+        return (f"{COMMENT_PREFIX}keyint={self.keyint} bframes={self.bframes} crf={self.crf} "
+                f"fastdecode={self.fastdecode}")
 
 
 def settings_for(samplings, crf=DEFAULT_CRF):
     """The :class:`EncoderSettings` for the recipes that read a dataset: ``samplings`` are their
     ``(kind, num_clips, clip_len, frame_interval)``. Sparse sampling (a few frames per segment, TSN/TSM) wants short
-    groups, so a frame costs few decodes; dense clips (I3D) read long runs and want long groups (fewer keyframes,
-    fewer bytes). One file serves every recipe, so the sparsest reader decides the interval. Non-reference B-frames
-    help both: a sparse read skips those before its frame, a clip every 2nd frame skips the half it steps over
+    groups, so a frame costs few decodes: every frame a keyframe; dense clips alone (I3D) read long runs and keep long
+    groups (fewer bytes). One file serves every recipe, so the sparsest reader decides. Non-reference B-frames in long
+    groups: a clip every 2nd frame skips those it steps over
     (measured with tests/benchmarks/bench_storage.py --encodings; README, "Storage")."""
     sparse = [s for s in samplings if s[0] == "uniform" and s[2] * s[3] <= SPARSE_SPAN]
     if sparse or not samplings:

@@ -1,7 +1,7 @@
 """Storage benchmark: disk bytes per video and training-loader clips/s for frames, packs and videos, side by side.
 
     python tests/benchmarks/bench_storage.py [--sources DIR] [--videos 16] [--frames 250] [--workers 2]
-        [--families 320x240:none,640x360:256] [--encodings 2,0;16,1] [--decoder-cache 1] [--input-size 224]
+        [--families 320x240:none,640x360:256] [--encodings 1,0,1;16,1,1] [--decoder-cache 1] [--input-size 224]
         [--clips 64] [--batch 8] [--repeats 3] [--no-decord]
 
 One run, the same clips and cores for every contender. Sources: ``--sources DIR`` (real videos, ``DIR/*/*.ext``,
@@ -9,7 +9,7 @@ the first ``--videos``), else H.264 clips made with ffmpeg's lavfi (testsrc2 and
 25 fps) for each family ``WxH:SHORT``: sources of W×H, stored with the short side scaled to SHORT (``none``: as is) —
 320×240 as UCF101/HMDB51 ship, and short side 256 as the Kinetics recipes read. Each family is prepared three ways:
 ``prep frames`` (JPEG q95 folders), ``prep frames --pack`` and ``prep reencode`` once per ``--encodings`` entry
-(``KEYINT,BFRAMES``; default: what ``prep.base.encoding.settings_for`` gives a dataset read by TSN and I3D, and by I3D
+(``KEYINT,BFRAMES,FASTDECODE``; default: what ``prep.base.encoding.settings_for`` gives a dataset read by TSN and I3D, and by I3D
 alone), and read by
 the training dataset (``train.presets.make_dataset``: MultiScaleCrop → ``--input-size`` → flip, uint8 clips) in a
 DataLoader with ``--workers`` workers, for TSN 8×1 and I3D 32×2 sampling. The videos storage is read twice: by the
@@ -132,18 +132,20 @@ def prepare(tmp, videos, short_side, workers, encodings):
 
 
 def parse_encodings(text):
-    """{tree name: EncoderSettings} of ``KEYINT,BFRAMES;…``."""
+    """{tree name: EncoderSettings} of ``KEYINT,BFRAMES[,FASTDECODE];…`` (fastdecode 1 unless given)."""
     encodings = {}
     for entry in text.split(";"):
-        keyint, bframes = (int(v) for v in entry.split(","))
-        encodings[f"videos k{keyint} b{bframes}"] = EncoderSettings(keyint=keyint, bframes=bframes)
+        keyint, bframes, fastdecode = ([int(v) for v in entry.split(",")] + [1])[:3]
+        encodings[f"videos k{keyint} b{bframes}" + ("" if fastdecode else " slow")] = EncoderSettings(
+            keyint=keyint, bframes=bframes, fastdecode=fastdecode)
     return encodings
 
 
 def default_encodings():
     """What the pipeline derives for a dataset read by TSN and I3D (Kinetics), and for one read by I3D alone."""
     tsn, i3d = ("uniform", 8, 1, 1), ("uniform", 1, 32, 2)
-    return ";".join(f"{s.keyint},{s.bframes}" for s in dict.fromkeys([settings_for([tsn, i3d]), settings_for([i3d])]))
+    return ";".join(f"{s.keyint},{s.bframes},{s.fastdecode}"
+                    for s in dict.fromkeys([settings_for([tsn, i3d]), settings_for([i3d])]))
 
 
 def main(argv=None):
@@ -160,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-decord", action="store_true", help="skip the decord contender")
     parser.add_argument("--encodings", default=default_encodings(),
-                        help="KEYINT,BFRAMES;… re-encodings to compare (default: the pipeline's derived settings)")
+                        help="KEYINT,BFRAMES[,FASTDECODE];… re-encodings to compare (default: the pipeline's derived settings)")
     parser.add_argument("--samplings", default=",".join(SAMPLINGS), help=f"comma list of {', '.join(SAMPLINGS)}")
     parser.add_argument("--decoder-cache", type=int, default=1, help="open decoders kept per worker (≥ 1)")
     args = parser.parse_args(argv)

@@ -146,7 +146,7 @@ def reencode_settings(wildcards):
     keyint = config["reencode"].get("keyint") or derived.keyint
     bframes = config["reencode"].get("bframes")
     bframes = derived.bframes if bframes is None else bframes
-    return f"--keyint {keyint} --bframes {bframes} --crf {derived.crf}"
+    return f"--keyint {keyint} --bframes {bframes} --fastdecode {derived.fastdecode} --crf {derived.crf}"
 
 
 def frames_size(wildcards):
