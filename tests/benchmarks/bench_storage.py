@@ -71,11 +71,17 @@ class DecordFrames:
         return len(self.reader)
 
     def read(self, k, reduce=1):
-        frame = self.reader[k - 1].asnumpy()
-        if reduce == 1:
-            return frame
-        height, width = -(-frame.shape[0] // reduce), -(-frame.shape[1] // reduce)  # as PyAV's reduced read
-        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        return next(self.read_many([k], reduce))[1]
+
+    def read_many(self, numbers, reduce=1):
+        """As the frame source's planned read: the distinct frames in order, here one decord ``get_batch``."""
+        wanted = sorted({int(k) for k in np.asarray(numbers).reshape(-1).tolist()})
+        for k, frame in zip(wanted, self.reader.get_batch([k - 1 for k in wanted]).asnumpy()):
+            if reduce == 1:
+                yield k, frame
+            else:
+                height, width = -(-frame.shape[0] // reduce), -(-frame.shape[1] // reduce)
+                yield k, cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
     def __enter__(self):
         return self
