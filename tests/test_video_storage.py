@@ -168,7 +168,7 @@ def test_a_container_that_claims_more_frames_is_bounded(tmp_path):
     os.rename(tmp_path / "cut.mp4", tmp_path / "src" / "cut.mp4")
     record, = run_reencode([("cut", tmp_path / "src" / "cut.mp4")], tmp_path / "out")
     assert (record["status"], record["n_frames"], record["container_frames"]) == ("done", decoded, 60)
-    assert record["note"] == f"decoded {decoded} of 60 frames the container claims"
+    assert record["note"].startswith(f"decoded {decoded} of 60 frames the container claims")  # + a cut packet
     assert count_frames(tmp_path / "out", "cut") == decoded
 
 
@@ -338,7 +338,7 @@ def test_decoders_stay_open_per_process_bounded_and_closed_on_eviction(tmp_path,
     from prep.base import frame_source
 
     monkeypatch.setattr(frame_source, "DECODER_CACHE", 2)
-    monkeypatch.setitem(frame_source._DECODERS, "open", {})
+    frame_source.decoder_cache().clear()
     (tmp_path / "src").mkdir()
     for k in range(3):
         ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=25", "-frames:v", 5 + k, "-c:v", "libx264",
@@ -352,7 +352,7 @@ def test_decoders_stay_open_per_process_bounded_and_closed_on_eviction(tmp_path,
     for k in (1, 2):
         with open_frames(tmp_path / "out", f"v{k}") as frames:
             frames.read(1)
-    assert len(frame_source._DECODERS["open"]) == 2 and first._container is None  # the least recent, closed
+    assert len(frame_source.decoder_cache()) == 2 and first._container is None  # the least recent, closed
     with open_frames(tmp_path / "out", "v2") as frames:
         kept = frames.decoder
     os.replace(tmp_path / "out" / "v0.mp4", tmp_path / "out" / "v2.mp4")  # another file under the same name

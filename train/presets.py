@@ -57,10 +57,15 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
+def frame_source(settings, root, naming="mmaction", video_decoder="cpu"):
+    """Where a run's lists point: the rgb or flow frames (the run's mode) under ``root``; video files decoded on
+    ``video_decoder`` (cpu, or cuda:N from prep.base.frame_source.choose_video_decoder)."""
+    return FrameSource(str(root), settings["mode"], naming, video_decoder=video_decoder)
+
+
 def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction", video_decoder="cpu"):
-    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root; video files
-    are decoded on ``video_decoder`` (cpu, or cuda:N from prep.base.frame_source.choose_video_decoder)."""
-    source = FrameSource(str(root), settings["mode"], naming, video_decoder=video_decoder)
+    """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
+    source = frame_source(settings, root, naming, video_decoder)
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

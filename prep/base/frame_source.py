@@ -31,12 +31,14 @@ import bisect
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from prep.base import media
 from prep.base.errors import UserError
 from prep.base.names import safe_relative
 from prep.base.packed import PACK_SUFFIX, PackError, open_packed
@@ -404,14 +406,6 @@ DECODER_CACHE = 8  # open decoders per process (a DataLoader worker): a few MB e
 VIDEO_DECODERS = ("cpu", "nvdec", "auto")  # nvdec: the GPU's video engines through PyAV's FFmpeg (CUDA hwaccel)
 
 
-def _av():
-    try:
-        import av
-    except ImportError:
-        raise UserError("the videos storage needs PyAV: pip install av") from None
-    return av
-
-
 def find_video(root, video_id):
     """The video file of ``video_id`` under ``root`` (``root/video_id.mp4`` or another VIDEO_SUFFIXES), or None."""
     for suffix in VIDEO_SUFFIXES:
@@ -424,8 +418,10 @@ def find_video(root, video_id):
 def gpu_video_decoding():
     """None when this process can decode video on an NVIDIA GPU's engines (PyAV's FFmpeg has the CUDA device type
     and a GPU is visible), else why not."""
-    from av.codec.hwaccel import hwdevices_available
-
+    try:
+        from av.codec.hwaccel import hwdevices_available
+    except ImportError:
+        return "PyAV is not installed (pip install av)"
     if "cuda" not in hwdevices_available():
         return "PyAV's FFmpeg has no CUDA device support"
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1") or not Path("/dev/nvidiactl").exists():
@@ -441,7 +437,6 @@ def choose_video_decoder(choice, gpu=None):
         raise FrameError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {choice!r}")
     if choice == "cpu":
         return "cpu"
-    _av()
     problem = gpu_video_decoding()
     if problem:
         if choice == "nvdec":
@@ -484,29 +479,12 @@ class VideoDecoder:
     def _open(self):
         if self._container is not None and self._owner == os.getpid():
             return self._stream
-        av = _av()
         self._container = self._file = None
-        source = str(self.path)
-        if not self.path.is_file():
-            raise FrameError(f"{self.path}: no such video")
-        try:
-            source.encode()
-        except UnicodeEncodeError:  # not UTF-8: PyAV passes str paths on as UTF-8, so read it as a Python file
-            source = self._file = open(self.path, "rb")
-        options = {}
-        if self.device != "cpu":  # NVDEC: frames come back to system memory, the CPU converts only those kept
-            from av.codec.hwaccel import HWAccel
-
-            options["hwaccel"] = HWAccel("cuda", device=self.device.split(":")[1], allow_software_fallback=False)
-        try:
-            self._container = av.open(source, "r", **options)
-        except (av.FFmpegError, ValueError) as error:
-            self.close()
-            raise FrameError(f"{self.path}: not a readable video ({getattr(error, 'strerror', None) or error})") \
-                from None
-        if not self._container.streams.video:
-            self.close()
-            raise FrameError(f"{self.path}: no video stream")
+        try:  # any file name (non-UTF-8 ones read as Python files): prep.base.media, as every decoder opens videos
+            self._container, self._file = media.open_container(self.path, gpu=self.device)
+        except media.DecodeError as error:
+            raise FrameError(str(error)) from None
+        self.damage = media.Damage()
         stream = self._stream = self._container.streams.video[0]
         stream.codec_context.thread_count = self.threads
         self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -541,15 +519,12 @@ class VideoDecoder:
         self._packets, self._pending, self._next, self._fed = self._container.demux(self._stream), [], 0, None
 
     def _decode(self, packet):
-        """The frames one packet gives ([] for a damaged one: skipped, as the ffmpeg CLI does)."""
-        av = _av()
-        try:
-            return list(self._stream.codec_context.decode(packet)) if packet is None else list(packet.decode())
-        except (av.FFmpegError, ValueError):
-            return []
+        """The frames one packet gives (None: drain the decoder); a damaged packet gives none and is noted
+        (prep.base.media's rule for damaged streams)."""
+        return list(media.decode_packet(self._stream.codec_context if packet is None else packet, self.damage))
 
     def _decoded(self):
-        """The next decoded frame (damaged packets skipped), or None at the end."""
+        """The next decoded frame (damaged packets skipped: prep.base.media's rule), or None at the end."""
         while not self._pending:
             packet = next(self._packets, None)
             if packet is None:
@@ -696,24 +671,30 @@ class VideoDecoder:
         self.close()
 
 
-_DECODERS = {"owner": None, "open": {}}
+_DECODERS = threading.local()  # per thread: a decoder is never shared (check_list counts videos on threads)
+
+
+def decoder_cache():
+    """This thread's open decoders, {key: VideoDecoder}, least recently used first (empty again after a fork: the
+    parent's decoders are not the child's to use or close)."""
+    if getattr(_DECODERS, "owner", None) != os.getpid():
+        _DECODERS.owner, _DECODERS.open = os.getpid(), {}
+    return _DECODERS.open
 
 
 def cached_decoder(path, threads=1, device="cpu"):
-    """This process's open decoder of ``path`` (opened and its packets indexed once, kept across clips): the
+    """This thread's open decoder of ``path`` (opened and its packets indexed once, kept across clips): the
     ``DECODER_CACHE`` most recently used stay open, the least recently used is closed when another opens. A file
     rewritten since (inode, size or mtime changed) gets a new decoder. Never pickled: a worker fills its own."""
     try:
         stat = os.stat(path)
     except OSError:
         raise FrameError(f"{path}: no such video") from None
-    if _DECODERS["owner"] != os.getpid():  # a forked worker: the parent's decoders are not its to use or close
-        _DECODERS["owner"], _DECODERS["open"] = os.getpid(), {}
-    cache = _DECODERS["open"]
+    cache = decoder_cache()
     key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, threads, device)
     decoder = cache.pop(key, None) or VideoDecoder(path, threads, device)
     cache[key] = decoder  # dicts keep insertion order: the first key is the least recently used
-    while len(cache) > DECODER_CACHE:
+    while len(cache) > max(1, DECODER_CACHE):
         cache.pop(next(iter(cache))).close()
     return decoder
 
@@ -758,10 +739,11 @@ class VideoFileFrames(_Closing):
     def _image(frame, reduce):
         if reduce not in REDUCE_COLOR:
             raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
+        operations = media.orientation(media.display_matrix(frame))  # a source video's rotation, as every decoder
         if reduce == 1:
-            return frame.to_ndarray(format="rgb24")
-        return frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
-                              format="rgb24", interpolation="AREA").to_ndarray()
+            return media.orient(frame.to_ndarray(format="rgb24"), operations)
+        return media.orient(frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
+                                           format="rgb24", interpolation="AREA").to_ndarray(), operations)
 
     def read(self, k, reduce=1):
         """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion

@@ -65,7 +65,7 @@ def test_nvdec_clips_per_second_beside_the_cpu(videos):
                            "I3D 32×2": dict(arch="i3d_r50", num_clips=1, clip_len=32, frame_interval=2)}.items():
         settings = resolve(sampling, "rgb")
         for decoder in ("cpu", "cuda:0"):
-            frame_source._DECODERS["open"].clear()
+            frame_source.decoder_cache().clear()
             dataset = make_dataset(settings, items, videos, test_mode=False, video_decoder=decoder)
             dataset[0]  # opened once
             started = time.perf_counter()
