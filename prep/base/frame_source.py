@@ -404,6 +404,7 @@ class VideoFrames(_Closing):
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 DECODER_CACHE = 8  # open decoders per process (a DataLoader worker): a few MB each, closed on eviction
 VIDEO_DECODERS = ("cpu", "nvdec", "auto")  # nvdec: the GPU's video engines through PyAV's FFmpeg (CUDA hwaccel)
+SEEK_AFTER = 16  # a video without packet timestamps: seek rather than decode forward past this many frames
 
 
 def find_video(root, video_id):
@@ -616,6 +617,8 @@ class VideoDecoder:
                     decoded = self._decode(None)  # the end: drain the frames the decoder holds back
                 for frame in decoded:
                     position = self._index_of(frame)
+                    if position is None:  # a frame without a timestamp cannot be placed: never handed out
+                        continue
                     self._shown = max(self._shown, position)
                     if position >= target:
                         ready[position] = frame
@@ -632,7 +635,7 @@ class VideoDecoder:
             return self._last[1]
         if self._packet_index() is not None:
             return next(self.frames_at([index]))[1]
-        if self._next is None or index < self._next or index - self._next > 16:
+        if self._next is None or index < self._next or index - self._next > SEEK_AFTER:
             pts = self._start + int(index / (self._rate * stream.time_base)) if self._rate else 0
             self._container.seek(max(pts, self._start), stream=stream, backward=True)
             self._packets, self._pending, self._next = self._container.demux(stream), [], None
