@@ -40,6 +40,16 @@ def printable(name):
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+SHOWN_CHARS = 160  # the most of one outside name a message quotes: a message stays one readable line
+
+
+def shown(name, limit=SHOWN_CHARS):
+    """:func:`printable`, cut to ``limit`` characters for a message (a 256 MiB member name must not become a 256 MiB
+    error line): ``abc…[+300000 chars]``."""
+    text = printable(str(name))
+    return text if len(text) <= limit else f"{text[:limit]}…[+{len(text) - limit} chars]"
+
+
 def undecodable(name):
     """Whether a file name (str from the OS, surrogate-escaped) holds bytes that are not valid UTF-8."""
     try:
