@@ -185,7 +185,7 @@ def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
 
 
 def process_video(video_id, source, src_root, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""})
+    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""}, PACK_SUFFIX if options.get("pack") else "")
     if unusable is not None:
         return unusable
     options = dict(options)

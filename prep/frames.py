@@ -86,7 +86,8 @@ class _NoFrames(Exception):
 
 
 def process_video(video_id, video_path, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": f"file {names.printable(str(video_path))}"})
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": f"file {names.printable(str(video_path))}"},
+                                    PACK_SUFFIX if options.get("pack") else "")
     if unusable is not None:
         return unusable
     out_dir = Path(out_root) / video_id

@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from prep.base.atomic import remove_own_temporaries
+from prep.base.atomic import remove_own_temporaries, temporary_prefix
 from prep.base.errors import UserError
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.base.index_file import index_videos
-from prep.base.media import ffmpeg_executable
+from prep.base.media import ffmpeg_executable, unusable_name_record
 from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
 
 SUFFIX = ".mp4"
@@ -101,7 +101,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
     if video_path.stat().st_size == 0:
         return dict(record, status="quarantined: empty file", seconds=0.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out_path.name), suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
     source = VideoDecoder(video_path)
@@ -132,6 +132,9 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
 
 
 def process_video(video_id, video_path, out_root, options):
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": ""}, SUFFIX)
+    if unusable is not None:
+        return unusable
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")
     if out_path.exists():  # renamed into place only when complete and checked
         done = VideoDecoder(out_path)

@@ -99,7 +99,7 @@ def file_digest(path, algo, prefix=b""):
 
 
 def _stamp_path(path):
-    return path.with_name(f".{path.name}.verified")
+    return path.with_name(names.bookkeeping(path.name, "verified"))
 
 
 def _stamp(path, checksum):
@@ -335,7 +335,7 @@ def content_problem(path, name):
 
 def _link_or_copy(source, target):
     """Put source's content under target atomically: hard link if possible, else copy."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = target.with_name(f".{names.fit(target.name, 48)}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
@@ -380,6 +380,10 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
         return Outcome(url, "", "missing", reason=str(error))
     out_dir = Path(out_dir)
     target, part = out_dir / name, out_dir / f"{name}{names.PART_SUFFIX}"
+    for path in (target, part):
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            what = "a folder" if path.is_dir() else "something that is not a plain file"
+            return Outcome(url, name, "missing", reason=f"{path} is {what}: nothing is downloaded over it")
     if target.is_file():
         if not content_problem(target, name) and (checksum is None or has_checksum(target, checksum)):
             return Outcome(url, name, "present", target)

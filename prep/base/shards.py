@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep.base.atomic import atomic_file
+from prep.base.atomic import atomic_file, temporary_prefix
 from prep.base.errors import UserError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -90,7 +90,7 @@ def write_report(records, path, columns):
     Written with the csv module (as pandas' to_csv would: empty for None, repr for numbers), so the per-shard
     processes never import pandas unless they read an index."""
     path = Path(path)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed run's report, half written
+    for stale in path.parent.glob(f"{glob.escape(temporary_prefix(path.name))}*.tmp"):  # a killed run's report, half written
         stale.unlink(missing_ok=True)
     with atomic_file(path, "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -1,0 +1,121 @@
+"""Issue 23, names, config and command-line values: every name we make fits the file system, a name that cannot be
+stored costs only its own video or URL, YAML cannot blow up, and bad values stop at the argument parser in one
+line."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prep.base import atomic, names
+from prep.base.media import encode_video
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(300)
+
+
+def prep(*args, cwd=None, timeout=300, memory=None):
+    """`python -m prep …` in its own process (``memory``: its address-space limit in bytes)."""
+    def limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run([sys.executable, "-m", "prep", *map(str, args)], capture_output=True, text=True,
+                          errors="replace", cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout,
+                          preexec_fn=limit if memory else None)
+
+
+def one_line_error(result, *fragments):
+    """Exit 2 and one short line on stderr naming each fragment (no traceback, no dump)."""
+    err = result.stderr
+    assert result.returncode == 2, (result.returncode, err[-3000:])
+    assert err.startswith("error: ") and err.count("\n") == 1 and len(err) < 1500, err[-3000:]
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def read_report(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["video_id"]: row for row in csv.DictReader(handle)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. names: every temporary and output name fits NAME_MAX
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "é" * 200, "x" * 254, "v" * 250 + ".mp4"])
+def test_every_name_we_make_fits(tmp_path, name):
+    assert names.name_bytes(names.fit(name, 20)) + 20 <= names.NAME_MAX
+    assert names.fit(name, 20) == names.fit(name, 20) and names.fit(name, 20) != names.fit(name + "b", 20)
+    for kind in names.BOOKKEEPING_KINDS:
+        made = names.bookkeeping(name, kind)
+        assert names.name_bytes(made) <= names.NAME_MAX and names.is_bookkeeping(made)
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / names.fit(name)
+    with atomic.atomic_file(path, "w") as handle:  # the temporary .NAME.RANDOM.tmp fits too
+        handle.write("x")
+    with atomic.atomic_directory(tmp_path / "d" / names.fit("d" + name)) as folder:
+        (folder / "f").write_text("y")
+    left = tmp_path / "d" / f"{atomic.temporary_prefix(names.fit(name))}killed.tmp"
+    left.write_text("a killed run's temporary")
+    atomic.remove_own_temporaries(tmp_path / "d", [names.fit(name)])
+    assert sorted(os.listdir(tmp_path / "d")) == sorted([names.fit(name), names.fit("d" + name)])
+
+
+@pytest.fixture
+def long_named_videos(tmp_path):
+    """SRC/cls/{ok.avi, <250 a>.avi (storable: its temporaries were not), <251 b>.avi (no room for '.pack')}."""
+    src = tmp_path / "videos"
+    (src / "cls").mkdir(parents=True)
+    clip = np.random.RandomState(0).randint(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    encode_video(clip, src / "cls" / "ok.avi")
+    os.link(src / "cls" / "ok.avi", src / "cls" / ("a" * 250 + ".avi"))
+    os.link(src / "cls" / "ok.avi", src / "cls" / ("b" * 251 + ".avi"))
+    return src
+
+
+@pytest.mark.parametrize("verb,extra,count", [("frames", [], "n_frames"), ("frames", ["--pack"], "n_frames"),
+                                              ("flow", ["--algorithm", "farneback"], "n_flow"),
+                                              ("reencode", [], "n_frames")])
+def test_long_video_names_are_stored_or_quarantined_and_the_shard_goes_on(long_named_videos, tmp_path, verb, extra,
+                                                                        count):
+    """The hidden temporary of a 250-character name passed 255 bytes: the whole shard crashed."""
+    out, report = tmp_path / "out", tmp_path / "report.csv"
+    result = prep(verb, long_named_videos, out, "--report", report, *extra)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    rows = read_report(report)
+    assert rows["cls/ok"]["status"] == "done"
+    assert rows["cls/" + "a" * 250]["status"] == "done", rows["cls/" + "a" * 250]
+    expected = {"frames": 6, "flow": 5, "reencode": 6}[verb]
+    assert rows["cls/" + "a" * 250][count] == str(expected)
+    long_b = rows["cls/" + "b" * 251]["status"]
+    if extra != ["--pack"]:  # a folder of 251 bytes fits, and so does 251 + ".mp4"
+        assert long_b == "done"
+    else:
+        assert long_b.startswith("quarantined: its name is 256 bytes with '.pack', over the file system's limit of "
+                                 "255"), long_b
+    assert not [p for p in (out / "cls").iterdir() if p.name.startswith(".")]
+
+
+def test_download_with_an_unstorable_url_name_reports_it_and_goes_on(tmp_path):
+    """A 300-character URL basename crashed `prep download` before missing.csv was written."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.txt").write_text("fine\n")
+    (src / "folder.txt").write_text("x\n")
+    long_url = (src / ("c" * 300 + ".txt")).as_uri()
+    out = tmp_path / "out"
+    (out / "folder.txt").mkdir(parents=True)  # the target name is taken by a folder
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{(src / 'good.txt').as_uri()}\n{long_url}\n{(src / 'folder.txt').as_uri()}\n")
+    result = prep("download", urls, out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "good.txt").read_text() == "fine\n"
+    with open(out / "missing.csv", newline="", encoding="utf-8") as handle:
+        missing = {row["url"]: row["reason"] for row in csv.DictReader(handle)}
+    assert "309 bytes with '.part', over the file system's limit of 255" in missing[long_url]
+    assert "a folder" in missing[(src / "folder.txt").as_uri()]
+    assert (out / "folder.txt").is_dir()
