@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from prep.base.errors import UserError
+from prep.base.errors import UserError, one_line
 from prep.base.diskspace import disk_full_message, is_disk_full
 
 # verb modules, imported lazily so `python -m prep --help` stays fast and one broken optional backend
@@ -48,16 +48,20 @@ def build_parser(verb=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    return run_parsed(build_parser(argv[0] if argv else None).parse_args(argv))
+
+
+def run_parsed(args):
+    """Run a parsed verb; an expected problem is one bounded line on stderr and exit status 2."""
     try:
         return args.func(args) or 0
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
         if not is_disk_full(error):
             raise
-        print(f"error: {disk_full_message(error)}", file=sys.stderr)
+        print(f"error: {one_line(disk_full_message(error))}", file=sys.stderr)
         return 2
 
 

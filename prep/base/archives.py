@@ -54,7 +54,7 @@ from pathlib import Path
 
 from prep.base import names
 from prep.base.diskspace import human
-from prep.base.errors import UserError
+from prep.base.errors import UserError, one_line
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
 RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
@@ -553,7 +553,7 @@ def _extract_tar(archive, dest, allowance):
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, OSError) as error:
         if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile) and error.errno is not None:
             raise
-        raise UserError(f"{archive}: damaged or not a tar archive ({_one_line(error)})") from None
+        raise UserError(f"{archive}: damaged or not a tar archive ({one_line(error)})") from None
 
 
 def _extract_tar_member(archive, dest, allowance, checker, tf, info):
@@ -572,12 +572,12 @@ def _extract_tar_member(archive, dest, allowance, checker, tf, info):
         # the 'data' filter repeats the essential checks and drops owners and special mode bits
         tf.extract(info, dest, filter="data")
     except tarfile.FilterError as error:
-        raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(rel)!r}: {_one_line(error)}; "
+        raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(rel)!r}: {one_line(error)}; "
                                  f"nothing was extracted") from None
     except OSError as error:
         if error.errno in _ENVIRONMENT:
             raise
-        raise UserError(f"{archive}: cannot extract member {names.shown(rel)!r}: {_one_line(error)}") from None
+        raise UserError(f"{archive}: cannot extract member {names.shown(rel)!r}: {one_line(error)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -597,13 +597,15 @@ def rar_tools():
     return [tool for tool in ("unrar", "unar", "bsdtar") if shutil.which(tool)]
 
 
-def _rar_command(tool, archive, dest):
-    archive, dest = os.path.abspath(archive), os.path.abspath(dest)  # never an argument that starts with '-'
+def _rar_command(tool, archive):
+    """The command that extracts archive into the current directory: the tools run in their target folder, whose
+    path holds the archive's name (unar reads a '\\' in ``-o DIR`` as a separator and wrote beside it)."""
+    archive = os.path.abspath(archive)  # never an argument that starts with '-'
     if tool == "unrar":
-        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", archive, dest + os.sep]
+        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", archive, "." + os.sep]
     if tool == "unar":
-        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", dest, archive]
-    return ["bsdtar", "-x", "--no-same-owner", "-f", archive, "-C", dest]
+        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", ".", archive]
+    return ["bsdtar", "-x", "--no-same-owner", "-f", archive, "-C", "."]
 
 
 def _rar_members(archive):
@@ -693,7 +695,7 @@ def _extract_rar(archive, dest, allowance):
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive, scratch), largest),
+        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive), largest), cwd=scratch,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace")
         problem = None
@@ -735,10 +737,6 @@ _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, Va
 _ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS)
 
 
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
 def _extract_into(archive, dest, budget):
     """Extract archive into the existing, empty directory dest (safety checks and limits included); any problem
     with the archive's bytes becomes a one-line :class:`UserError`."""
@@ -753,11 +751,11 @@ def _extract_into(archive, dest, budget):
         raise
     except _DAMAGED as error:
         raise UserError(f"{archive}: damaged or unsupported {kind} archive "
-                        f"({type(error).__name__}: {_one_line(error)})") from None
+                        f"({type(error).__name__}: {one_line(error)})") from None
     except OSError as error:
         if error.errno in _ENVIRONMENT:
             raise
-        raise UserError(f"{archive}: cannot extract it ({_one_line(error)})") from None
+        raise UserError(f"{archive}: cannot extract it ({one_line(error)})") from None
 
 
 def _kind_on_disk(path):
@@ -912,7 +910,7 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, li
     marker.unlink(missing_ok=True)
     _merge_move(partial, out_dir)
     partial.rmdir()
-    tmp_marker = marker.with_name(marker.name + ".tmp")
+    tmp_marker = marker.with_name(names.bookkeeping(marker.name, "tmp"))
     tmp_marker.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
     os.replace(tmp_marker, marker)
     return marker
@@ -938,7 +936,7 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, 
         except UserError as error:
             if not tolerate_failures:
                 raise
-            failed.append((str(archive), _one_line(error)))
+            failed.append((str(archive), one_line(error)))
             continue
         folder, number = stem, 1
         while folder in taken:
@@ -955,7 +953,7 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, 
         except UserError as error:
             if not tolerate_failures:
                 raise
-            return (str(archive), _one_line(error))  # extract_archive left target as it was
+            return (str(archive), one_line(error))  # extract_archive left target as it was
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, targets))
