@@ -3,10 +3,10 @@
 Each stage module exposes ``add_parser(subparsers)``, which registers its verb and sets ``func`` to a callable
 taking the parsed arguments and returning an exit status.
 """
-import argparse
 import importlib
 import sys
 
+from prep.base.arguments import Parser
 from prep.base.errors import UserError, one_line
 from prep.base.diskspace import disk_full_message, is_disk_full
 
@@ -33,7 +33,7 @@ SINGLE_VERB_MODULES = {"frames": "prep.frames", "reencode": "prep.reencode", "fl
 
 
 def build_parser(verb=None):
-    parser = argparse.ArgumentParser(prog="python -m prep", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m prep", description=__doc__.splitlines()[0])  # one-line errors, verbs too
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name in [SINGLE_VERB_MODULES[verb]] if verb in SINGLE_VERB_MODULES else STAGE_MODULES:
         try:

@@ -19,12 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from prep.base import arguments
 from prep.base.atomic import remove_own_temporaries, temporary_prefix
 from prep.base.errors import UserError
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.base.index_file import index_videos
 from prep.base.media import ffmpeg_executable, unusable_name_record
-from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
+from prep.base.shards import add_selection_arguments, discover_videos, run_stage, select_shard
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
@@ -178,11 +179,11 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("reencode", help="re-encode videos for training from video (the videos storage)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", help="directory of source videos (SRC/class/video.ext with --level 2)")
-    parser.add_argument("out_dir", help="root of the re-encoded videos: OUT/[class/]video.mp4")
-    parser.add_argument("--short-side", type=int, help="scale so the short side has this length (Kinetics: 256)")
-    parser.add_argument("--size", type=parse_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("video_dir", type=arguments.input_dir, help="directory of source videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("out_dir", type=arguments.output_dir, help="root of the re-encoded videos: OUT/[class/]video.mp4")
+    parser.add_argument("--short-side", type=arguments.side, help="scale so the short side has this length (Kinetics: 256)")
+    parser.add_argument("--size", type=arguments.frame_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
+    parser.add_argument("--crf", type=arguments.count(0, 51), default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

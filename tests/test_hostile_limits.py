@@ -119,3 +119,89 @@ def test_download_with_an_unstorable_url_name_reports_it_and_goes_on(tmp_path):
     assert "309 bytes with '.part', over the file system's limit of 255" in missing[long_url]
     assert "a folder" in missing[(src / "folder.txt").as_uri()]
     assert (out / "folder.txt").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 6. command-line values: checked at the argument parser, one line, before any work
+
+
+def module_run(module, *args, timeout=60):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          errors="replace", env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+
+
+def parser_error(result, *fragments):
+    """Exit 2, one line, from the argument parser (no usage block, no traceback)."""
+    err = result.stderr
+    assert result.returncode == 2, (result.returncode, err[-3000:])
+    assert err.count("\n") == 1 and ": error: argument " in err and "Traceback" not in err, err[-3000:]
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def videos(tmp_path):
+    (tmp_path / "videos" / "cls").mkdir(parents=True)
+    return tmp_path / "videos"
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--short-side", "-5"], ["--short-side", "-5 is outside 1..8192"]),
+    (["--short-side", "0"], ["--short-side", "0 is outside 1..8192"]),
+    (["--size", "0x0"], ["--size", "0x0: each side must be 1..8192"]),
+    (["--size", "99999x99999"], ["--size", "99999x99999: each side must be 1..8192"]),
+    (["--size", "-3x4"], ["--size"]),
+    (["--size", "axb"], ["--size", "expected WIDTHxHEIGHT"]),
+    (["--new-width", "0", "--new-height", "10"], ["--new-width"]),
+    (["--workers", "0"], ["--workers", "0 is below 1"]),
+    (["--num-shards", "0"], ["--num-shards"]),
+    (["--shard", "-1"], ["--shard"]),
+    (["--quality", "101"], ["--quality"]),
+])
+def test_frames_values_are_checked_at_the_parser(videos, tmp_path, args, fragments):
+    """--short-side -5 / --size 0x0 were OpenCV errors, --size 99999x99999 tried 30 GB."""
+    parser_error(prep("frames", videos, tmp_path / "out", *args), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("verb,args,fragments", [
+    ("flow", ["--bound", "nan"], ["--bound", "not a finite number"]),
+    ("flow", ["--bound", "0"], ["--bound", "must be above 0"]),
+    ("reencode", ["--crf", "99"], ["--crf", "outside 0..51"]),
+    ("reencode", ["--size", "99999x10"], ["--size"]),
+])
+def test_other_stages_check_their_values_too(videos, tmp_path, verb, args, fragments):
+    parser_error(prep(verb, videos, tmp_path / "out", *args), *fragments)
+
+
+def test_extract_into_an_existing_file_is_refused(tmp_path):
+    archive = tmp_path / "a.zip"
+    import zipfile
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.txt", "x")
+    (tmp_path / "existing_file").write_text("keep")
+    parser_error(prep("extract", archive, tmp_path / "existing_file"), "existing_file: is a file; an output folder")
+    assert (tmp_path / "existing_file").read_text() == "keep"
+    parser_error(prep("extract", tmp_path / "absent.zip", tmp_path / "out"), "absent.zip: no such file")
+    parser_error(prep("extract", archive, tmp_path / "out", "--max-ratio", "-1"), "--max-ratio")
+
+
+def test_fifos_and_devices_are_refused_as_inputs(tmp_path):
+    """`train.predict` on a FIFO hung for ever (the reader waits for a writer)."""
+    fifo = tmp_path / "clip.avi"
+    os.mkfifo(fifo)
+    checkpoint = tmp_path / "final.pt"
+    checkpoint.write_bytes(b"not read")
+    parser_error(module_run("train.predict", fifo, "--checkpoint", checkpoint, timeout=60), "clip.avi: is a FIFO")
+    parser_error(module_run("train.predict", tmp_path, "--checkpoint", fifo, timeout=60), "--checkpoint",
+                 "is a FIFO")
+    parser_error(prep("extract", fifo, tmp_path / "out", timeout=60), "is a FIFO")
+    parser_error(prep("download", "/dev/zero", tmp_path / "out", timeout=60), "/dev/zero: is a device")
+    parser_error(prep("frames", "/dev/null", tmp_path / "out", timeout=60), "/dev/null: is a device")
+    parser_error(module_run("train.launch", "--nnodes", "0", "--", "-m", "train.train"), "--nnodes")
+
+
+def test_download_into_a_file_is_refused(tmp_path):
+    (tmp_path / "urls.txt").write_text("file:///nothing.txt\n")
+    (tmp_path / "out").write_text("a file")
+    parser_error(prep("download", tmp_path / "urls.txt", tmp_path / "out"), "is a file; an output folder")

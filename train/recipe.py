@@ -6,7 +6,6 @@ every dataset. A recipe file may itself start from another with ``base:``. A run
 recipe, then its mode's sub-dict (``rgb:`` / ``flow:``); :func:`resolve` does that, so training and evaluation build
 identical models and data, and ``python -m train.recipe MODEL DATASET MODE`` prints exactly what a target will run.
 """
-import argparse
 import copy
 import json
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from prep.base import arguments
 from prep.base.names import DATASET_NAMES
 
 DEFAULTS = {
@@ -150,14 +150,14 @@ def settings_for(config, model, dataset, mode):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.recipe", description=(
+    parser = arguments.Parser(prog="python -m train.recipe", description=(
         "Print the settings a target results/MODEL_DATASET_MODE.json trains with, as JSON "
         "(this checkout's config.yaml, then the --configfile files merged over it, as Snakemake does when run "
         "from the repository root)."))
     parser.add_argument("model")
     parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("mode", choices=(*MODES, "joint"))
-    parser.add_argument("--configfile", nargs="+", default=[], help="YAML files merged over config.yaml, in order")
+    parser.add_argument("--configfile", nargs="+", default=[], type=arguments.input_file, help="YAML files merged over config.yaml, in order")
     args = parser.parse_args(argv)
     try:
         settings = settings_for(load_config(args.configfile), args.model, args.dataset, args.mode)

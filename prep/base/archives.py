@@ -52,7 +52,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep.base import names
+from prep.base import arguments, names
 from prep.base.diskspace import human
 from prep.base.errors import UserError, one_line
 
@@ -966,10 +966,10 @@ def limits_from(args):
 
 def add_limit_arguments(parser):
     defaults = Limits()
-    parser.add_argument("--max-ratio", type=float, default=defaults.max_ratio,
+    parser.add_argument("--max-ratio", type=arguments.number(above=0), default=defaults.max_ratio,
                         help=f"refuse an archive that expands to more than this many times its size (beyond "
                              f"{human(defaults.ratio_floor)}; default {defaults.max_ratio:g})")
-    parser.add_argument("--max-gb", type=float, default=defaults.max_bytes / 2**30,
+    parser.add_argument("--max-gb", type=arguments.number(above=0), default=defaults.max_bytes / 2**30,
                         help=f"refuse an archive that expands to more than this, nested archives included "
                              f"(GB of 2**30 bytes; default {defaults.max_bytes / 2**30:g})")
 
@@ -984,8 +984,8 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("extract", help="safely extract a zip / tar / rar archive",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("archive", help="zip, tar, tar.gz/bz2/xz or rar file")
-    parser.add_argument("out_dir", help="target directory (created; may already hold other archives' content)")
+    parser.add_argument("archive", type=arguments.input_file, help="zip, tar, tar.gz/bz2/xz or rar file")
+    parser.add_argument("out_dir", type=arguments.output_dir, help="target directory (created; may already hold other archives' content)")
     parser.add_argument("--nested", action="store_true",
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")
