@@ -48,7 +48,11 @@ def build_parser(verb=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    return run_parsed(build_parser(argv[0] if argv else None).parse_args(argv))
+    try:
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
+    except SystemExit as done:  # --help (0), or a bad value (2, its line printed): a status, also when called in-process
+        return done.code
+    return run_parsed(args)
 
 
 def run_parsed(args):

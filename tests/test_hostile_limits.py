@@ -134,7 +134,7 @@ def parser_error(result, *fragments):
     """Exit 2, one line, from the argument parser (no usage block, no traceback)."""
     err = result.stderr
     assert result.returncode == 2, (result.returncode, err[-3000:])
-    assert err.count("\n") == 1 and ": error: argument " in err and "Traceback" not in err, err[-3000:]
+    assert err.startswith("error: argument ") and err.count("\n") == 1 and "Traceback" not in err, err[-3000:]
     for fragment in fragments:
         assert fragment in err, err
 

@@ -372,10 +372,10 @@ def build_parser():
     verbs = parser.add_subparsers(dest="verb", required=True)
     score = verbs.add_parser("score", help="score a checkpoint on a list (efficient and accurate modes); under "
                                            "torchrun each process scores a share")
-    score.add_argument("--checkpoint", required=True, type=arguments.input_file, help="the run's final.pt (eval_checkpoint: best scores "
+    score.add_argument("--checkpoint", required=True, type=arguments.file_if_present, help="the run's final.pt (eval_checkpoint: best scores "
                                                           "RUN/checkpoints/best.pt)")
-    score.add_argument("--list", required=True, type=arguments.input_file, help="rawframes (rgb) or flow list of the test split")
-    score.add_argument("--root", required=True, type=arguments.input_dir, help="rawframes root (rgb) or flow root (flow)")
+    score.add_argument("--list", required=True, type=arguments.file_if_present, help="rawframes (rgb) or flow list of the test split")
+    score.add_argument("--root", required=True, type=arguments.dir_if_present, help="rawframes root (rgb) or flow root (flow)")
     score.add_argument("--out", required=True, type=arguments.output_file, help="results JSON")
     score.add_argument("--scores", type=arguments.output_file, help="per-video scores (.npz) for fusion")
     score.add_argument("--model", required=True, help="model name for the record (tsn, tsm, i3d, …)")
@@ -387,8 +387,8 @@ def build_parser():
     score.add_argument("--flow-bound", type=arguments.number(above=0), default=None, help="for the record: the flow quantization bound")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")
-    fuse.add_argument("--rgb", required=True, type=arguments.input_file)
-    fuse.add_argument("--flow", required=True, type=arguments.input_file)
+    fuse.add_argument("--rgb", required=True, type=arguments.file_if_present)
+    fuse.add_argument("--flow", required=True, type=arguments.file_if_present)
     fuse.add_argument("--weights", type=arguments.number(minimum=0), nargs=2, metavar=("RGB", "FLOW"),
                       help="override the recipe's fusion weights")
     fuse.add_argument("--rule", choices=FUSION_RULES, help="override the recipe's fusion rule")

@@ -18,10 +18,11 @@ MAX_SIDE = 8192
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``prog: error: argument --size: …``), exit status 2."""
+    """An ArgumentParser whose errors are one line, as every other error (``error: argument --size: … (see python
+    -m prep frames --help)``), exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _fail(text):
@@ -131,6 +132,15 @@ def input_dir(text):
 def input_path(text):
     """An existing regular file or folder."""
     return _path(text, ("file", "dir"), True, "an input")
+
+
+def file_if_present(text):
+    """A regular file when it is there; its absence is left to the command, which knows what makes it."""
+    return _path(text, ("file",), False, "an input file")
+
+
+def dir_if_present(text):
+    return _path(text, ("dir",), False, "an input folder")
 
 
 def output_dir(text):
