@@ -205,3 +205,89 @@ def test_download_into_a_file_is_refused(tmp_path):
     (tmp_path / "urls.txt").write_text("file:///nothing.txt\n")
     (tmp_path / "out").write_text("a file")
     parser_error(prep("download", tmp_path / "urls.txt", tmp_path / "out"), "is a file; an output folder")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. config: bounded alias expansion, errors that name the key
+
+
+def alias_bomb(path, levels=9, kind="list"):
+    """``levels`` levels of nine aliases each: 9**levels values in a file of a few hundred bytes."""
+    if kind == "list":
+        lines = ['  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        lines += [f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    else:
+        lines = ["  a0: &a0 {" + ", ".join(f"x{j}: 1" for j in range(9)) + "}"]
+        lines += [f"  a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, levels)]
+    path.write_text("bomb:\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, kind):
+    from prep.base import config
+
+    bomb = alias_bomb(tmp_path / "bomb.yaml", kind=kind)
+    assert bomb.stat().st_size < 2000
+    with pytest.raises(config.ConfigError, match=r"bomb.yaml: key 'bomb.a8' holds \d{3},\d{3},\d{3} values once its "
+                                                 r"YAML aliases are expanded \(at most 200,000"):
+        config.load_yaml(bomb)
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("base: &b {lr: 0.1, epochs: 3}\nrun: {<<: *b, epochs: 5}\nlist: [*b, *b]\n")
+    assert config.load_yaml(fine) == {"base": {"lr": 0.1, "epochs": 3}, "run": {"lr": 0.1, "epochs": 5},
+                                      "list": [{"lr": 0.1, "epochs": 3}] * 2}
+
+
+def test_a_recursive_alias_a_huge_file_and_a_fifo_are_refused(tmp_path):
+    from prep.base import config
+
+    (tmp_path / "loop.yaml").write_text("a: &a [1, *a]\n")
+    with pytest.raises(config.ConfigError, match=r"key 'a.1' contains itself"):
+        config.load_yaml(tmp_path / "loop.yaml")
+    (tmp_path / "big.yaml").write_text("x: " + "y" * (config.MAX_BYTES + 1) + "\n")
+    with pytest.raises(config.ConfigError, match=r"more than a configuration may hold"):
+        config.load_yaml(tmp_path / "big.yaml")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(config.ConfigError, match=r"not a regular file"):
+        config.load_yaml(tmp_path / "fifo.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\nb: 3\n")
+    with pytest.raises(config.ConfigError, match=r"bad.yaml: not valid YAML \(line 2, column 2\)"):
+        config.load_yaml(tmp_path / "bad.yaml")
+
+
+@pytest.mark.timeout(120)
+def test_train_recipe_refuses_a_bomb_as_configfile_in_one_line(tmp_path):
+    bomb = alias_bomb(tmp_path / "bomb.yaml", kind="dict")
+    result = module_run("train.recipe", "tsn", "synthetic", "rgb", "--configfile", bomb, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "key 'bomb.a8'" in result.stderr, \
+        result.stderr[-2000:]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("overlay,key", [
+    ("list bomb", "bomb.a8"),
+    ("split: {big: [" + ", ".join(["1234567890"] * 20000) + "]}\n", "split"),
+    ("recipes: {tsn: {arch: 17}}\n", "recipes.tsn"),
+])
+def test_snakemake_config_errors_name_the_key_and_never_dump_the_config(tmp_path, overlay, key):
+    """A list alias bomb as --configfile ran Snakemake for minutes into gigabytes (the schema error printed it);
+    any schema error printed the whole offending value."""
+    from conftest import snakemake
+
+    import yaml
+    from conftest import TINY
+
+    path = tmp_path / "overlay.yaml"
+    if overlay == "list bomb":
+        alias_bomb(path)
+    else:
+        path.write_text(overlay)
+    path.write_text(TINY.read_text() + "\n" + path.read_text())  # --configfile replaces config.yaml here
+    assert yaml.safe_load(path.read_text())
+    started = __import__("time").time()
+    result = snakemake(tmp_path / "work", "-n", configfile=path, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"key '{key}" in output and len(output) < 5000, output[-5000:]
+    assert __import__("time").time() - started < 120

@@ -4,17 +4,16 @@ import os
 import shlex
 import sys
 
-from snakemake.utils import validate
-
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
 from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
 from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.datasets import dataset_module
+from prep.base.config import validate
 
-
-validate(config, schema="../schemas/config.schema.yaml")
+# as snakemake.utils.validate (defaults filled in), with aliases counted first and errors naming the key
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 
 for _model in config["models"]:  # every planned run has a recipe (other targets: when their train job is planned)
     for _dataset in config["datasets"]:
