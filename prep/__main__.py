@@ -50,7 +50,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
-    except SystemExit as done:  # --help (0), or a bad value (2, its line printed): a status, also when called in-process
+    except SystemExit as done:  # --help (0) or a bad value (2, its line printed): a status, also in-process
         return done.code
     return run_parsed(args)
 

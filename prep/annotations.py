@@ -293,18 +293,24 @@ def add_parser(subparsers):
     parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("index", type=arguments.input_file, help="index .parquet from `prep index`")
     parser.add_argument("out_dir", type=arguments.output_dir)
-    parser.add_argument("--frames-reports", nargs="+", required=True, type=arguments.input_file, help="CSV reports of the frames shards")
-    parser.add_argument("--flow-reports", nargs="+", required=True, type=arguments.input_file, help="CSV reports of the flow shards")
+    parser.add_argument("--frames-reports", nargs="+", required=True, type=arguments.input_file,
+                        help="CSV reports of the frames shards")
+    parser.add_argument("--flow-reports", nargs="+", required=True, type=arguments.input_file,
+                        help="CSV reports of the flow shards")
     add_naming_arguments(parser)
     parser.set_defaults(func=run_annotations)
 
     parser = subparsers.add_parser("lists", help="every annotation format for an existing rawframes tree",
                                    description="Every annotation format for a frames tree made by other tools.")
     parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("--splits", required=True, type=arguments.input_path, help="the dataset's official split files (Kinetics: the CSVs)")
-    parser.add_argument("--frames", required=True, type=arguments.input_dir, help="rgb root: [class/]video/img_00001.jpg, or video.pack")
-    parser.add_argument("--flow", type=arguments.input_dir, help="flow root if not the frames root: [class/]video/flow_x_00001.jpg …")
-    parser.add_argument("--videos", type=arguments.input_dir, help="video root, to record video paths with their extensions (video lists)")
+    parser.add_argument("--splits", required=True, type=arguments.input_path,
+                        help="the dataset's official split files (Kinetics: the CSVs)")
+    parser.add_argument("--frames", required=True, type=arguments.input_dir,
+                        help="rgb root: [class/]video/img_00001.jpg, or video.pack")
+    parser.add_argument("--flow", type=arguments.input_dir,
+                        help="flow root if not the frames root: [class/]video/flow_x_00001.jpg …")
+    parser.add_argument("--videos", type=arguments.input_dir,
+                        help="video root, to record video paths with their extensions (video lists)")
     parser.add_argument("--out", required=True, type=arguments.output_dir)
     add_naming_arguments(parser)
     add_class_folders_argument(parser)

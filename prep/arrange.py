@@ -139,7 +139,8 @@ def add_parser(subparsers):
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=REAL_DATASETS)
     parser.add_argument("sources", type=arguments.input_file, help="sources JSON written by `prep fetch`")
-    parser.add_argument("extracted", type=arguments.input_dir, help="directory `prep unpack` extracted the archives into")
+    parser.add_argument("extracted", type=arguments.input_dir,
+                        help="directory `prep unpack` extracted the archives into")
     parser.add_argument("out_raw", type=arguments.output_dir, help="the dataset's raw directory (videos/, splits/)")
     parser.add_argument("--missing", required=True, type=arguments.output_file, help="missing report (CSV) to write")
     parser.add_argument("--max-missing-fraction", type=arguments.number(0, 1), default=0.0,

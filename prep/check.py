@@ -87,7 +87,8 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("check", help="consistency gate: frames, flow and lists agree",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("annotations_dir", type=arguments.input_dir, help="directory written by `prep annotations` / `prep lists`")
+    parser.add_argument("annotations_dir", type=arguments.input_dir,
+                        help="directory written by `prep annotations` / `prep lists`")
     parser.add_argument("--frames", required=True, type=arguments.input_dir, help="rawframes root")
     parser.add_argument("--flow", required=True, type=arguments.input_dir, help="flow root")
     parser.add_argument("--out", type=arguments.output_file, help="report file written on success")

@@ -271,12 +271,15 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("flow", help="optical flow (TV-L1) from rawframes into flow_x_/flow_y_ JPEGs",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("src_dir", type=arguments.input_dir, help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
+    parser.add_argument("src_dir", type=arguments.input_dir,
+                        help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
                                         "directory of videos (SRC/[class/]video.mp4): detected")
-    parser.add_argument("out_dir", type=arguments.output_dir, help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
                                         "beside the frames (mmaction2 layout)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
-    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0, help="quantization bound in pixels (default 20)")
+    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0,
+                        help="quantization bound in pixels (default 20)")
     parser.add_argument("--quality", type=arguments.count(1, 100), default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
                         help="names of the rgb frames read (as `prep frames --naming`; prep.base.frame_source.NAMINGS)")

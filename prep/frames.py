@@ -126,7 +126,8 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("frames", help="decode videos into JPEG frames (img_00001.jpg …)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", type=arguments.input_dir, help="directory of videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("video_dir", type=arguments.input_dir,
+                        help="directory of videos (SRC/class/video.ext with --level 2)")
     parser.add_argument("out_dir", type=arguments.output_dir, help="rawframes root: OUT/[class/]video/img_00001.jpg")
     parser.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions to take (comma list)")
     add_resize_arguments(parser)

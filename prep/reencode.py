@@ -179,11 +179,15 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("reencode", help="re-encode videos for training from video (the videos storage)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", type=arguments.input_dir, help="directory of source videos (SRC/class/video.ext with --level 2)")
-    parser.add_argument("out_dir", type=arguments.output_dir, help="root of the re-encoded videos: OUT/[class/]video.mp4")
-    parser.add_argument("--short-side", type=arguments.side, help="scale so the short side has this length (Kinetics: 256)")
+    parser.add_argument("video_dir", type=arguments.input_dir,
+                        help="directory of source videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="root of the re-encoded videos: OUT/[class/]video.mp4")
+    parser.add_argument("--short-side", type=arguments.side,
+                        help="scale so the short side has this length (Kinetics: 256)")
     parser.add_argument("--size", type=arguments.frame_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
-    parser.add_argument("--crf", type=arguments.count(0, 51), default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("--crf", type=arguments.count(0, 51), default=DEFAULT_CRF,
+                        help=f"x264 quality (default {DEFAULT_CRF})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -40,6 +40,7 @@ def add_parser(subparsers):
     parser.add_argument("dataset", choices=REAL_DATASETS)
     parser.add_argument("sources", type=arguments.input_file, help="sources JSON written by `prep fetch`")
     parser.add_argument("out_dir", type=arguments.output_dir, help="directory to extract into")
-    parser.add_argument("--workers", type=arguments.count(1), default=1, help="archives extracted in parallel (default 1)")
+    parser.add_argument("--workers", type=arguments.count(1), default=1,
+                        help="archives extracted in parallel (default 1)")
     add_limit_arguments(parser)
     parser.set_defaults(func=run)

@@ -372,19 +372,24 @@ def build_parser():
     verbs = parser.add_subparsers(dest="verb", required=True)
     score = verbs.add_parser("score", help="score a checkpoint on a list (efficient and accurate modes); under "
                                            "torchrun each process scores a share")
-    score.add_argument("--checkpoint", required=True, type=arguments.file_if_present, help="the run's final.pt (eval_checkpoint: best scores "
+    score.add_argument("--checkpoint", required=True, type=arguments.file_if_present,
+                       help="the run's final.pt (eval_checkpoint: best scores "
                                                           "RUN/checkpoints/best.pt)")
-    score.add_argument("--list", required=True, type=arguments.file_if_present, help="rawframes (rgb) or flow list of the test split")
-    score.add_argument("--root", required=True, type=arguments.dir_if_present, help="rawframes root (rgb) or flow root (flow)")
+    score.add_argument("--list", required=True, type=arguments.file_if_present,
+                       help="rawframes (rgb) or flow list of the test split")
+    score.add_argument("--root", required=True, type=arguments.dir_if_present,
+                       help="rawframes root (rgb) or flow root (flow)")
     score.add_argument("--out", required=True, type=arguments.output_file, help="results JSON")
     score.add_argument("--scores", type=arguments.output_file, help="per-video scores (.npz) for fusion")
     score.add_argument("--model", required=True, help="model name for the record (tsn, tsm, i3d, …)")
     score.add_argument("--dataset", required=True)
-    score.add_argument("--eval-batch", type=arguments.count(1), help="clips per forward pass (default: the recipe's eval_batch)")
+    score.add_argument("--eval-batch", type=arguments.count(1),
+                       help="clips per forward pass (default: the recipe's eval_batch)")
     score.add_argument("--workers", type=arguments.count(0), default=2, help="DataLoader workers per process")
     score.add_argument("--naming", default="mmaction", help="frame naming of the tree (prep.base.frame_source)")
     score.add_argument("--flow-algorithm", default=None, help="for the record: how the flow was computed")
-    score.add_argument("--flow-bound", type=arguments.number(above=0), default=None, help="for the record: the flow quantization bound")
+    score.add_argument("--flow-bound", type=arguments.number(above=0), default=None,
+                       help="for the record: the flow quantization bound")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")
     fuse.add_argument("--rgb", required=True, type=arguments.file_if_present)

@@ -128,11 +128,13 @@ def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="
 
 def main(argv=None):
     parser = arguments.Parser(prog="python -m train.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("video", type=arguments.input_path, help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
+    parser.add_argument("video", type=arguments.input_path,
+                        help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
     parser.add_argument("--checkpoint", required=True, type=arguments.input_file, help="final.pt / best.pt of a run")
     parser.add_argument("--top", type=arguments.count(1), default=5)
     parser.add_argument("--accurate", action="store_true", help="the recipe's accurate test mode (views × crops)")
-    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0, help="flow quantization bound (flow checkpoints)")
+    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0,
+                        help="flow quantization bound (flow checkpoints)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of a frames folder / pack")
     args = parser.parse_args(argv)
     for name, probability in predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound,

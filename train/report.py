@@ -420,7 +420,8 @@ def build_parser():
     flow.add_argument("--frames", required=True, help="rawframes root (img_*.jpg)")
     flow.add_argument("--flow", required=True, help="flow root (flow_x_*.jpg, flow_y_*.jpg)")
     flow.add_argument("--out", required=True, help="PNG")
-    flow.add_argument("--bound", type=arguments.number(above=0), default=20.0, help="flow quantization bound b (default 20)")
+    flow.add_argument("--bound", type=arguments.number(above=0), default=20.0,
+                      help="flow quantization bound b (default 20)")
     flow.add_argument("--per-class", type=arguments.count(1), default=1)
     flow.add_argument("--max-classes", type=arguments.count(1), default=8)
     flow.add_argument("--title")

@@ -354,13 +354,18 @@ def build_parser():
     parser = arguments.Parser(prog="torchrun … -m train.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", required=True, help="the run's recipe as JSON (config.yaml recipes.<model>)")
     parser.add_argument("--mode", required=True, choices=("rgb", "flow"))
-    parser.add_argument("--train-list", required=True, type=arguments.file_if_present, help="mmaction2 rawframes (rgb) or flow list for training")
-    parser.add_argument("--val-list", required=True, type=arguments.file_if_present, help="list scored after each epoch (efficient mode)")
-    parser.add_argument("--root", required=True, type=arguments.dir_if_present, help="rawframes root (rgb) or flow root (flow)")
+    parser.add_argument("--train-list", required=True, type=arguments.file_if_present,
+                        help="mmaction2 rawframes (rgb) or flow list for training")
+    parser.add_argument("--val-list", required=True, type=arguments.file_if_present,
+                        help="list scored after each epoch (efficient mode)")
+    parser.add_argument("--root", required=True, type=arguments.dir_if_present,
+                        help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
                         "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
-    parser.add_argument("--classes", required=True, type=arguments.file_if_present, help="label_map.txt: one class per line")
-    parser.add_argument("--run-dir", required=True, type=arguments.output_dir, help="checkpoints, log.jsonl and final.pt go here")
+    parser.add_argument("--classes", required=True, type=arguments.file_if_present,
+                        help="label_map.txt: one class per line")
+    parser.add_argument("--run-dir", required=True, type=arguments.output_dir,
+                        help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH", type=arguments.file_if_present,
                         help="the recipe's pretrained weights, fetched (the rule pretrained_weights); loaded into a "
                              "fresh run only")

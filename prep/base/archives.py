@@ -142,7 +142,8 @@ class MemberChecker:
             else:
                 parts.append(component)
                 if i < len(components) - 1 and "/".join(parts) in self.symlinks:
-                    self.refuse(member, f"link target {names.shown(target)!r} passes through the symlink {'/'.join(parts)!r}")
+                    self.refuse(member, f"link target {names.shown(target)!r} passes through the symlink "
+                                        f"{names.shown('/'.join(parts))!r}")
         return parts
 
     def check(self, member):
@@ -178,7 +179,8 @@ class MemberChecker:
                 self.refuse(member, f"hard link target {names.shown(member.target)!r} is the target directory")
             via = self._through_symlink(target_parts + ["x"])
             if via is not None:
-                self.refuse(member, f"hard link target {names.shown(member.target)!r} passes through the symlink {names.shown(via)!r}")
+                self.refuse(member, f"hard link target {names.shown(member.target)!r} passes through the symlink "
+                                    f"{names.shown(via)!r}")
             if "/".join(target_parts) not in self.files:
                 self.refuse(member, f"hard link target {names.shown(member.target)!r} is not a file member before it")
         elif rel in self.symlinks:
@@ -635,8 +637,9 @@ def _rar_members(archive):
                 try:  # RAR 3 keeps a symlink's target as the member's data
                     target = rf.read(info).decode("utf-8", "surrogateescape")
                 except Exception as error:  # noqa: BLE001 - any failure means we cannot vouch for the link
-                    raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(info.filename)!r}: cannot read its "
-                                             f"link target ({error}); nothing was extracted") from None
+                    raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(info.filename)!r}: cannot "
+                                             f"read its link target ({one_line(error, 200)}); nothing was "
+                                             f"extracted") from None
                 members.append(Member(info.filename, "symlink", target))
             else:
                 special = info.host_os == 3 and _is_special(info.mode or 0)
@@ -985,7 +988,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("extract", help="safely extract a zip / tar / rar archive",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("archive", type=arguments.input_file, help="zip, tar, tar.gz/bz2/xz or rar file")
-    parser.add_argument("out_dir", type=arguments.output_dir, help="target directory (created; may already hold other archives' content)")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="target directory (created; may already hold other archives' content)")
     parser.add_argument("--nested", action="store_true",
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")

@@ -532,13 +532,19 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("download", help="resumable, checksummed downloads with a missing report",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("url_list", type=arguments.input_file, help="text file, one URL a line (# comments)")
-    parser.add_argument("out_dir", type=arguments.output_dir, help="directory to save into (missing.csv is written there)")
-    parser.add_argument("--checksums", metavar="FILE", type=arguments.input_file, help="sha256sum/md5sum output for the files")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="directory to save into (missing.csv is written there)")
+    parser.add_argument("--checksums", metavar="FILE", type=arguments.input_file,
+                        help="sha256sum/md5sum output for the files")
     parser.add_argument("--workers", type=arguments.count(1), default=4, help="parallel downloads (default 4)")
-    parser.add_argument("--retries", type=arguments.count(0), default=3, help="retries per file without progress (default 3)")
-    parser.add_argument("--cache", metavar="DIR", type=arguments.output_dir, help="shared cache directory: reuse files found there, add new ones")
-    parser.add_argument("--backoff", type=arguments.number(minimum=0), default=1.0, help="first retry delay in seconds, doubled each time")
-    parser.add_argument("--timeout", type=arguments.number(above=0), default=60.0, help="network timeout in seconds (default 60)")
+    parser.add_argument("--retries", type=arguments.count(0), default=3,
+                        help="retries per file without progress (default 3)")
+    parser.add_argument("--cache", metavar="DIR", type=arguments.output_dir,
+                        help="shared cache directory: reuse files found there, add new ones")
+    parser.add_argument("--backoff", type=arguments.number(minimum=0), default=1.0,
+                        help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--timeout", type=arguments.number(above=0), default=60.0,
+                        help="network timeout in seconds (default 60)")
     add_deadline_argument(parser)
     parser.set_defaults(func=run)
 

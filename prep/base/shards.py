@@ -90,7 +90,8 @@ def write_report(records, path, columns):
     Written with the csv module (as pandas' to_csv would: empty for None, repr for numbers), so the per-shard
     processes never import pandas unless they read an index."""
     path = Path(path)
-    for stale in path.parent.glob(f"{glob.escape(temporary_prefix(path.name))}*.tmp"):  # a killed run's report, half written
+    # a killed run's report, half written
+    for stale in path.parent.glob(f"{glob.escape(temporary_prefix(path.name))}*.tmp"):
         stale.unlink(missing_ok=True)
     with atomic_file(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -121,7 +122,8 @@ def add_selection_arguments(parser):
     """Options shared by the per-video verbs: which videos, which shard, how many workers, where the report goes."""
     parser.add_argument("--level", type=int, choices=(1, 2), default=2,
                         help="1: SRC/video, 2: SRC/class/video (default)")
-    parser.add_argument("--index", type=arguments.input_file, help="Parquet index (from `prep index`) naming the videos to process")
+    parser.add_argument("--index", type=arguments.input_file,
+                        help="Parquet index (from `prep index`) naming the videos to process")
     parser.add_argument("--shard", type=arguments.count(0), default=0, help="0-based shard number")
     parser.add_argument("--num-shards", type=arguments.count(1), default=1)
     parser.add_argument("--workers", type=arguments.count(1), default=1, help="processes; each uses one core")
@@ -131,7 +133,8 @@ def add_selection_arguments(parser):
 def add_resize_arguments(parser, when=""):
     """``--short-side`` / ``--size`` and mmaction2's ``--new-short`` / ``--new-width`` / ``--new-height``;
     ``when`` says when they apply (e.g. "flow from videos: ")."""
-    parser.add_argument("--short-side", "--new-short", type=arguments.side, help=f"{when}resize so the short side has this length")
+    parser.add_argument("--short-side", "--new-short", type=arguments.side,
+                        help=f"{when}resize so the short side has this length")
     parser.add_argument("--size", type=arguments.frame_size, help=f"{when}resize to WIDTHxHEIGHT, e.g. 340x256")
     parser.add_argument("--new-width", type=arguments.side, help="mmaction2 alias: width of --size")
     parser.add_argument("--new-height", type=arguments.side, help="mmaction2 alias: height of --size")

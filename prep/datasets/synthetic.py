@@ -190,9 +190,11 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("synth", help="generate the synthetic motion dataset (videos + UCF101-style splits)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", type=arguments.output_dir, help="dataset root; gets videos/<Class>/*.avi|mp4 and splits/")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="dataset root; gets videos/<Class>/*.avi|mp4 and splits/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-classes", type=arguments.count(2, 8), default=8, help="even, up to 8 (pairs of reversed motions)")
+    parser.add_argument("--num-classes", type=arguments.count(2, 8), default=8,
+                        help="even, up to 8 (pairs of reversed motions)")
     parser.add_argument("--videos-per-class", type=arguments.count(1), default=24)
     parser.add_argument("--frame-size", type=arguments.side, default=64, help="square frame side in pixels")
     parser.add_argument("--min-frames", type=arguments.count(1), default=16)
