@@ -316,7 +316,7 @@ member_name = st.lists(component, min_size=1, max_size=3).map("/".join) | st.sam
     ["/abs.txt", "../up.txt", "a/../../up.txt", "./a.txt", "a//b", "a/./b"])
 entries = st.lists(st.tuples(member_name, st.sampled_from(["file", "dir", "symlink"]), component),
                    min_size=1, max_size=5)
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
+PROPERTY = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -426,7 +426,7 @@ def test_property_damaged_bytes_end_in_an_extraction_or_one_line(tmp_path, capsy
         BASES[kind](tmp_path / f"base.{kind}")
         base = (tmp_path / f"base.{kind}").read_bytes()
 
-    @settings(PROPERTY, max_examples=15 if kind == "rar" else 40)
+    @settings(PROPERTY, max_examples=25 if kind == "rar" else 80)
     @given(data=st.data())
     def run(data):
         fresh(tmp_path)
