@@ -133,7 +133,8 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
 
 
 def process_video(video_id, video_path, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": ""}, SUFFIX)
+    # re-encoding takes any name its source file has; only an output name past the file system limit cannot be
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": ""}, SUFFIX, listed=False)
     if unusable is not None:
         return unusable
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")

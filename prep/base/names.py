@@ -148,16 +148,22 @@ def member_problem(parts):
     return None
 
 
-def video_name_problem(video_id, suffix=""):
-    """Why a video id (its relative path without extension) cannot go into our lists and reports, or its outputs
-    (``<id><suffix>``: ``.mp4``, ``.pack``, a folder) onto the file system (None when it can): lists and reports are
-    UTF-8 text, one video a line."""
+def output_name_problem(video_id, suffix=""):
+    """Why the outputs of a video id (``<id><suffix>``: ``.mp4``, ``.pack``, a folder) cannot be named on the file
+    system (None when they can)."""
     parts = video_id.split("/")
     for part in parts[:-1]:
         problem = length_problem(part)
         if problem is not None:
             return f"its folder {shown(part, 40)!r}: {problem}"
-    problem = length_problem(parts[-1], suffix)
+    return length_problem(parts[-1], suffix)
+
+
+def video_name_problem(video_id, suffix=""):
+    """Why a video id (its relative path without extension) cannot go into our lists and reports, or its outputs
+    onto the file system (:func:`output_name_problem`; None when it can): lists and reports are UTF-8 text, one
+    video a line."""
+    problem = output_name_problem(video_id, suffix)
     if problem is not None:
         return problem
     if undecodable(video_id):
