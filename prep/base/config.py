@@ -121,7 +121,7 @@ def load_yaml(path, what="config file"):
     return parse_yaml(text, f"{what} {path}")
 
 
-def validate(config, schema_path, source="config"):
+def validate(config, schema_path, source="Error validating config file"):
     """Check ``config`` (as Snakemake loaded it) against the JSON schema in ``schema_path`` and fill in the schema's
     defaults, as ``snakemake.utils.validate`` does; an error is one line naming the key, never the whole value
     (Snakemake's own message prints the instance: a whole configuration, or an alias bomb expanded)."""
