@@ -173,6 +173,32 @@ def test_merging_never_deletes_what_another_archive_brought(tmp_path, order):
     assert not [p for p in os.listdir(out) if p.endswith(".partial")]
 
 
+def test_an_archive_never_replaces_a_file_another_one_brought(tmp_path):
+    out = tmp_path / "out"
+    archives.extract_archive(make_zip(tmp_path / "a.zip", [("README.txt", b"from a"), ("a/x", b"x")]), out)
+    result = prep("extract", make_zip(tmp_path / "b.zip", [("README.txt", b"from b"), ("b/y", b"y")]), out)
+    one_line_error(result, "b.zip: cannot merge into", "'README.txt' is a file already there")
+    assert (out / "README.txt").read_bytes() == b"from a" and not (out / "b").exists()
+
+
+def test_a_merge_cut_short_is_finished_by_a_rerun(tmp_path, monkeypatch):
+    out, archive = tmp_path / "out", make_zip(tmp_path / "a.zip", [("d/1.txt", b"1"), ("d/2.txt", b"2")])
+    moves = []
+
+    def cut(source, dest):
+        moves.append(source)
+        raise KeyboardInterrupt  # killed between the marker saying "merging" and the end of the moves
+
+    with monkeypatch.context() as patch:
+        patch.setattr(archives, "_merge_move", cut)
+        with pytest.raises(KeyboardInterrupt):
+            archives.extract_archive(archive, out)
+    (out / "d").mkdir()
+    (out / "d" / "1.txt").write_bytes(b"1")  # the part of the merge that happened
+    archives.extract_archive(archive, out)
+    assert tree(out) == [".a.zip.extracted", "d", "d/1.txt", "d/2.txt"] and moves
+
+
 def test_merging_disjoint_archives_and_rerunning_one_still_work(tmp_path):
     out = tmp_path / "out"
     archives.extract_archive(make_zip(tmp_path / "a.zip", [("shared/a.txt", b"a")]), out)
@@ -468,7 +494,7 @@ def test_one_line_errors_never_dump_a_member_name(tmp_path):
         raise Long("x" * 100000 + "\nsecond line")
 
     parser = entry.build_parser()
-    args = parser.parse_args(["extract", str(tmp_path / "a.zip"), str(tmp_path / "out")])
+    args = parser.parse_args(["extract", str(make_zip(tmp_path / "a.zip", [("a", b"a")])), str(tmp_path / "out")])
     args.func = boom
     err = io.StringIO()
     sys_stderr, sys.stderr = sys.stderr, err

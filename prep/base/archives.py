@@ -900,8 +900,10 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, li
         if nested:
             _extract_nested(partial, max_depth - 1, archive, budget)
         _verify_tree(archive, partial)
-        _refuse_conflict(archive, out_dir, partial, True, "a folder already there is never replaced by a file, "
-                         "nor a file by a folder")
+        # a file may replace only what this archive brought before (its marker is there: a rerun, or a merge cut
+        # short); folders merge, and nothing of another archive is ever replaced
+        _refuse_conflict(archive, out_dir, partial, marker.is_file(), "what another archive brought is never "
+                         "replaced, and a folder never by a file nor a file by a folder")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         if created:
@@ -910,13 +912,17 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, li
             except OSError:
                 pass
         raise
-    marker.unlink(missing_ok=True)
+    _write_marker(marker, dict(fingerprint, merging=True))  # its files are arriving: never skipped, may be replaced
     _merge_move(partial, out_dir)
     partial.rmdir()
-    tmp_marker = marker.with_name(names.bookkeeping(marker.name, "tmp"))
-    tmp_marker.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
-    os.replace(tmp_marker, marker)
+    _write_marker(marker, fingerprint)
     return marker
+
+
+def _write_marker(marker, content):
+    tmp_marker = marker.with_name(names.bookkeeping(marker.name, "tmp"))
+    tmp_marker.write_text(json.dumps(content) + "\n", encoding="utf-8")
+    os.replace(tmp_marker, marker)
 
 
 def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, limits=None):
