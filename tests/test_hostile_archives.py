@@ -292,6 +292,20 @@ def test_headers_count_against_the_expansion_limit(tmp_path):
     assert len(tree(tmp_path / "out")) == 41
 
 
+def test_many_empty_members_and_long_zero_padding_count_against_the_limit(tmp_path):
+    limits = archives.Limits(max_bytes=1 << 20, ratio_floor=0)
+    many = tmp_path / "many.tar.gz"
+    many.write_bytes(gzip.compress(tar_bytes([(f"f{number}", b"") for number in range(3000)])))
+    with pytest.raises(archives.UnsafeArchiveError, match=r"refusing the header of member 'f20\d\d'"):
+        archives.extract_archive(many, tmp_path / "out", limits=limits)
+    padded = tmp_path / "padded.tar.gz"
+    padded.write_bytes(gzip.compress(tar_bytes([("a.txt", b"a")]) + b"\0" * (4 << 20)))
+    with pytest.raises(archives.UnsafeArchiveError, match=r"refusing padding"):
+        archives.extract_archive(padded, tmp_path / "out", limits=limits)
+    archives.extract_archive(padded, tmp_path / "out")  # within the default limits
+    assert tree(tmp_path / "out") == [".padded.tar.gz.extracted", "a.txt"]
+
+
 def test_a_sparse_member_is_refused(tmp_path):
     info = tarfile.TarInfo("sparse.bin")
     info.type = tarfile.GNUTYPE_SPARSE

@@ -517,9 +517,10 @@ class _Remembering:
         return data
 
 
-def _after_end(stream, consumed):
+def _after_end(stream, consumed, allowance):
     """What follows a tar's end-of-archive block, from the first block that is not zeros (b"" when nothing does):
-    a .tar.gz made by ``cat a.tar.gz b.tar.gz`` holds a second tar there."""
+    a .tar.gz made by ``cat a.tar.gz b.tar.gz`` holds a second tar there. The zeros read count against the
+    allowance (gigabytes of them compress to a few MB)."""
     unread = stream.total - consumed
     data = stream.last[len(stream.last) - unread:] if unread else b""
     skipped = 0  # zero bytes passed since the end block, to keep the next tar's block alignment
@@ -529,6 +530,7 @@ def _after_end(stream, consumed):
             pad = (skipped + start) % _TAR_BLOCK
             return b"\0" * pad + data[start:]
         skipped += len(data)
+        allowance.take(len(data), "(zeros after the end of the tar)", "padding")
         data = stream.raw.read(1 << 16)
         if not data:
             return b""
@@ -548,7 +550,7 @@ def _extract_tar(archive, dest, allowance):
                     for info in tf:
                         _extract_tar_member(archive, dest, allowance, checker, tf, info)
                     consumed = tf.fileobj.tell()  # tarfile's _Stream: bytes it has handed out, end block included
-                rest = _after_end(stream, consumed)
+                rest = _after_end(stream, consumed, allowance)
                 if not rest:
                     return
                 stream = _Remembering(raw, rest)
@@ -559,6 +561,8 @@ def _extract_tar(archive, dest, allowance):
 
 
 def _extract_tar_member(archive, dest, allowance, checker, tf, info):
+    # its header counts too: a million empty members compress to a few KB
+    allowance.take(_TAR_BLOCK, names.shown(info.name), "the header of member")
     rel = checker.check(_tar_member(info))
     if rel is None:
         return
