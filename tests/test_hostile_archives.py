@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 RAR_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"
 if not RAR_FIXTURES.is_dir():
     RAR_FIXTURES = Path("/work/shared/fixtures/rar")
-MEMORY = 1 << 30  # address space a bomb may add to what the process already holds
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -43,17 +42,8 @@ needs_rar = pytest.mark.skipif(not have_rar(), reason="RAR fixtures, rarfile or 
 
 
 @pytest.fixture(autouse=True)
-def memory_limit():
-    """A soft address-space limit MEMORY above what this process maps now: a bomb is a MemoryError, not a dead host."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/status") as handle:
-        mapped = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:"))
-    limit = mapped + MEMORY if hard == resource.RLIM_INFINITY else min(hard, mapped + MEMORY)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+def _bounded(memory_limit):
+    """Every test here under the address-space limit of conftest's ``memory_limit``."""
 
 
 def prep(*args, timeout=120):

@@ -225,7 +225,7 @@ def alias_bomb(path, levels=9, kind="list"):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["list", "dict"])
-def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, kind):
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, memory_limit, kind):
     from prep.base import config
 
     bomb = alias_bomb(tmp_path / "bomb.yaml", kind=kind)
@@ -239,7 +239,7 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, kind):
                                       "list": [{"lr": 0.1, "epochs": 3}] * 2}
 
 
-def test_a_recursive_alias_a_huge_file_and_a_fifo_are_refused(tmp_path):
+def test_a_recursive_alias_a_huge_file_and_a_fifo_are_refused(tmp_path, memory_limit):
     from prep.base import config
 
     (tmp_path / "loop.yaml").write_text("a: &a [1, *a]\n")
