@@ -28,7 +28,10 @@ from tests.test_slurm import PROFILE, environment, failure_report, read_results,
 
 NODES2 = REPO / "tests" / "configs" / "tiny_slurm_nodes2.yaml"
 MODES = ("rgb", "flow")
-BOUND_S = 480  # both runs together; on 2 idle cores they take about half of it
+# Both runs together are killed (and the test fails) past this: a broken rendezvous hangs rather than fails (c10d
+# waits 600 s for the missing node). Generous for loaded machines; what a run took is printed.
+DEADLINE_S = 900
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEADLINE_S + 300)]  # + starting and stopping the cluster
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +131,7 @@ def runs(cluster, tmp_path_factory):
     one_node = root / "one_node.yaml"  # the same trainings on one node: 2 processes, as 2 nodes x 1 process
     one_node.write_text("train: {nodes: 1, nproc_per_node: 2, threads: 2}\n")
     started = time.monotonic()
-    deadline = started + BOUND_S
+    deadline = started + DEADLINE_S
     targets = [f"results/tsn_synthetic_{mode}.json" for mode in (*MODES, "joint")]
     local = subprocess.Popen(snakemake_command(local_dir, "--cores", "2", *targets, configfiles=[NODES2, one_node]),
                              env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -152,7 +155,7 @@ def runs(cluster, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 process.kill()
                 out, err = process.communicate()
-                err += f"\n(killed after {BOUND_S} s: over the bound)"
+                err += f"\n(killed after {DEADLINE_S} s)"
             outputs[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
     finally:
         disturber.done.set()
@@ -165,19 +168,18 @@ def runs(cluster, tmp_path_factory):
             "events": disturber.events, "disturber_error": disturber.error, "seconds": time.monotonic() - started}
 
 
-def test_runs_finish_within_the_bound(runs, cluster):
+def test_runs_finish(runs, cluster):
     assert runs["disturber_error"] is None, repr(runs["disturber_error"])
     slurm, local = runs["slurm"], runs["local"]
     assert slurm.returncode == 0, "SLURM run failed:\n" + failure_report(runs["slurm_dir"], slurm) + cluster.logs()
     assert local.returncode == 0, f"local run failed:\n{local.stdout[-3000:]}\n{local.stderr[-6000:]}"
-    assert runs["seconds"] < BOUND_S
     print(f"multi-host SLURM run and local run: {runs['seconds']:.0f} s")
 
 
 @pytest.fixture(scope="module")
 def finished(runs):
     if runs["slurm"].returncode != 0 or runs["local"].returncode != 0 or runs["disturber_error"]:
-        pytest.fail("the runs failed: see test_runs_finish_within_the_bound")
+        pytest.fail("the runs failed: see test_runs_finish")
     return runs
 
 

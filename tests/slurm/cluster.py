@@ -1,7 +1,10 @@
-"""A throw-away single-node SLURM on this machine (munged + slurmctld + slurmd), for the tests.
+"""A throw-away SLURM on this machine (munged + slurmctld + slurmd), for the tests and for trying the profile:
+one node (LocalSlurm), or several hosts made of network namespaces on a private bridge (MultiHostSlurm).
 
     with LocalSlurm(tmp_path) as cluster:       # raises SlurmUnavailable when it cannot run here
         subprocess.run(["sbatch", ...], env=cluster.env)
+
+    python tests/slurm/cluster.py --hosts 3     # by hand: prints how to point sbatch and snakemake at it; Ctrl-C
 
 Everything lives under one directory: slurm.conf, a private munge key and socket, state, spool, logs, pid files.
 Ports are picked free, so it never meets a real SLURM (or another test's) on this host. Needs root and the Debian
@@ -382,3 +385,42 @@ class MultiHostSlurm(LocalSlurm):
             if self.bridge:
                 self._ip("link", "del", self.bridge, check=False)
                 self.bridge = None
+
+
+def main(argv=None):
+    """Start a test cluster for trying the profile by hand; it runs until Ctrl-C (or SIGTERM), then stops."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python tests/slurm/cluster.py", description=main.__doc__)
+    parser.add_argument("--hosts", type=int, default=3, help="hosts (network namespaces); 0: one node, no "
+                                                              "namespaces (LocalSlurm) (default: %(default)s)")
+    parser.add_argument("--cpus", type=int, default=1, help="CPUs each host offers (default: %(default)s)")
+    parser.add_argument("--dir", help="where its configuration, state and logs go (default: a temporary folder, "
+                                      "removed at the end)")
+    args = parser.parse_args(argv)
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="actionflow-slurm-"))
+    cluster = MultiHostSlurm(root, hosts=args.hosts, cpus=args.cpus) if args.hosts else LocalSlurm(root, args.cpus)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        with cluster:
+            print(f"SLURM up: nodes {', '.join(cluster.nodes)} ({root}). In another shell:\n"
+                  f"  export SLURM_CONF={cluster.conf} PATH={root / 'bin'}:$PATH\n"
+                  "  snakemake --profile workflow/profiles/slurm --slurm-no-account --slurm-status-command squeue "
+                  "--configfile tests/configs/tiny_slurm.yaml tests/configs/tiny_slurm_nodes2.yaml "
+                  "--directory /tmp/try-slurm all\n"
+                  "Ctrl-C stops it.", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if not args.dir:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
