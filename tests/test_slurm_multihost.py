@@ -31,7 +31,15 @@ MODES = ("rgb", "flow")
 # Both runs together are killed (and the test fails) past this: a broken rendezvous hangs rather than fails (c10d
 # waits 600 s for the missing node). Generous for loaded machines; what a run took is printed (-s).
 DEADLINE_S = 1200
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEADLINE_S + 300)]  # + starting and stopping the cluster
+pytestmark = pytest.mark.timeout(DEADLINE_S + 300)  # + starting and stopping the cluster
+
+
+def leftovers(cluster_names):
+    """Which of the cluster's namespaces and links still exist."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return [name for name in cluster_names if f"{name} " in names or f"{name}\n" in names or f" {name}:" in links
+            or f" {name}@" in links]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +49,38 @@ def cluster(tmp_path_factory):
         unavailable(reason)
     try:
         with MultiHostSlurm(tmp_path_factory.mktemp("slurm-hosts"), hosts=3, cpus=1) as running:
+            names = [*running.namespaces.values(), *running.veths.values(), running.bridge]
             yield running
     except SlurmUnavailable as error:
         unavailable(str(error)[:3000])
+    assert not leftovers(names), f"the cluster left {leftovers(names)} behind"
+    assert all(process.poll() is not None for process in running.processes.values())
+
+
+def test_a_failed_start_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The network is made before the daemons: a start that fails after it (here: slurmctld never answers)
+    still removes every namespace, veth and the bridge, and stops the daemons it started."""
+    reason = missing_multihost_requirements()
+    if reason:
+        unavailable(reason)
+    from tests.slurm import cluster as module
+
+    made = {}
+    original = MultiHostSlurm._create_network
+
+    def create_then_remember(self):
+        original(self)
+        made["names"] = [*self.namespaces.values(), *self.veths.values(), self.bridge]
+        made["processes"] = self.processes
+
+    real_tool = module._tool
+    monkeypatch.setattr(MultiHostSlurm, "_create_network", create_then_remember)
+    monkeypatch.setattr(module, "_tool", lambda name: "/bin/false" if name == "slurmctld" else real_tool(name))
+    with pytest.raises(SlurmUnavailable, match="slurmctld exited"):
+        with MultiHostSlurm(tmp_path / "cluster", hosts=2):
+            pass
+    assert made["names"] and not leftovers(made["names"])
+    assert made["processes"] == {}
 
 
 def train_job(cluster, mode):
@@ -168,6 +205,7 @@ def runs(cluster, tmp_path_factory):
             "events": disturber.events, "disturber_error": disturber.error, "seconds": time.monotonic() - started}
 
 
+@pytest.mark.slow
 def test_runs_finish(runs, cluster):
     assert runs["disturber_error"] is None, repr(runs["disturber_error"])
     slurm, local = runs["slurm"], runs["local"]
@@ -183,12 +221,14 @@ def finished(runs):
     return runs
 
 
+@pytest.mark.slow
 def test_shards_land_on_several_hosts(finished, cluster):
     rows = [line.split("|") for line in cluster.run("squeue", "-h", "-t", "all", "-o", "%k|%N|%T").stdout.splitlines()]
     hosts = {row[1] for row in rows if row[0].startswith(("rule_frames_", "rule_flow_")) and row[2] == "COMPLETED"}
     assert len(hosts) >= 2, rows
 
 
+@pytest.mark.slow
 def test_two_node_trainings_equal_the_one_node_trainings(finished):
     slurm_dir, local_dir = finished["slurm_dir"], finished["local_dir"]
     import torch
@@ -225,6 +265,7 @@ def resumed_at(workdir, mode):
     return tuple(map(int, found[-1])) if found else None
 
 
+@pytest.mark.slow
 def test_requeued_training_resumes_from_its_checkpoint(finished, cluster):
     event = finished["events"].get("rgb")
     assert event, "the rgb training was never seen running after its first epoch"
@@ -236,6 +277,7 @@ def test_requeued_training_resumes_from_its_checkpoint(finished, cluster):
     assert (resumed_at(finished["slurm_dir"], "rgb") or (0, 0)) >= (1, 0), "the requeued job started from scratch"
 
 
+@pytest.mark.slow
 def test_training_survives_a_lost_host(finished, cluster):
     event = finished["events"].get("flow")
     assert event, "the flow training was never seen running after its first epoch"
@@ -246,6 +288,7 @@ def test_training_survives_a_lost_host(finished, cluster):
     assert (resumed_at(finished["slurm_dir"], "flow") or (0, 0)) >= (1, 0), "the retry started from scratch"
 
 
+@pytest.mark.slow
 def test_nothing_partial_under_a_final_name(finished):
     import torch
 

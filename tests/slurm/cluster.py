@@ -378,8 +378,10 @@ class MultiHostSlurm(LocalSlurm):
                 self._kill_host_processes(node)
             super().stop()
         finally:
+            for veth in self.veths.values():  # both ends at once (a deleted namespace frees its end only later)
+                self._ip("link", "del", veth, check=False)
             for namespace in self.namespaces.values():
-                self._ip("netns", "del", namespace, check=False)  # takes its veth pair with it
+                self._ip("netns", "del", namespace, check=False)
             self.namespaces.clear()
             self.veths.clear()
             if self.bridge:
