@@ -240,7 +240,7 @@ class LocalSlurm:
         return subprocess.run(list(argv), env=kwargs.pop("env", self.env), capture_output=True, text=True, **kwargs)
 
     def jobs(self):
-        """(job id, name, state, exit code) of every job slurmctld still remembers (MinJobAge)."""
+        """(job id, name, state) of every job slurmctld still remembers (MinJobAge)."""
         result = self.run(_tool("squeue"), "-h", "-t", "all", "-o", "%i|%j|%T")
         return [tuple(line.split("|")) for line in result.stdout.splitlines() if line.strip()]
 
