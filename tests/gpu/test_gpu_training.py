@@ -152,3 +152,17 @@ def test_sigterm_then_resume(videos, tmp_path):
     assert "resuming from" in out
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert epochs == [1, 2] and (tmp_path / "run" / "final.pt").is_file()
+
+
+def test_a_diverged_loss_stops_every_rank_at_the_same_step(videos, tmp_path):
+    """lr 1e30 under DDP with the default AMP: the loss turns NaN or infinite; every rank stops at the same step
+    (the check rides the stop flag's all-reduce: no rank waits in a collective for one that left) with one line
+    naming epoch and step, and no final.pt."""
+    recipe = "tsn_r50_kinetics400" if "tsn_r50_kinetics400" in RECIPES else RECIPES[0]
+    process = train(settings_for(recipe, lr=1e30, epochs=2), "rgb", videos, tmp_path / "run", steps=6)
+    out, err = process.communicate(timeout=600)
+    lines = [line for line in err.splitlines() if line.startswith("error: the training loss is")]
+    assert process.returncode != 0 and lines, (out[-2000:], err[-3000:])
+    assert len({line.split(": the run diverged")[0].split(" at ")[-1] for line in lines}) == 1, lines  # one step
+    assert "at epoch 1, step" in lines[0] and "no final.pt" in lines[0]
+    assert not (tmp_path / "run" / "final.pt").exists()
