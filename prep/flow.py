@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prep.base import arguments
 from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
                               temporary_sibling)
 from prep.base.errors import UserError
@@ -204,7 +205,7 @@ def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
 
 
 def process_video(video_id, source, src_root, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""})
+    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""}, PACK_SUFFIX if options.get("pack") else "")
     if unusable is not None:
         return unusable
     options = dict(options)
@@ -295,9 +296,11 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("flow", help="optical flow (TV-L1) from rawframes into flow_x_/flow_y_ JPEGs",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("src_dir", help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
+    parser.add_argument("src_dir", type=arguments.input_dir,
+                        help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
                                         "directory of videos (SRC/[class/]video.mp4): detected")
-    parser.add_argument("out_dir", help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
                                         "beside the frames (mmaction2 layout)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
     parser.add_argument("--backend", choices=BACKENDS, default="opencv",
@@ -306,8 +309,9 @@ def add_parser(subparsers):
                              "by --workers threads)")
     parser.add_argument("--device", default="auto", help="torch backend: auto (a GPU when this process sees one, "
                         "else the CPU), cpu, cuda or cuda:N")
-    parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0,
+                        help="quantization bound in pixels (default 20)")
+    parser.add_argument("--quality", type=arguments.count(1, 100), default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
                         help="names of the rgb frames read (as `prep frames --naming`; prep.base.frame_source.NAMINGS)")
     parser.add_argument("--flow-naming", choices=sorted(NAMINGS), default=None,

@@ -21,14 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from prep.base.atomic import remove_own_temporaries
+from prep.base import arguments
+from prep.base.atomic import remove_own_temporaries, temporary_prefix
 from prep.base.encoding import (DEFAULT_BFRAMES, DEFAULT_CRF, DEFAULT_FASTDECODE, DEFAULT_KEYINT, EncoderSettings,
                                  parse_settings)
 from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, VideoDecoder
 from prep.base.index_file import index_videos
-from prep.base.media import DecodeError, VideoReader, decoded_note, ffmpeg_executable, probe
-from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
+from prep.base.media import DecodeError, VideoReader, decoded_note, ffmpeg_executable, probe, unusable_name_record
+from prep.base.shards import add_selection_arguments, discover_videos, run_stage, select_shard
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
@@ -108,7 +109,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, settings=En
     if video_path.stat().st_size == 0:
         return dict(record, status="quarantined: empty file", seconds=0.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out_path.name), suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
     try:
@@ -142,6 +143,10 @@ def reencode_video(video_path, out_path, short_side=None, size=None, settings=En
 
 
 def process_video(video_id, video_path, out_root, options):
+    # re-encoding takes any name its source file has; only an output name past the file system limit cannot be
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": ""}, SUFFIX, listed=False)
+    if unusable is not None:
+        return unusable
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")
     if out_path.exists():  # renamed into place only when complete and checked: skipped if made as asked now
         done = VideoDecoder(out_path)
@@ -186,18 +191,23 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("reencode", help="re-encode videos for training from video (the videos storage)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", help="directory of source videos (SRC/class/video.ext with --level 2)")
-    parser.add_argument("out_dir", help="root of the re-encoded videos: OUT/[class/]video.mp4")
-    parser.add_argument("--short-side", type=int, help="scale so the short side has this length (Kinetics: 256)")
-    parser.add_argument("--size", type=parse_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
-    parser.add_argument("--keyint", type=int, default=DEFAULT_KEYINT,
+    parser.add_argument("video_dir", type=arguments.input_dir,
+                        help="directory of source videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="root of the re-encoded videos: OUT/[class/]video.mp4")
+    parser.add_argument("--short-side", type=arguments.side,
+                        help="scale so the short side has this length (Kinetics: 256)")
+    parser.add_argument("--size", type=arguments.frame_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
+    parser.add_argument("--crf", type=arguments.count(0, 51), default=DEFAULT_CRF,
+                        help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("--keyint", type=arguments.count(1), default=DEFAULT_KEYINT,
                         help=f"a keyframe every N frames (default {DEFAULT_KEYINT}; the pipeline derives it from the "
                              "recipes that read the dataset: reencode_settings in workflow/rules/common.smk)")
-    parser.add_argument("--bframes", type=int, default=DEFAULT_BFRAMES,
+    parser.add_argument("--bframes", type=arguments.count(0, 16), default=DEFAULT_BFRAMES,
                         help=f"non-reference B-frames between reference frames (default {DEFAULT_BFRAMES})")
     parser.add_argument("--fastdecode", type=int, choices=(0, 1), default=DEFAULT_FASTDECODE,
-                        help=f"1: x264's fastdecode tune, cheaper to decode, ~7%% more bytes (default {DEFAULT_FASTDECODE})")
+                        help=f"1: x264's fastdecode tune, cheaper to decode, ~7%% more bytes (default "
+                             f"{DEFAULT_FASTDECODE})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -9,7 +9,6 @@ flow frames). From a video file, RGB checkpoints take the decoded frames and flo
 (bound from --bound, as the pipeline quantizes it) between the consecutive frames they sample. Prints one line per
 class: probability and name. On prepared frames the probabilities are exactly those evaluation computes.
 """
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from prep.base import arguments
 from prep.base.media import DecodeError, VideoReader
 from prep.base.packed import PACK_SUFFIX
 from train.data import FrameDataset, FrameSource
@@ -129,12 +129,14 @@ def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("video", help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
-    parser.add_argument("--checkpoint", required=True, help="final.pt / best.pt of a run")
-    parser.add_argument("--top", type=int, default=5)
+    parser = arguments.Parser(prog="python -m train.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", type=arguments.input_path,
+                        help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
+    parser.add_argument("--checkpoint", required=True, type=arguments.input_file, help="final.pt / best.pt of a run")
+    parser.add_argument("--top", type=arguments.count(1), default=5)
     parser.add_argument("--accurate", action="store_true", help="the recipe's accurate test mode (views × crops)")
-    parser.add_argument("--bound", type=float, default=20.0, help="flow quantization bound (flow checkpoints)")
+    parser.add_argument("--bound", type=arguments.number(above=0), default=20.0,
+                        help="flow quantization bound (flow checkpoints)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of a frames folder / pack")
     parser.add_argument("--flow-backend", choices=("opencv", "torch"), default=None,
                         help="who computes a video's TV-L1 flow (flow checkpoints; default: the backend that made "

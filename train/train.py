@@ -13,7 +13,6 @@ SIGUSR1 (SLURM preemption) finish the current step, write a checkpoint and exit 
 epoch to RUN/log.jsonl (with the fraction of step time spent waiting for data); the finished model goes to
 RUN/final.pt.
 """
-import argparse
 import contextlib
 import json
 import math
@@ -25,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from prep.base import arguments
 from prep.base.diskspace import disk_full_message, is_disk_full
 from prep.base.frame_source import VIDEO_DECODERS, FrameError, choose_video_decoder
 from train import utils
@@ -381,12 +381,15 @@ def main(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="torchrun … -m train.train", description=__doc__.split("\n\n")[0])
+    parser = arguments.Parser(prog="torchrun … -m train.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", required=True, help="the run's recipe as JSON (config.yaml recipes.<model>)")
     parser.add_argument("--mode", required=True, choices=("rgb", "flow"))
-    parser.add_argument("--train-list", required=True, help="mmaction2 rawframes (rgb) or flow list for training")
-    parser.add_argument("--val-list", required=True, help="list scored after each epoch (efficient mode)")
-    parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
+    parser.add_argument("--train-list", required=True, type=arguments.file_if_present,
+                        help="mmaction2 rawframes (rgb) or flow list for training")
+    parser.add_argument("--val-list", required=True, type=arguments.file_if_present,
+                        help="list scored after each epoch (efficient mode)")
+    parser.add_argument("--root", required=True, type=arguments.dir_if_present,
+                        help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
                         "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
     parser.add_argument("--video-decoder", choices=VIDEO_DECODERS, default="cpu",
@@ -394,12 +397,14 @@ def build_parser():
                              "PyAV; an error where there are none) or auto (nvdec where available, else cpu)")
     parser.add_argument("--flow-backend", choices=("opencv", "torch"), default="opencv",
                         help="flow mode, for the record: who computed the flow tree (prep flow --backend)")
-    parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
-    parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
-    parser.add_argument("--pretrained", metavar="PATH",
+    parser.add_argument("--classes", required=True, type=arguments.file_if_present,
+                        help="label_map.txt: one class per line")
+    parser.add_argument("--run-dir", required=True, type=arguments.output_dir,
+                        help="checkpoints, log.jsonl and final.pt go here")
+    parser.add_argument("--pretrained", metavar="PATH", type=arguments.file_if_present,
                         help="the recipe's pretrained weights, fetched (the rule pretrained_weights); loaded into a "
                              "fresh run only")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=arguments.count(1),
                         help="CPUs of this process: torch threads, and on GPU the DataLoader workers (default: "
                              "torch's choice; the CPU affinity split between the node's processes)")
     return parser

@@ -299,10 +299,11 @@ def frame_array(frame, operations, format="bgr24", size=None, interpolation="BIL
     return np.concatenate([orient(part, operations).reshape(-1) for part in parts])
 
 
-def unusable_name_record(video_id, record):
-    """The quarantine record of a video whose name lists and reports cannot carry (bytes that are not UTF-8,
-    control characters), or None: it is reported under a printable form of its id, and nothing is written for it."""
-    problem = names.video_name_problem(video_id)
+def unusable_name_record(video_id, record, suffix="", listed=True):
+    """The quarantine record of a video whose output ``<id><suffix>`` the file system cannot name (over 255 bytes),
+    or, when its id goes into lists (``listed``), whose name they cannot carry (bytes that are not UTF-8, control
+    characters); else None. It is reported under a printable form of its id, and nothing is written for it."""
+    problem = (names.video_name_problem if listed else names.output_name_problem)(video_id, suffix)
     if problem is None:
         return None
     return dict(record, video_id=names.printable(video_id), status=f"quarantined: {problem}", seconds=0.0)

@@ -4,8 +4,6 @@ import os
 import shlex
 import sys
 
-from snakemake.utils import validate
-
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
 from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
 from train.recipe import MODES as RECIPE_MODES
@@ -13,9 +11,10 @@ from train.recipe import RecipeError, check_config_numbers, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.datasets import dataset_module
 from prep.base.encoding import settings_for
+from prep.base.config import validate
 
-
-validate(config, schema="../schemas/config.schema.yaml")
+# as snakemake.utils.validate (defaults filled in), with aliases counted first and errors naming the key
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 check_config_numbers(config)
 
 for _model in config["models"]:  # every planned run has a usable recipe (other targets: when their job is planned)
