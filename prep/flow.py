@@ -51,9 +51,9 @@ from prep.base.shards import (add_resize_arguments, add_selection_arguments, dis
                               run_pool, select_shard, summarise, torch_threads, write_report)
 
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds", "backend"]
-# Pairs of one video handed to the torch backend at once; the pairs of the videos other threads hand in at the same
-# time join them in one batch on the device (prep.base.optical_flow.BatchEstimator).
-TORCH_CHUNK = 16
+# Pairs of one video handed to the torch backend at once (larger than a batch: the estimator splits it); the pairs
+# of the videos other threads hand in at the same time join them in one batch (prep.base.optical_flow.BatchEstimator).
+TORCH_CHUNK = 64
 
 
 def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, info=None):
