@@ -3,11 +3,11 @@
 Each stage module exposes ``add_parser(subparsers)``, which registers its verb and sets ``func`` to a callable
 taking the parsed arguments and returning an exit status.
 """
-import argparse
 import importlib
 import sys
 
-from prep.base.errors import UserError
+from prep.base.arguments import Parser
+from prep.base.errors import UserError, one_line
 from prep.base.diskspace import disk_full_message, is_disk_full
 
 # verb modules, imported lazily so `python -m prep --help` stays fast and one broken optional backend
@@ -33,7 +33,7 @@ SINGLE_VERB_MODULES = {"frames": "prep.frames", "reencode": "prep.reencode", "fl
 
 
 def build_parser(verb=None):
-    parser = argparse.ArgumentParser(prog="python -m prep", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m prep", description=__doc__.splitlines()[0])  # one-line errors, verbs too
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name in [SINGLE_VERB_MODULES[verb]] if verb in SINGLE_VERB_MODULES else STAGE_MODULES:
         try:
@@ -48,16 +48,24 @@ def build_parser(verb=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    try:
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
+    except SystemExit as done:  # --help (0) or a bad value (2, its line printed): a status, also in-process
+        return done.code
+    return run_parsed(args)
+
+
+def run_parsed(args):
+    """Run a parsed verb; an expected problem is one bounded line on stderr and exit status 2."""
     try:
         return args.func(args) or 0
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
         if not is_disk_full(error):
             raise
-        print(f"error: {disk_full_message(error)}", file=sys.stderr)
+        print(f"error: {one_line(disk_full_message(error))}", file=sys.stderr)
         return 2
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prep.base import arguments
 from prep.base.atomic import atomic_directory, atomic_file
 from prep.base.errors import UserError
 from prep.base.frame_source import (FRAMES_MARKER, NAMINGS, FrameError, count_frames, describe_naming, frame_videos,
@@ -317,10 +318,12 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("annotations", help="manifest + every list/JSON from the index and shard reports",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("index", help="index .parquet from `prep index`")
-    parser.add_argument("out_dir")
-    parser.add_argument("--frames-reports", nargs="+", required=True, help="CSV reports of the frames shards")
-    parser.add_argument("--flow-reports", nargs="+", required=True, help="CSV reports of the flow shards")
+    parser.add_argument("index", type=arguments.input_file, help="index .parquet from `prep index`")
+    parser.add_argument("out_dir", type=arguments.output_dir)
+    parser.add_argument("--frames-reports", nargs="+", required=True, type=arguments.input_file,
+                        help="CSV reports of the frames shards")
+    parser.add_argument("--flow-reports", nargs="+", required=True, type=arguments.input_file,
+                        help="CSV reports of the flow shards")
     parser.add_argument("--frames", help="the rgb tree (frames, packs or videos), whose record gives its names")
     parser.add_argument("--flow", help="the flow tree, whose record gives its names (default: --frames)")
     add_naming_arguments(parser)
@@ -329,11 +332,15 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("lists", help="every annotation format for an existing rawframes tree",
                                    description="Every annotation format for a frames tree made by other tools.")
     parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("--splits", required=True, help="the dataset's official split files (Kinetics: the CSVs)")
-    parser.add_argument("--frames", required=True, help="rgb root: [class/]video/img_00001.jpg, or video.pack")
-    parser.add_argument("--flow", help="flow root if not the frames root: [class/]video/flow_x_00001.jpg …")
-    parser.add_argument("--videos", help="video root, to record video paths with their extensions (video lists)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--splits", required=True, type=arguments.input_path,
+                        help="the dataset's official split files (Kinetics: the CSVs)")
+    parser.add_argument("--frames", required=True, type=arguments.input_dir,
+                        help="rgb root: [class/]video/img_00001.jpg, or video.pack")
+    parser.add_argument("--flow", type=arguments.input_dir,
+                        help="flow root if not the frames root: [class/]video/flow_x_00001.jpg …")
+    parser.add_argument("--videos", type=arguments.input_dir,
+                        help="video root, to record video paths with their extensions (video lists)")
+    parser.add_argument("--out", required=True, type=arguments.output_dir)
     add_naming_arguments(parser)
     add_class_folders_argument(parser)
     parser.set_defaults(func=run_lists)

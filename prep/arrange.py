@@ -18,6 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
+from prep.base import arguments
 from prep.base.atomic import atomic_directory
 from prep.base.errors import UserError
 from prep.base.index_file import missing_report_rows, write_missing
@@ -123,10 +124,11 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("arrange", help="lay a dataset's extracted files out as raw/videos + raw/splits",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=real_datasets())
-    parser.add_argument("sources", help="sources JSON written by `prep fetch`")
-    parser.add_argument("extracted", help="directory `prep unpack` extracted the archives into")
-    parser.add_argument("out_raw", help="the dataset's raw directory (videos/, splits/)")
-    parser.add_argument("--missing", required=True, help="missing report (CSV) to write")
-    parser.add_argument("--max-missing-fraction", type=float, default=0.0,
+    parser.add_argument("sources", type=arguments.input_file, help="sources JSON written by `prep fetch`")
+    parser.add_argument("extracted", type=arguments.input_dir,
+                        help="directory `prep unpack` extracted the archives into")
+    parser.add_argument("out_raw", type=arguments.output_dir, help="the dataset's raw directory (videos/, splits/)")
+    parser.add_argument("--missing", required=True, type=arguments.output_file, help="missing report (CSV) to write")
+    parser.add_argument("--max-missing-fraction", type=arguments.number(0, 1), default=0.0,
                         help="fail when a larger share of the videos is missing (default 0)")
     parser.set_defaults(func=run)

@@ -8,6 +8,7 @@ named and the run stops; on success a report is written (the Snakemake output th
 """
 from pathlib import Path
 
+from prep.base import arguments
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, naming_name, open_frames, recorded_namings
@@ -91,8 +92,9 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("check", help="consistency gate: frames, flow and lists agree",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("annotations_dir", help="directory written by `prep annotations` / `prep lists`")
-    parser.add_argument("--frames", required=True, help="rawframes root")
-    parser.add_argument("--flow", required=True, help="flow root")
-    parser.add_argument("--out", help="report file written on success")
+    parser.add_argument("annotations_dir", type=arguments.input_dir,
+                        help="directory written by `prep annotations` / `prep lists`")
+    parser.add_argument("--frames", required=True, type=arguments.input_dir, help="rawframes root")
+    parser.add_argument("--flow", required=True, type=arguments.input_dir, help="flow root")
+    parser.add_argument("--out", type=arguments.output_file, help="report file written on success")
     parser.set_defaults(func=run)

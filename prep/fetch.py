@@ -24,6 +24,7 @@ import json
 import os
 from pathlib import Path
 
+from prep.base import arguments
 from prep.base.archives import archive_kind
 from prep.base.atomic import atomic_file
 from prep.base.download import (DEADLINE, MISSING_CSV, add_deadline_argument, content_problem, download_all,
@@ -157,13 +158,19 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("fetch", help="download a real dataset's archives (or find a local copy)",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=real_datasets())
-    parser.add_argument("out", help="JSON file naming the archives, trees and files obtained")
+    parser.add_argument("out", type=arguments.output_file,
+                        help="JSON file naming the archives, trees and files obtained")
     parser.add_argument("--sources", required=True, help="the dataset's sources: entry of the config, as JSON")
-    parser.add_argument("--downloads", required=True, help="directory to download into (resumable .part files)")
-    parser.add_argument("--cache", help="shared cache directory of archives (reused by name and checksum)")
-    parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
-    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (default 1)")
+    parser.add_argument("--downloads", required=True, type=arguments.output_dir,
+                        help="directory to download into (resumable .part files)")
+    parser.add_argument("--cache", type=arguments.output_dir,
+                        help="shared cache directory of archives (reused by name and checksum)")
+    parser.add_argument("--workers", type=arguments.count(1), default=4, help="parallel downloads (default 4)")
+    parser.add_argument("--retries", type=arguments.count(0), default=3,
+                        help="retries per file without progress (default 3)")
+    parser.add_argument("--timeout", type=arguments.number(above=0), default=60.0,
+                        help="network timeout in seconds (default 60)")
+    parser.add_argument("--backoff", type=arguments.number(minimum=0), default=1.0,
+                        help="first retry delay in seconds (default 1)")
     add_deadline_argument(parser)
     parser.set_defaults(func=run)

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prep.base import arguments
 from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
                               temporary_sibling)
 from prep.base.errors import UserError
@@ -53,9 +54,9 @@ from prep.base.shards import (add_resize_arguments, add_selection_arguments, dis
 from prep.base.trees import flow_record, record_tree, tree_conventions
 
 REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds", "backend"]
-# Pairs of one video handed to the torch backend at once; the pairs of the videos other threads hand in at the same
-# time join them in one batch on the device (prep.base.optical_flow.BatchEstimator).
-TORCH_CHUNK = 16
+# Pairs of one video handed to the torch backend at once (larger than a batch: the estimator splits it); the pairs
+# of the videos other threads hand in at the same time join them in one batch (prep.base.optical_flow.BatchEstimator).
+TORCH_CHUNK = 64
 
 
 def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, info=None):
@@ -207,7 +208,7 @@ def plan(video_id, source, src_root, out_root, pack, naming="mmaction"):
 
 
 def process_video(video_id, source, src_root, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""})
+    unusable = unusable_name_record(video_id, {"n_flow": 0, "note": ""}, PACK_SUFFIX if options.get("pack") else "")
     if unusable is not None:
         return unusable
     options = dict(options)
@@ -317,9 +318,11 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("flow", help="optical flow (TV-L1) from rawframes into flow_x_/flow_y_ JPEGs",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("src_dir", help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
+    parser.add_argument("src_dir", type=arguments.input_dir,
+                        help="rawframes root (SRC/[class/]video/img_00001.jpg or video.pack) or a "
                                         "directory of videos (SRC/[class/]video.mp4): detected")
-    parser.add_argument("out_dir", help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
                                         "beside the frames (mmaction2 layout)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
     parser.add_argument("--backend", choices=BACKENDS, default="opencv",
@@ -328,9 +331,9 @@ def add_parser(subparsers):
                              "by --workers threads); the flow tree records it")
     parser.add_argument("--device", default="auto", help="torch backend: auto (a GPU when this process sees one, "
                         "else the CPU), cpu, cuda or cuda:N")
-    parser.add_argument("--bound", type=float, default=FLOW_BOUND, help=f"quantization bound in pixels (default "
-                                                                        f"{FLOW_BOUND:g})")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--bound", type=arguments.number(above=0), default=FLOW_BOUND,
+                        help=f"quantization bound in pixels (default {FLOW_BOUND:g})")
+    parser.add_argument("--quality", type=arguments.count(1, 100), default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default=None,
                         help="names of the rgb frames read (prep.base.frame_source.NAMINGS): the frames tree's record "
                              "says them; for a tree made by other tools, default mmaction")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 
-from prep.base import names
+from prep.base import arguments, names
 from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporaries
 from prep.base.diskspace import write_bytes
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
@@ -87,7 +87,8 @@ class _NoFrames(Exception):
 
 
 def process_video(video_id, video_path, out_root, options):
-    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": f"file {names.printable(str(video_path))}"})
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": f"file {names.printable(str(video_path))}"},
+                                    PACK_SUFFIX if options.get("pack") else "")
     if unusable is not None:
         return unusable
     out_dir = Path(out_root) / video_id
@@ -130,11 +131,12 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("frames", help="decode videos into JPEG frames (img_00001.jpg …)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", help="directory of videos (SRC/class/video.ext with --level 2)")
-    parser.add_argument("out_dir", help="rawframes root: OUT/[class/]video/img_00001.jpg")
+    parser.add_argument("video_dir", type=arguments.input_dir,
+                        help="directory of videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("out_dir", type=arguments.output_dir, help="rawframes root: OUT/[class/]video/img_00001.jpg")
     parser.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions to take (comma list)")
     add_resize_arguments(parser)
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--quality", type=arguments.count(1, 100), default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",
                         help="frame names (prep.base.frame_source.NAMINGS): img_00001.jpg (mmaction2, PaddleVideo) or "
                              "image_00001.jpg (3dresnets: 3D-ResNets, MindSpore-I3D)")

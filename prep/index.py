@@ -4,6 +4,7 @@
 ``missing: <reason>``. The frames and flow shards read their video lists from here, and the annotation writers
 start from it, so one label map serves every format.
 """
+from prep.base import arguments
 from prep.base.index_file import write_index
 from prep.datasets import DATASETS, add_class_folders_argument, build_index
 
@@ -20,8 +21,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("index", help="read a dataset's classes and splits into a Parquet index",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("splits_dir", help="the dataset's official split / annotation files")
-    parser.add_argument("video_dir", help="the dataset's videos")
-    parser.add_argument("out", help="index file (.parquet)")
+    parser.add_argument("splits_dir", type=arguments.input_path, help="the dataset's official split / annotation files")
+    parser.add_argument("video_dir", type=arguments.input_dir, help="the dataset's videos")
+    parser.add_argument("out", type=arguments.output_file, help="index file (.parquet)")
     add_class_folders_argument(parser)
     parser.set_defaults(func=run)

@@ -2,17 +2,18 @@
 
 Each source is decoded once by the decoder every stage shares (:class:`prep.base.media.VideoReader`: the display
 matrix applied, damaged packets skipped and noted, as for ``prep frames``) and every decoded frame is piped, in
-order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
-``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
-the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
-video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
-decoded and its frame count — and the count its container states, which the frame source reads as the video's length
-— must equal the source's decoded count; else the video is quarantined with the reason.
+order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every ``--keyint`` frames in
+fixed closed groups and ``--bframes`` B-frames that nothing references (the settings follow the sampling of the
+recipes that read the dataset: :func:`prep.base.encoding.settings_for`), yuv420p at even sizes, the short side
+scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded video is
+frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding,
+the new file is decoded and its frame count — and the count its container states, which the frame source reads as
+the video's length — must equal the source's decoded count; else the video is quarantined with the reason.
 
-Deterministic: one encoder thread, ``-bitexact``, no metadata (``-map_metadata -1``), so a rerun after a kill -9 gives
-byte-identical files. Each file is written under a hidden temporary name and renamed into place when complete and
-checked; a rerun skips finished videos and removes its own videos' temporaries. ffmpeg runs without a shell (names
-contain ``& ( ) ! ' ;``).
+Deterministic: one encoder thread, ``-bitexact``, no metadata but the settings (the comment tag), so a rerun after a
+kill -9 gives byte-identical files. Each file is written under a hidden temporary name and renamed into place when
+complete and checked; a rerun skips finished videos made with the same settings and size, re-encodes the others, and
+removes its own videos' temporaries. ffmpeg runs without a shell (names contain ``& ( ) ! ' ;``).
 """
 import os
 import subprocess
@@ -20,18 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from prep.base.atomic import remove_own_temporaries
+from prep.base import arguments
+from prep.base.atomic import remove_own_temporaries, temporary_prefix
+from prep.base.encoding import (DEFAULT_BFRAMES, DEFAULT_CRF, DEFAULT_FASTDECODE, DEFAULT_KEYINT, EncoderSettings,
+                                 parse_settings)
 from prep.base.errors import UserError
-from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
+from prep.base.frame_source import FrameError, VideoDecoder
 from prep.base.index_file import index_videos
-from prep.base.media import DecodeError, VideoReader, decoded_note, ffmpeg_executable, probe
-from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
+from prep.base.media import DecodeError, VideoReader, decoded_note, ffmpeg_executable, probe, unusable_name_record
+from prep.base.shards import add_selection_arguments, discover_videos, run_stage, select_shard
 from prep.base.trees import record_tree, rgb_record
 
 SUFFIX = ".mp4"
 REPORT_COLUMNS = ["video_id", "status", "n_frames", "container_frames", "fps", "width", "height", "out_width",
                   "out_height", "bytes", "note", "seconds"]
-DEFAULT_CRF = 18
 VIDEO_EXTENSIONS = {"avi", "mp4", "mkv", "webm", "mov"}
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -48,22 +51,25 @@ def even_size(width, height, short_side=None, size=None):
     return max(2, 2 * int(width / 2 + 0.5)), max(2, 2 * int(height / 2 + 0.5))  # half up: 33 → 34
 
 
-def encoder_command(size, fps, out_path, crf=DEFAULT_CRF):
+def encoder_command(size, fps, out_path, settings=EncoderSettings()):
     """ffmpeg reading raw yuv420p frames on stdin, writing the H.264 mp4 ``out_path`` deterministically."""
     width, height = size
     return [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
-            "-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-g", str(KEYFRAME_INTERVAL), "-keyint_min", str(KEYFRAME_INTERVAL), "-sc_threshold", "0", "-bf", "0",
-            "-threads", "1", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-            "-movflags", "+faststart", "-f", "mp4", str(out_path)]
+            "-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(settings.crf), "-pix_fmt", "yuv420p",
+            "-g", str(settings.keyint), "-keyint_min", str(settings.keyint), "-sc_threshold", "0",
+            # fixed B-frame runs (b-adapt 0), none of them a reference (b-pyramid none), closed groups
+            "-bf", str(settings.bframes), "-b_strategy", "0", "-x264-params", "b-pyramid=none:open-gop=0",
+            *(["-tune", "fastdecode"] if settings.fastdecode else []),
+            "-threads", "1", "-map_metadata", "-1", "-metadata", f"comment={settings.comment()}",
+            "-fflags", "+bitexact", "-flags:v", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(out_path)]
 
 
 class _Quarantine(Exception):
     pass
 
 
-def encode(source, tmp_path, short_side, size, crf):
+def encode(source, tmp_path, short_side, size, settings):
     """Decode ``source`` (a media.VideoReader) into ffmpeg; (decoded frames, source facts, output size)."""
     facts = source.facts()
     rate = facts.pop("rate") or 25  # the exact rational (30000/1001), not a rounded float
@@ -72,7 +78,8 @@ def encode(source, tmp_path, short_side, size, crf):
     try:
         for planes in source.arrays("yuv420p", size=out_size):
             if process is None:
-                process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, crf), stdin=subprocess.PIPE,
+                process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, settings),
+                                           stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 process.stdin.write(planes.tobytes())
@@ -91,8 +98,9 @@ def encode(source, tmp_path, short_side, size, crf):
     return count, dict(facts, fps=float(rate)), out_size
 
 
-def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT_CRF):
-    """Re-encode ``video_path`` to ``out_path`` (which must not exist); a report record (without video_id)."""
+def reencode_video(video_path, out_path, short_side=None, size=None, settings=EncoderSettings()):
+    """Re-encode ``video_path`` to ``out_path`` (replaced when complete and checked); a report record (without
+    video_id)."""
     started = time.time()
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "out_width": 0, "out_height": 0, "bytes": 0, "note": ""}
@@ -102,7 +110,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
     if video_path.stat().st_size == 0:
         return dict(record, status="quarantined: empty file", seconds=0.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(out_path.name), suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
     try:
@@ -111,7 +119,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
         Path(tmp).unlink(missing_ok=True)
         return dict(record, status=f"quarantined: {error}", seconds=round(time.time() - started, 3))
     try:
-        count, facts, out_size = encode(source, tmp, short_side, size, crf)
+        count, facts, out_size = encode(source, tmp, short_side, size, settings)
         record.update(facts, n_frames=count, out_width=out_size[0], out_height=out_size[1])
         written = VideoDecoder(tmp)
         try:
@@ -136,8 +144,12 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
 
 
 def process_video(video_id, video_path, out_root, options):
+    # re-encoding takes any name its source file has; only an output name past the file system limit cannot be
+    unusable = unusable_name_record(video_id, {"n_frames": 0, "note": ""}, SUFFIX, listed=False)
+    if unusable is not None:
+        return unusable
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")
-    if out_path.exists():  # renamed into place only when complete and checked
+    if out_path.exists():  # renamed into place only when complete and checked: skipped if made as asked now
         done = VideoDecoder(out_path)
         try:
             facts = probe(video_path)
@@ -146,16 +158,20 @@ def process_video(video_id, video_path, out_root, options):
             return dict(video_id=video_id, status=f"quarantined: {error}", seconds=0.0)
         finally:
             done.close()
-        return dict(video_id=video_id, status="skipped", n_frames=n_frames, **facts, out_width=out["width"],
-                    out_height=out["height"], bytes=out_path.stat().st_size, seconds=0.0)
+        wanted = options.get("settings", EncoderSettings())
+        size = even_size(facts["width"], facts["height"], options.get("short_side"), options.get("size"))
+        if parse_settings(out.pop("comment")) == wanted and size == (out["width"], out["height"]):
+            return dict(video_id=video_id, status="skipped", n_frames=n_frames, **facts, out_width=out["width"],
+                        out_height=out["height"], bytes=out_path.stat().st_size, seconds=0.0)
     return dict(video_id=video_id, **reencode_video(video_path, out_path, **options))
 
 
 def run_reencode(videos, out_root, workers=1, report=None, **options):
     """Re-encode every ``(video_id, path)``; skip finished videos; return the report records. The tree's record
-    (:mod:`prep.base.trees`) says how: storage videos, the frame size, the crf."""
-    record_tree(out_root, "rgb", rgb_record("reencode", "videos", None, options.get("short_side"), options.get("size"),
-                                            crf=options.get("crf", DEFAULT_CRF)))
+    (:mod:`prep.base.trees`) says how: storage videos, the frame size (the encoder settings are each file's own, in
+    its comment tag; a file made otherwise is re-encoded, so a rerun with other settings records them anew)."""
+    record_tree(out_root, "rgb", rgb_record("reencode", "videos", None, options.get("short_side"), options.get("size")),
+                replace=True)
     remove_own_temporaries(out_root, [vid for vid, _ in videos], SUFFIX)
     jobs = [(vid, str(path), str(out_root), options) for vid, path in videos]
     return run_stage(process_video, jobs, workers, "reencode", report, REPORT_COLUMNS)
@@ -171,19 +187,32 @@ def run(args):
     if Path(args.out_dir).resolve() == Path(args.video_dir).resolve():
         raise UserError(f"{args.out_dir}: the re-encoded videos need a directory of their own (not the sources')")
     videos = select_shard(videos, args.shard, args.num_shards)
+    settings = EncoderSettings(keyint=args.keyint, bframes=args.bframes, crf=args.crf, fastdecode=args.fastdecode)
     run_reencode(videos, args.out_dir, workers=args.workers, report=args.report, short_side=args.short_side,
-                 size=args.size, crf=args.crf)
+                 size=args.size, settings=settings)
     return 0
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("reencode", help="re-encode videos for training from video (the videos storage)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("video_dir", help="directory of source videos (SRC/class/video.ext with --level 2)")
-    parser.add_argument("out_dir", help="root of the re-encoded videos: OUT/[class/]video.mp4")
-    parser.add_argument("--short-side", type=int, help="scale so the short side has this length (Kinetics: 256)")
-    parser.add_argument("--size", type=parse_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("video_dir", type=arguments.input_dir,
+                        help="directory of source videos (SRC/class/video.ext with --level 2)")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="root of the re-encoded videos: OUT/[class/]video.mp4")
+    parser.add_argument("--short-side", type=arguments.side,
+                        help="scale so the short side has this length (Kinetics: 256)")
+    parser.add_argument("--size", type=arguments.frame_size, help="scale to WIDTHxHEIGHT, e.g. 340x256 (made even)")
+    parser.add_argument("--crf", type=arguments.count(0, 51), default=DEFAULT_CRF,
+                        help=f"x264 quality (default {DEFAULT_CRF})")
+    parser.add_argument("--keyint", type=arguments.count(1), default=DEFAULT_KEYINT,
+                        help=f"a keyframe every N frames (default {DEFAULT_KEYINT}; the pipeline derives it from the "
+                             "recipes that read the dataset: reencode_settings in workflow/rules/common.smk)")
+    parser.add_argument("--bframes", type=arguments.count(0, 16), default=DEFAULT_BFRAMES,
+                        help=f"non-reference B-frames between reference frames (default {DEFAULT_BFRAMES})")
+    parser.add_argument("--fastdecode", type=int, choices=(0, 1), default=DEFAULT_FASTDECODE,
+                        help=f"1: x264's fastdecode tune, cheaper to decode, ~7%% more bytes (default "
+                             f"{DEFAULT_FASTDECODE})")
     add_selection_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -7,6 +7,7 @@ safety checks, is :mod:`prep.base.archives`. Failures are listed in ``OUT_DIR/un
 import csv
 from pathlib import Path
 
+from prep.base import arguments
 from prep.base.archives import UNPACK_REPORT, add_limit_arguments, limits_from, unpack
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
@@ -37,8 +38,9 @@ def add_parser(subparsers):
                                    description="Extract every archive of a `prep fetch` sources file into "
                                                "OUT_DIR/<archive stem>/ (nested archives for HMDB51).")
     parser.add_argument("dataset", choices=real_datasets())
-    parser.add_argument("sources", help="sources JSON written by `prep fetch`")
-    parser.add_argument("out_dir", help="directory to extract into")
-    parser.add_argument("--workers", type=int, default=1, help="archives extracted in parallel (default 1)")
+    parser.add_argument("sources", type=arguments.input_file, help="sources JSON written by `prep fetch`")
+    parser.add_argument("out_dir", type=arguments.output_dir, help="directory to extract into")
+    parser.add_argument("--workers", type=arguments.count(1), default=1,
+                        help="archives extracted in parallel (default 1)")
     add_limit_arguments(parser)
     parser.set_defaults(func=run)

@@ -81,3 +81,20 @@ def decoded_frames(path, gray=False):
         if not ok:
             return frames
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if gray else frame)
+
+
+@pytest.fixture
+def memory_limit():
+    """A soft address-space limit 1 GiB above what this process maps now, for tests that feed bombs: one that
+    gets through is a MemoryError in the test, not a dead host. Restored afterwards."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as handle:
+        mapped = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:"))
+    limit = mapped + (1 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(hard, limit), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -258,6 +258,36 @@ def test_collate_joins_clips_without_transposing_in_the_worker(synthetic_small):
     assert normalize_on_device(clips, "rgb").is_contiguous()
 
 
+@pytest.mark.parametrize("recipe, mode", [
+    ({"arch": "tsn_r18", "num_clips": 3, "randaugment": {"num_ops": 2, "magnitude": 9}}, "rgb"),
+    ({"arch": "tsn_r18", "num_clips": 3, "clip_len": 2}, "flow"),
+    ({"arch": "i3d_r18", "num_clips": 1, "clip_len": 4}, "rgb"),
+])
+def test_a_workers_batch_is_written_once_into_shared_memory(synthetic_small, monkeypatch, recipe, mode):
+    """In a worker, a batch's clips go straight into one shared buffer that the collate hands on uncopied; the
+    batch equals the items made one by one, and a real worker gives the same."""
+    from torch.utils.data import DataLoader, default_collate
+
+    from train.data import dataset as dataset_module
+
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({**recipe, "input_size": 32, "resize_short": 40, "seed": 2}, mode)
+    tree, listing = (root / "rawframes", directory / "rgb.txt") if mode == "rgb" else (root / "flow",
+                                                                                      directory / "flow.txt")
+    dataset = make_dataset(settings, listing, tree, test_mode=False)
+    reference = default_collate([dataset[i] for i in (3, 0, 2)])
+    monkeypatch.setattr(dataset_module, "get_worker_info", lambda: object())  # as inside a DataLoader worker
+    items = dataset.__getitems__([3, 0, 2])
+    clips, labels, indices = collate_clips(items)
+    assert clips.untyped_storage().data_ptr() == items[0][0].untyped_storage().data_ptr()  # no copy
+    assert clips.untyped_storage().is_shared()
+    assert torch.equal(clips, reference[0]) and torch.equal(labels, reference[1]) and indices.tolist() == [3, 0, 2]
+    monkeypatch.undo()
+    loaded = next(iter(DataLoader(dataset, batch_size=3, num_workers=1, collate_fn=collate_clips,
+                                  sampler=[3, 0, 2])))
+    assert torch.equal(loaded[0], reference[0])
+
+
 def test_chunk_plans_cover_every_clip_once_and_ignore_the_process_count():
     for videos, per_video, batch in ((7, 3, 8), (3, 30, 8), (5, 1, 4), (4, 8, 8)):
         groups = plan_chunks(videos, per_video, batch)

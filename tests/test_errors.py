@@ -119,8 +119,11 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys):
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_0001.pt"
     monkeypatch.setattr(train_module, "main",
                         lambda args: train_module.utils.save_checkpoint(checkpoint, {"epoch": 1}))
-    status = train_module.cli(["--settings", "{}", "--mode", "rgb", "--train-list", "t", "--val-list", "v",
-                                "--root", "r", "--classes", "c", "--run-dir", str(tmp_path / "run")])
+    for name in "tvc":
+        (tmp_path / name).write_text("")
+    status = train_module.cli(["--settings", "{}", "--mode", "rgb", "--train-list", str(tmp_path / "t"),
+                               "--val-list", str(tmp_path / "v"), "--root", str(tmp_path), "--classes",
+                               str(tmp_path / "c"), "--run-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1, err
     assert "disk full" in err and str(checkpoint) in err and "free on the file system" in err, err

@@ -20,9 +20,10 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 VOLATILE = {"timings"}  # wall-clock seconds: the only part of a result that may differ between two runs
 
 
-def snakemake_command(workdir, *args):
+def snakemake_command(workdir, *args, configfiles=()):
+    """snakemake on CONFIG (and `configfiles` merged over it, in order)."""
     return [snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(CONFIG), *args]
+            "--configfile", str(CONFIG), *map(str, configfiles), *args]
 
 
 def environment(base=None):
@@ -45,16 +46,23 @@ def read_results(workdir):
     return results
 
 
+def unavailable(reason):
+    """Skip with the reason; fail under ACTIONFLOW_SLURM=required (.ci/run: CI must run the SLURM tests)."""
+    if os.environ.get("ACTIONFLOW_SLURM") == "required":
+        pytest.fail(f"ACTIONFLOW_SLURM=required, but SLURM cannot be started here: {reason}")
+    pytest.skip(f"SLURM cannot be started here: {reason}")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     reason = missing_requirements()
     if reason:
-        pytest.skip(f"SLURM cannot be started here: {reason}")
+        unavailable(reason)
     try:
         with LocalSlurm(tmp_path_factory.mktemp("slurm")) as running:
             yield running
     except SlurmUnavailable as error:
-        pytest.skip(f"SLURM cannot be started here: {str(error)[:2000]}")
+        unavailable(str(error)[:2000])
 
 
 @pytest.mark.slow

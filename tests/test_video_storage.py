@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder, count_frames, frame_videos, open_frames
+from prep.base.encoding import EncoderSettings, parse_settings, settings_for
+from prep.base.frame_source import FrameError, VideoDecoder, count_frames, frame_videos, open_frames
 from prep.frames import run_frames
 from prep.base.media import ffmpeg_executable
 from prep.reencode import even_size, run_reencode
@@ -236,15 +237,155 @@ def test_kill_minus_nine_during_reencoding_then_rerun_is_byte_identical(tmp_path
     assert {p.name: p.read_bytes() for p in (killed_out / "Cls").iterdir()} == files
 
 
-def test_keyframes_every_interval_and_no_b_frames(storages):
+def test_keyframes_every_interval_and_b_frames_that_nothing_references(storages):
     import av
 
     path = next(iter(sorted(storages["videos"].rglob("*.mp4"))))
+    settings = EncoderSettings()
     with av.open(str(path)) as container:
+        assert parse_settings(container.metadata["comment"]) == settings  # the file says how it was made
         frames = list(container.decode(video=0))
     keys = [i for i, frame in enumerate(frames) if frame.key_frame]
-    assert keys == list(range(0, len(frames), KEYFRAME_INTERVAL))
-    assert {int(frame.pict_type) for frame in frames} <= {1, 2}  # AV_PICTURE_TYPE_I, _P: no B (3)
+    assert keys == list(range(0, len(frames), settings.keyint))
+    types = [int(frame.pict_type) for frame in frames]  # AV_PICTURE_TYPE_I 1, _P 2, _B 3
+    assert (3 in types) == (settings.bframes > 0) and set(types) <= {1, 2, 3}
+    decoder = VideoDecoder(path)
+    index = decoder._packet_index()
+    disposable = {index["positions"][n] for n in range(len(index["packets"])) if decoder._disposable(index, n)}
+    assert disposable == {i for i, t in enumerate(types) if t == 3}  # every B-frame may be skipped, nothing else
+
+
+LEVELS = 70  # frames of the numbered source: frame i is a flat grey of level 20 + 3·i
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    """A source whose frame i is a flat grey 20 + 3·i (a decoded frame names its number), as frames and as videos
+    re-encoded five ways (keyframe interval, B-frames, fastdecode)."""
+    root = tmp_path_factory.mktemp("numbered")
+    frames = np.repeat((20 + 3 * np.arange(LEVELS, dtype=np.uint8))[:, None, None, None], 3, axis=3)
+    frames = np.ascontiguousarray(np.broadcast_to(frames, (LEVELS, 40, 56, 3)))
+    (root / "src" / "Cls").mkdir(parents=True)
+    from prep.base.media import encode_video
+
+    encode_video(frames, root / "src" / "Cls" / "n.mp4")
+    videos = [("Cls/n", root / "src" / "Cls" / "n.mp4")]
+    record, = run_frames(videos, root / "frames", quality=95, naming="mmaction")
+    encodings = {f"k{k}b{b}f{f}": EncoderSettings(keyint=k, bframes=b, fastdecode=f)
+                 for k, b, f in ((16, 0, 0), (4, 1, 1), (8, 3, 0), (1, 0, 1), (16, 1, 1))}
+    for name, settings in encodings.items():
+        run_reencode(videos, root / name, settings=settings)
+    return {"root": root, "n_frames": record["n_frames"], "encodings": encodings}
+
+
+def frame_numbers(clip):
+    """The source frame number (1-based) of each frame of a uint8 clip (C', T, H, W) or clips (n, C', T, H, W)."""
+    levels = clip.numpy().astype(np.float64).mean(axis=(-2, -1))  # (…, C', T)
+    return np.rint((levels - 20) / 3).astype(int) + 1
+
+
+@pytest.mark.parametrize("recipe", [
+    {"arch": "tsn_r18", "num_clips": 8, "clip_len": 1},
+    {"arch": "tsn_r18", "num_clips": 3, "clip_len": 2, "frame_interval": 3},
+    {"arch": "i3d_r18", "num_clips": 1, "clip_len": 32, "frame_interval": 2},
+    {"arch": "i3d_r18", "num_clips": 4, "clip_len": 8, "sampling": "dense", "test_views": 2},
+])
+def test_every_clip_from_videos_holds_the_frame_numbers_of_the_frames_storage(numbered, recipe):
+    assert numbered["n_frames"] == LEVELS
+    settings = resolve({**recipe, "input_size": 24, "resize_short": 32, "seed": 3}, "rgb")
+    items = [("Cls/n", LEVELS, 0)] * 12
+    for test_mode in (False, True):
+        frames = make_dataset(settings, items, numbered["root"] / "frames", test_mode, accurate=True)
+        expected = [frame_numbers(frames[i][0]) for i in range(len(items))]
+        for item in range(len(items)):  # the numbers the sampler drew, as the frames storage gives them
+            numbers = frames.sampler(LEVELS, np.random.default_rng([3, 0, item]))
+            assert np.array_equal(np.sort(np.unique(expected[item])), np.unique(numbers)), item
+        for name in numbered["encodings"]:
+            videos = make_dataset(settings, items, numbered["root"] / name, test_mode, accurate=True)
+            for item in range(len(items)):
+                assert np.array_equal(frame_numbers(videos[item][0]), expected[item]), (name, test_mode, item)
+
+
+def test_planned_reads_decode_exactly_the_sequential_frames(tmp_path):
+    """Any set of frames, read in one planned pass, in any order, twice over one cached decoder, or from two
+    readers of the same file at once, equals sequential decoding of the same file."""
+    (tmp_path / "Cls").mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", 90, "-c:v", "libx264", "-pix_fmt",
+           "yuv420p", tmp_path / "Cls" / "t.mp4")
+    rng = np.random.default_rng(0)
+    for settings in (EncoderSettings(keyint=8, bframes=3), EncoderSettings(keyint=4, bframes=1),
+                     EncoderSettings(keyint=16, bframes=0)):
+        out = tmp_path / f"k{settings.keyint}b{settings.bframes}"
+        run_reencode([("Cls/t", tmp_path / "Cls" / "t.mp4")], out, settings=settings)
+        sequential = [f.to_ndarray(format="rgb24") for f in VideoDecoder(out / "Cls" / "t.mp4").frames()]
+        assert len(sequential) == 90
+        with open_frames(out, "Cls/t") as one, open_frames(out, "Cls/t") as two:
+            for _ in range(12):
+                numbers = rng.integers(1, 91, size=int(rng.integers(1, 20)))
+                got = dict(one.read_many(numbers))
+                assert sorted(got) == sorted(set(numbers.tolist()))
+                assert all(np.array_equal(image, sequential[k - 1]) for k, image in got.items())
+                k = int(rng.integers(1, 91))
+                assert np.array_equal(two.read(k), sequential[k - 1])  # the same decoder, moved elsewhere
+            pairs = zip(one.read_many([5, 30, 60]), two.read_many([6, 31, 61]))  # interleaved
+            for (a, image_a), (b, image_b) in pairs:
+                assert np.array_equal(image_a, sequential[a - 1]) and np.array_equal(image_b, sequential[b - 1])
+            with pytest.raises(FrameError, match="past the frames that decode"):
+                list(one.read_many([3, 91]))
+
+
+def test_decoders_stay_open_per_process_bounded_and_closed_on_eviction(tmp_path, monkeypatch):
+    from prep.base import frame_source
+
+    monkeypatch.setattr(frame_source, "DECODER_CACHE", 2)
+    frame_source.decoder_cache().clear()
+    (tmp_path / "src").mkdir()
+    for k in range(3):
+        ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=25", "-frames:v", 5 + k, "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", tmp_path / "src" / f"v{k}.mp4")
+    run_reencode([(f"v{k}", tmp_path / "src" / f"v{k}.mp4") for k in range(3)], tmp_path / "out")
+    with open_frames(tmp_path / "out", "v0") as frames:
+        frames.read(2)
+        first = frames.decoder
+    with open_frames(tmp_path / "out", "v0") as frames:
+        assert frames.decoder is first and first._container is not None  # kept open across clips
+    for k in (1, 2):
+        with open_frames(tmp_path / "out", f"v{k}") as frames:
+            frames.read(1)
+    assert len(frame_source.decoder_cache()) == 2 and first._container is None  # the least recent, closed
+    with open_frames(tmp_path / "out", "v2") as frames:
+        kept = frames.decoder
+    os.replace(tmp_path / "out" / "v0.mp4", tmp_path / "out" / "v2.mp4")  # another file under the same name
+    with open_frames(tmp_path / "out", "v2") as frames:
+        assert frames.decoder is not kept and len(frames) == 5
+    assert pickle.loads(pickle.dumps(kept))._container is None  # never pickled open
+
+
+def test_other_encoder_settings_reencode_and_the_same_skip(tmp_path):
+    (tmp_path / "src").mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", 40, "-c:v", "libx264", "-pix_fmt",
+           "yuv420p", tmp_path / "src" / "v.mp4")
+    videos = [("v", tmp_path / "src" / "v.mp4")]
+    first, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=16, bframes=0))
+    again, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=16, bframes=0))
+    assert (first["status"], again["status"]) == ("done", "skipped")
+    changed, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=4, bframes=1))
+    assert changed["status"] == "done" and changed["n_frames"] == 40
+    assert parse_settings(VideoDecoder(tmp_path / "out" / "v.mp4").info()["comment"]) == EncoderSettings(4, 1)
+    tuned, = run_reencode(videos, tmp_path / "out", settings=EncoderSettings(keyint=4, bframes=1, fastdecode=0))
+    assert tuned["status"] == "done"
+    resized, = run_reencode(videos, tmp_path / "out", short_side=32, settings=EncoderSettings(keyint=4, bframes=1))
+    assert resized["status"] == "done" and (resized["out_width"], resized["out_height"]) == (42, 32)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v.mp4"]
+
+
+def test_settings_follow_the_recipes_that_read_the_dataset():
+    tsn, i3d = ("uniform", 8, 1, 1), ("uniform", 1, 32, 2)
+    dense = ("dense", 4, 8, 1)
+    assert settings_for([tsn, i3d]) == settings_for([tsn]) == settings_for([])  # the sparsest reader decides
+    assert settings_for([i3d]) == settings_for([dense, i3d])
+    assert settings_for([i3d]).keyint > settings_for([tsn]).keyint
+    assert settings_for([tsn], crf=23).crf == 23
 
 
 def dry_run_jobs(workdir, dataset, target, **overrides):
@@ -284,7 +425,10 @@ def test_each_dataset_plans_its_storage_and_fills_64_cores(tmp_path, dataset, st
     assert f"--frames data/{dataset}/{'videos' if storage == 'videos' else 'rawframes'}" in stdout
     assert ("--pack" in stdout.split("prep flow", 1)[1].split("\n", 1)[0]) == (storage == "videos")
     if storage == "videos":  # at the frame size the recipes assume (kinetics400 FACTS.frame_size)
-        assert "--short-side 256 --crf 18" in stdout.split("prep reencode", 1)[1].split("\n", 1)[0]
+        expected = settings_for([("uniform", 8, 1, 1), ("uniform", 1, 32, 2)])  # config.yaml: tsn, tsm and i3d
+        assert (f"--short-side 256 --keyint {expected.keyint} --bframes {expected.bframes} "
+                f"--fastdecode {expected.fastdecode} --crf 18"
+                in stdout.split("prep reencode", 1)[1].split("\n", 1)[0])
 
 
 def test_storage_switches_per_dataset(tmp_path):
@@ -337,3 +481,18 @@ def test_reencode_usage_errors_are_one_line(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     result = run_prep("reencode", tmp_path / "absent", tmp_path / "out", check=False)
     assert result.returncode == 2 and "absent" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_video_decoder_is_chosen_per_job():
+    from prep.base.frame_source import choose_video_decoder, gpu_video_decoding
+
+    assert choose_video_decoder("cpu") == "cpu"
+    with pytest.raises(FrameError, match="video decoder must be one of cpu, nvdec, auto"):
+        choose_video_decoder("gpu")
+    problem = gpu_video_decoding()
+    if problem:  # this machine: the CPU decoder, and nvdec names why it cannot be had
+        assert choose_video_decoder("auto") == "cpu"
+        with pytest.raises(FrameError, match="video decoder nvdec: "):
+            choose_video_decoder("nvdec")
+    else:
+        assert choose_video_decoder("auto", gpu=1) == "cuda:1"

@@ -19,7 +19,6 @@ on the process's device — every video has its scores on exactly one process, s
 give the one-process scores bit for bit. ``eval_checkpoint: best`` scores RUN/checkpoints/best.pt instead of the
 final weights.
 """
-import argparse
 import json
 import platform
 import sys
@@ -32,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from prep.base import arguments
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.trees import agree, tree_conventions
@@ -379,30 +379,34 @@ def run_summary(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0])
+    parser = arguments.Parser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     score = verbs.add_parser("score", help="score a checkpoint on a list (efficient and accurate modes); under "
                                            "torchrun each process scores a share")
-    score.add_argument("--checkpoint", required=True, help="the run's final.pt (eval_checkpoint: best scores "
+    score.add_argument("--checkpoint", required=True, type=arguments.file_if_present,
+                       help="the run's final.pt (eval_checkpoint: best scores "
                                                           "RUN/checkpoints/best.pt)")
-    score.add_argument("--list", required=True, help="rawframes (rgb) or flow list of the test split")
-    score.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
-    score.add_argument("--out", required=True, help="results JSON")
-    score.add_argument("--scores", help="per-video scores (.npz) for fusion")
+    score.add_argument("--list", required=True, type=arguments.file_if_present,
+                       help="rawframes (rgb) or flow list of the test split")
+    score.add_argument("--root", required=True, type=arguments.dir_if_present,
+                       help="rawframes root (rgb) or flow root (flow)")
+    score.add_argument("--out", required=True, type=arguments.output_file, help="results JSON")
+    score.add_argument("--scores", type=arguments.output_file, help="per-video scores (.npz) for fusion")
     score.add_argument("--model", required=True, help="model name for the record (tsn, tsm, i3d, …)")
     score.add_argument("--dataset", required=True)
-    score.add_argument("--eval-batch", type=int, help="clips per forward pass (default: the recipe's eval_batch)")
-    score.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    score.add_argument("--eval-batch", type=arguments.count(1),
+                       help="clips per forward pass (default: the recipe's eval_batch)")
+    score.add_argument("--workers", type=arguments.count(0), default=2, help="DataLoader workers per process")
     score.add_argument("--naming", default=None, help="frame naming of a tree without a record (.tree.meta, which "
                                                       "says it otherwise; prep.base.frame_source.NAMINGS)")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")
-    fuse.add_argument("--rgb", required=True)
-    fuse.add_argument("--flow", required=True)
-    fuse.add_argument("--weights", type=float, nargs=2, metavar=("RGB", "FLOW"),
+    fuse.add_argument("--rgb", required=True, type=arguments.file_if_present)
+    fuse.add_argument("--flow", required=True, type=arguments.file_if_present)
+    fuse.add_argument("--weights", type=arguments.number(minimum=0), nargs=2, metavar=("RGB", "FLOW"),
                       help="override the recipe's fusion weights")
     fuse.add_argument("--rule", choices=FUSION_RULES, help="override the recipe's fusion rule")
-    fuse.add_argument("--fallback-weights", type=float, nargs=2, metavar=("RGB", "FLOW"),
+    fuse.add_argument("--fallback-weights", type=arguments.number(minimum=0), nargs=2, metavar=("RGB", "FLOW"),
                       help="weights (rule prob) for recipes without their own fusion (config.yaml's fusion:)")
     fuse.add_argument("--out", required=True)
     fuse.add_argument("--sweep", help="also write a fusion-weight sweep (JSON) here")

@@ -10,7 +10,6 @@ The input is a clip already normalised as the recipe says (train.data.normalize_
 Load the program again with :func:`load_exported` (``torch.export.load``; ``program.module()`` is a callable
 nn.Module). TorchScript (torch.jit.trace / save), deprecated in current torch, is no longer written.
 """
-import argparse
 import importlib.util
 import json
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from prep.base import arguments
 from prep.base.atomic import atomic_file
 from train.recipe import in_channels, make_model
 
@@ -97,8 +97,8 @@ def load_exported(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="final.pt / best.pt / epoch_NNNN.pt of a run")
+    parser = arguments.Parser(prog="python -m train.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=arguments.input_file, help="final.pt / best.pt / epoch_NNNN.pt of a run")
     parser.add_argument("out", help="output path without extension (OUT.pt2, OUT.onnx, OUT.json)")
     parser.add_argument("--format", choices=(*FORMATS, "all"), default="all")
     args = parser.parse_args(argv)

@@ -20,7 +20,6 @@ What it decides, so that the Snakemake rule stays one line (workflow/rules/commo
 
 ``--print`` shows the command and environment instead of running it.
 """
-import argparse
 import errno
 import fcntl
 import os
@@ -31,6 +30,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from prep.base import arguments
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "GOTO_NUM_THREADS")
@@ -214,15 +215,19 @@ def run(argv, env, pool=None, gpus=0, timeout=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m train.launch", description=__doc__.split("\n\n")[0],
+    parser = arguments.Parser(prog="python -m train.launch", description=__doc__.split("\n\n")[0],
                                      usage="%(prog)s [options] -- TORCHRUN_SCRIPT_ARGS (e.g. -m train.train …)")
-    parser.add_argument("--nnodes", type=int, default=1, help="nodes (>1: srun inside a SLURM allocation)")
-    parser.add_argument("--nproc-per-node", type=int, default=1, help="torchrun workers per node (GPUs per node)")
-    parser.add_argument("--threads", type=int, help="CPU threads of the job on each node (split between workers)")
-    parser.add_argument("--gpus", type=int, default=0, help="GPUs of the job in total (0: CPU)")
+    parser.add_argument("--nnodes", type=arguments.count(1), default=1,
+                        help="nodes (>1: srun inside a SLURM allocation)")
+    parser.add_argument("--nproc-per-node", type=arguments.count(1), default=1,
+                        help="torchrun workers per node (GPUs per node)")
+    parser.add_argument("--threads", type=arguments.count(1),
+                        help="CPU threads of the job on each node (split between workers)")
+    parser.add_argument("--gpus", type=arguments.count(0), default=0, help="GPUs of the job in total (0: CPU)")
     parser.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks",
                         help="lock files that hand out disjoint GPUs without SLURM (default: %(default)s)")
-    parser.add_argument("--gpu-wait", type=float, default=None, help="seconds to wait for free GPUs (default: ever)")
+    parser.add_argument("--gpu-wait", type=arguments.number(minimum=0), default=None,
+                        help="seconds to wait for free GPUs (default: ever)")
     parser.add_argument("--rdzv-endpoint", help="HOST:PORT for --nnodes > 1 (default: first host, free port)")
     parser.add_argument("--print", action="store_true", help="print the command and thread settings, run nothing")
     return parser

@@ -10,7 +10,6 @@ frames and flow checkpoints compute flow between the frames they sample as the t
 (its record, kept in the checkpoint: algorithm, backend, bound, naming). Prints one line per class: probability and
 name. On prepared frames the probabilities are exactly those evaluation computes.
 """
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from prep.base import arguments
 from prep.base.errors import UserError
 from prep.base.frame_source import naming_of
 from prep.base.media import DecodeError, VideoReader
@@ -67,6 +67,12 @@ class DecodedFrames:
         height, width = image.shape[:2]
         return cv2.resize(image, (math.ceil(width / reduce), math.ceil(height / reduce)),
                           interpolation=cv2.INTER_AREA)
+
+    def read_many(self, numbers, reduce=1):
+        """``(k, image)`` for each distinct frame number, in increasing order (the frame-source interface the
+        transforms read through, train/data/transforms.py)."""
+        for k in sorted({int(k) for k in np.asarray(numbers).reshape(-1).tolist()}):
+            yield k, self.read(k, reduce)
 
     def flow(self, k):
         if k not in self.flow_cache:
@@ -151,12 +157,13 @@ def predict_video(video, checkpoint, top=5, accurate=False, bound=None, naming=N
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("video", help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
-    parser.add_argument("--checkpoint", required=True, help="final.pt / best.pt of a run")
-    parser.add_argument("--top", type=int, default=5)
+    parser = arguments.Parser(prog="python -m train.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", type=arguments.input_path,
+                        help="a video file (.avi, .mp4, …), or a video's frames folder / .pack")
+    parser.add_argument("--checkpoint", required=True, type=arguments.input_file, help="final.pt / best.pt of a run")
+    parser.add_argument("--top", type=arguments.count(1), default=5)
     parser.add_argument("--accurate", action="store_true", help="the recipe's accurate test mode (views × crops)")
-    parser.add_argument("--bound", type=float, default=None,
+    parser.add_argument("--bound", type=arguments.number(above=0), default=None,
                         help="flow quantization bound, for a checkpoint or tree without a record (default 20)")
     parser.add_argument("--naming", default=None, help="frame naming of a frames folder / pack whose tree has no "
                                                        "record (default mmaction)")

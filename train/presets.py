@@ -58,15 +58,17 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
-def frame_source(settings, root, naming=None):
+def frame_source(settings, root, naming=None, video_decoder="cpu"):
     """Where a run's lists point: the rgb or flow frames (the run's mode) under ``root``, read with the names the
-    tree's record says (``naming``: for a tree without one; default mmaction)."""
-    return FrameSource(str(root), settings["mode"], tree_conventions(root, settings["mode"], naming=naming)["naming"])
+    tree's record says (``naming``: for a tree without one; default mmaction); video files decoded on
+    ``video_decoder`` (cpu, or cuda:N from prep.base.frame_source.choose_video_decoder)."""
+    naming = tree_conventions(root, settings["mode"], naming=naming)["naming"]
+    return FrameSource(str(root), settings["mode"], naming, video_decoder=video_decoder)
 
 
-def make_dataset(settings, items, root, test_mode, accurate=False, naming=None):
+def make_dataset(settings, items, root, test_mode, accurate=False, naming=None, video_decoder="cpu"):
     """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
-    source = frame_source(settings, root, naming)
+    source = frame_source(settings, root, naming, video_decoder)
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

@@ -6,7 +6,6 @@ every dataset. A recipe file may itself start from another with ``base:``. A run
 recipe, then its mode's sub-dict (``rgb:`` / ``flow:``); :func:`resolve` does that, so training and evaluation build
 identical models and data, and ``python -m train.recipe MODEL DATASET MODE`` prints exactly what a target will run.
 """
-import argparse
 import copy
 import functools
 import json
@@ -14,7 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
+from prep.base import arguments
+from prep.base.config import ConfigError, load_yaml
 
 DEFAULTS = {
     "recipe": None, "pretrained": None, "model_options": {},
@@ -50,7 +50,7 @@ MODES = ("rgb", "flow")
 def recipe_keys():
     """The keys a recipe may set (the config schema's ``$defs.recipe``); any other key under ``recipes.<model>``
     names a dataset (the schema allows only the registry's, prep.datasets, which train may not import)."""
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml", "schema")
     return frozenset(schema["$defs"]["recipe"]["properties"])
 
 
@@ -69,7 +69,7 @@ def load_recipe(name, _chain=()):
     path = RECIPES_DIR / f"{name}.yaml"
     if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
         raise RecipeError(f"unknown recipe base {name!r} (known: {', '.join(known_recipes())})")
-    recipe = yaml.safe_load(path.read_text())
+    recipe = load_yaml(path, "recipe")
     recipe.pop("source", None)
     base = recipe.pop("base", None)
     return merged(load_recipe(base, (*_chain, name)), recipe) if base else recipe
@@ -225,12 +225,12 @@ def update_config(config, overlay):
 
 def load_config(configfiles=()):
     """config.yaml of this checkout with ``configfiles`` merged over it in order (Snakemake's ``--configfile``)."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = load_yaml(REPO / "config.yaml")
     for path in configfiles:
         try:
-            overlay = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise RecipeError(f"cannot read config file {path}: {error}".splitlines()[0]) from None
+            overlay = load_yaml(path) or {}
+        except ConfigError as error:
+            raise RecipeError(str(error)) from None
         if not isinstance(overlay, dict):
             raise RecipeError(f"config file {path} is not a mapping")
         update_config(config, overlay)
@@ -248,14 +248,15 @@ def settings_for(config, model, dataset, mode):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.recipe", description=(
+    parser = arguments.Parser(prog="python -m train.recipe", description=(
         "Print the settings a target results/MODEL_DATASET_MODE.json trains with, as JSON "
         "(this checkout's config.yaml, then the --configfile files merged over it, as Snakemake does when run "
         "from the repository root)."))
     parser.add_argument("model")
     parser.add_argument("dataset", help="a dataset of the registry (prep.datasets.DATASETS)")
     parser.add_argument("mode", choices=(*MODES, "joint"))
-    parser.add_argument("--configfile", nargs="+", default=[], help="YAML files merged over config.yaml, in order")
+    parser.add_argument("--configfile", nargs="+", default=[], type=arguments.file_if_present,
+                        help="YAML files merged over config.yaml, in order")
     args = parser.parse_args(argv)
     try:
         settings = settings_for(load_config(args.configfile), args.model, args.dataset, args.mode)

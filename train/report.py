@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prep.base import arguments
 from prep.base.errors import UserError
 from prep.base.frame_source import FrameError, open_frames, recorded_namings
 from prep.base.optical_flow import dequantize
@@ -393,7 +394,7 @@ def run_flow(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0],
+    parser = arguments.Parser(prog="python -m train.report", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -424,10 +425,10 @@ def build_parser():
     flow.add_argument("--frames", required=True, help="rawframes root (img_*.jpg)")
     flow.add_argument("--flow", required=True, help="flow root (flow_x_*.jpg, flow_y_*.jpg)")
     flow.add_argument("--out", required=True, help="PNG")
-    flow.add_argument("--bound", type=float, default=None,
+    flow.add_argument("--bound", type=arguments.number(above=0), default=None,
                       help="flow quantization bound b of a flow tree without a record (.tree.meta; default 20)")
-    flow.add_argument("--per-class", type=int, default=1)
-    flow.add_argument("--max-classes", type=int, default=8)
+    flow.add_argument("--per-class", type=arguments.count(1), default=1)
+    flow.add_argument("--max-classes", type=arguments.count(1), default=8)
     flow.add_argument("--title")
     flow.set_defaults(func=run_flow)
     return parser

@@ -13,7 +13,6 @@ SIGUSR1 (SLURM preemption) finish the current step, write a checkpoint and exit 
 epoch to RUN/log.jsonl (with the fraction of step time spent waiting for data); the finished model goes to
 RUN/final.pt.
 """
-import argparse
 import contextlib
 import json
 import math
@@ -25,8 +24,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from prep.base import arguments
 from prep.base.diskspace import disk_full_message, is_disk_full
 from prep.base.errors import UserError
+from prep.base.frame_source import VIDEO_DECODERS, FrameError, choose_video_decoder
 from prep.base.trees import tree_conventions
 from train import utils
 from train.data import ListError, check_list, collate_clips, normalize_on_device
@@ -122,7 +123,10 @@ def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_l
     cuda = context.device.type == "cuda"
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
+    # NVDEC in the workers: CUDA does not survive a fork of a process that has initialised it, so spawn them
+    spawn = workers > 0 and getattr(getattr(dataset, "source", None), "video_decoder", "cpu") != "cpu"
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      multiprocessing_context="spawn" if spawn else None,
                       pin_memory=cuda, drop_last=drop_last, collate_fn=collate_clips,
                       persistent_workers=persistent and workers > 0,
                       prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
@@ -257,10 +261,13 @@ def main(args):
     tree = tree_conventions(args.root, args.mode, naming=args.naming,  # how the tree was made: its record says
                             **({"backend": args.flow_backend} if args.mode == "flow" else {}))
     # every line checked before the first step: a bad label or count is one line now, not a traceback mid-epoch
+    decoder = choose_video_decoder(args.video_decoder)  # per job: NVDEC where it exists (auto), else the CPU
     source = frame_source(settings, args.root, tree["naming"])
     train_items, val_items = (check_list(path, len(classes), source) for path in (args.train_list, args.val_list))
-    train_set = make_dataset(settings, train_items, args.root, test_mode=False, naming=tree["naming"])
-    val_set = make_dataset(settings, val_items, args.root, test_mode=True, naming=tree["naming"])
+    train_set = make_dataset(settings, train_items, args.root, test_mode=False, naming=tree["naming"],
+                             video_decoder=decoder)
+    val_set = make_dataset(settings, val_items, args.root, test_mode=True, naming=tree["naming"],
+                           video_decoder=decoder)
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // context.world_size or 1)
@@ -378,23 +385,31 @@ def main(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="torchrun … -m train.train", description=__doc__.split("\n\n")[0])
+    parser = arguments.Parser(prog="torchrun … -m train.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", required=True, help="the run's recipe as JSON (config.yaml recipes.<model>)")
     parser.add_argument("--mode", required=True, choices=("rgb", "flow"))
-    parser.add_argument("--train-list", required=True, help="mmaction2 rawframes (rgb) or flow list for training")
-    parser.add_argument("--val-list", required=True, help="list scored after each epoch (efficient mode)")
-    parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
+    parser.add_argument("--train-list", required=True, type=arguments.file_if_present,
+                        help="mmaction2 rawframes (rgb) or flow list for training")
+    parser.add_argument("--val-list", required=True, type=arguments.file_if_present,
+                        help="list scored after each epoch (efficient mode)")
+    parser.add_argument("--root", required=True, type=arguments.dir_if_present,
+                        help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default=None, help="frame naming of a tree under --root without a record "
                         "(.tree.meta, which says it otherwise; prep.base.frame_source.NAMINGS)")
+    parser.add_argument("--video-decoder", choices=VIDEO_DECODERS, default="cpu",
+                        help="decoder of a videos storage: cpu (default), nvdec (the GPU's video engines through "
+                             "PyAV; an error where there are none) or auto (nvdec where available, else cpu)")
     parser.add_argument("--flow-backend", choices=("opencv", "torch"), default=None,
                         help="flow mode: who computed a flow tree without a record (prep flow --backend; the "
                              "record says it otherwise)")
-    parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
-    parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
-    parser.add_argument("--pretrained", metavar="PATH",
+    parser.add_argument("--classes", required=True, type=arguments.file_if_present,
+                        help="label_map.txt: one class per line")
+    parser.add_argument("--run-dir", required=True, type=arguments.output_dir,
+                        help="checkpoints, log.jsonl and final.pt go here")
+    parser.add_argument("--pretrained", metavar="PATH", type=arguments.file_if_present,
                         help="the recipe's pretrained weights, fetched (the rule pretrained_weights); loaded into a "
                              "fresh run only")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=arguments.count(1),
                         help="CPUs of this process: torch threads, and on GPU the DataLoader workers (default: "
                              "torch's choice; the CPU affinity split between the node's processes)")
     return parser

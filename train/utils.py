@@ -176,6 +176,13 @@ class EpochAwareDataset(Dataset):
             self.dataset.set_epoch(int(self.epoch[0]))
         return self.dataset[item]
 
+    def __getitems__(self, items):  # a whole batch at once (FrameDataset: clips written into one shared batch)
+        if not hasattr(self.dataset, "__getitems__"):
+            return [self[item] for item in items]
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(self.epoch[0]))
+        return self.dataset.__getitems__(items)
+
 
 def ignore_stop_signals(worker_id):
     """DataLoader ``worker_init_fn``: workers leave SIGTERM / SIGUSR1 to the training process. torchrun and SLURM

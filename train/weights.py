@@ -16,13 +16,13 @@ downloads URL with the project's downloader (resumes a .part, checks a full dige
 when complete; a prefix is checked here, and a file that fails it is removed) to OUT, which :func:`cached_file` names:
 CACHE/<sha256>/<file name of the URL>, or CACHE/url-<first 16 digits of the URL's sha256>/<name> without a digest.
 """
-import argparse
 import hashlib
 import re
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from prep.base import arguments
 from prep.base.download import download_one, file_digest, file_name_for
 
 MIN_SHA256_PREFIX = 8
@@ -124,15 +124,15 @@ def fetch(url, sha256, out, retries=3, timeout=60.0, git_blob=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m train.weights", description=__doc__.split("\n\n")[0])
+    parser = arguments.Parser(prog="python -m train.weights", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="verb", required=True)
     fetch_parser = sub.add_parser("fetch", help="download URL to OUT (resumable) and check its sha256")
     fetch_parser.add_argument("url")
     fetch_parser.add_argument("out", help="the cache entry: CACHE/<sha256>/<file name of the URL>")
     fetch_parser.add_argument("--sha256", help="full digest or a prefix of at least 8 hex digits (default: none)")
     fetch_parser.add_argument("--git-blob", help="the file's git blob id (40 hex digits), where no sha256 is published")
-    fetch_parser.add_argument("--retries", type=int, default=3)
-    fetch_parser.add_argument("--timeout", type=float, default=60.0)
+    fetch_parser.add_argument("--retries", type=arguments.count(0), default=3)
+    fetch_parser.add_argument("--timeout", type=arguments.number(above=0), default=60.0)
     args = parser.parse_args(argv)
     try:
         spec = pretrained_spec({"pretrained": {"url": args.url, "sha256": args.sha256, "source": None,

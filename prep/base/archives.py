@@ -33,6 +33,7 @@ in the extracted tree is extracted, with the same checks, into a folder named af
 inner archive holds just one folder of that same name, its content is lifted, so both layouts give
 ``brush_hair/<video>.avi``.
 """
+import bz2
 import errno
 import gzip
 import json
@@ -51,9 +52,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep.base import names
+from prep.base import arguments, names
 from prep.base.diskspace import human
-from prep.base.errors import UserError
+from prep.base.errors import UserError, one_line
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".tbz", ".txz", ".tar", ".zip", ".rar")
 RAR_MAGIC = (b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00")
@@ -107,7 +108,8 @@ class MemberChecker:
         self.dirs = set()  # ... of directories, named or implied by a member's path
 
     def refuse(self, member, why):
-        raise UnsafeArchiveError(f"{self.archive}: refusing member {member.name!r}: {why}; nothing was extracted")
+        raise UnsafeArchiveError(f"{self.archive}: refusing member {names.shown(member.name)!r}: {why}; "
+                                 f"nothing was extracted")
 
     def relpath(self, member):
         """The normalized relative path of a member, or None for the archive root ('./')."""
@@ -129,18 +131,19 @@ class MemberChecker:
     def _resolve_inside(self, member, base_parts, target):
         """Walk target lexically from base_parts; refuse if it leaves the root or passes through a symlink."""
         if _is_absolute(target):
-            self.refuse(member, f"link target {target!r} is an absolute path")
+            self.refuse(member, f"link target {names.shown(target)!r} is an absolute path")
         parts = list(base_parts)
         components = _parts(target)
         for i, component in enumerate(components):
             if component == "..":
                 if not parts:
-                    self.refuse(member, f"link target {target!r} points outside the target directory")
+                    self.refuse(member, f"link target {names.shown(target)!r} points outside the target directory")
                 parts.pop()
             else:
                 parts.append(component)
                 if i < len(components) - 1 and "/".join(parts) in self.symlinks:
-                    self.refuse(member, f"link target {target!r} passes through the symlink {'/'.join(parts)!r}")
+                    self.refuse(member, f"link target {names.shown(target)!r} passes through the symlink "
+                                        f"{names.shown('/'.join(parts))!r}")
         return parts
 
     def check(self, member):
@@ -156,7 +159,7 @@ class MemberChecker:
             self.refuse(member, problem)
         via = self._through_symlink(parts)
         if via is not None:
-            self.refuse(member, f"its path passes through the symlink {via!r} of the same archive")
+            self.refuse(member, f"its path passes through the symlink {names.shown(via)!r} of the same archive")
         if member.kind == "other":
             self.refuse(member, "device files, FIFOs and other special files are not extracted")
         for i in range(1, len(parts)):
@@ -173,12 +176,13 @@ class MemberChecker:
         elif member.kind == "hardlink":
             target_parts = self._resolve_inside(member, [], member.target)
             if not target_parts:
-                self.refuse(member, f"hard link target {member.target!r} is the target directory")
+                self.refuse(member, f"hard link target {names.shown(member.target)!r} is the target directory")
             via = self._through_symlink(target_parts + ["x"])
             if via is not None:
-                self.refuse(member, f"hard link target {member.target!r} passes through the symlink {via!r}")
+                self.refuse(member, f"hard link target {names.shown(member.target)!r} passes through the symlink "
+                                    f"{names.shown(via)!r}")
             if "/".join(target_parts) not in self.files:
-                self.refuse(member, f"hard link target {member.target!r} is not a file member before it")
+                self.refuse(member, f"hard link target {names.shown(member.target)!r} is not a file member before it")
         elif rel in self.symlinks:
             self.refuse(member, "it would replace a symlink of the same archive")
         self.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
@@ -350,12 +354,13 @@ class Allowance:
             if member.kind == "file":
                 total += max(0, member.size)
                 if total > self.left:
-                    self._refuse(f"member {member.name!r} (the member table adds up to {human(total)} with it)")
+                    self._refuse(f"member {names.shown(member.name)!r} (the member table adds up to {human(total)} "
+                                 f"with it)")
 
-    def take(self, count, member):
-        """While writing: count bytes of member."""
+    def take(self, count, member, what="member"):
+        """While writing: count bytes of member (``what``: a member, or a header read into memory)."""
         if count > self.left:
-            self._refuse(f"member {member!r}")
+            self._refuse(f"{what} {names.shown(member)!r}")
         self.left -= count
         self.budget.remaining -= count
 
@@ -421,11 +426,17 @@ def _extract_zip(archive, dest, allowance):
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
                 raise
-            raise UserError(f"{archive}: cannot extract member {info.filename!r}: {error}") from None
+            raise UserError(f"{archive}: cannot extract member {names.shown(info.filename)!r}: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # tar
+
+
+# a PAX or GNU long-name/long-link header is read whole into memory before its member: it may be at most this big
+# (a path on Linux is at most 4096 bytes; PAX records add a few short fields), and it counts against the allowance
+HEADER_LIMIT = 1 << 20
+_TAR_BLOCK = tarfile.BLOCKSIZE
 
 
 def _tar_member(info):
@@ -435,43 +446,144 @@ def _tar_member(info):
         kind = "symlink"
     elif info.islnk():
         kind = "hardlink"
-    elif info.isreg():
+    elif info.isreg() and info.sparse is None:
         kind = "file"
     else:
-        kind = "other"
+        kind = "other"  # devices, FIFOs, and sparse files (their maps are unbounded lists; no dataset ships one)
     return Member(info.name, kind, info.linkname if kind in ("symlink", "hardlink") else "", info.size)
+
+
+def _bounded_tarinfo(archive, allowance):
+    """A TarInfo class whose header records are bounded before tarfile reads them into memory.
+
+    tarfile reads a PAX or GNU long-name header's whole data with one read (CPython 3.10-3.13 Lib/tarfile.py,
+    TarInfo._proc_gnulong / _proc_pax, the hooks its _proc_member comment invites subclasses to use), and old GNU and
+    PAX 1.0 sparse maps block by block without end: a 255 KB .tar.gz can hold a 256 MiB name.
+    """
+
+    class BoundedTarInfo(tarfile.TarInfo):
+        def _bound(self, what):
+            if self.size > HEADER_LIMIT:
+                raise UnsafeArchiveError(f"{archive}: refusing {what} of {human(self.size)} (at most "
+                                         f"{human(HEADER_LIMIT)}); nothing was extracted")
+            allowance.take(self._block(self.size), names.shown(self.name), what)
+
+        def _refuse_sparse(self, *_):
+            raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(self.name)!r}: sparse files are not "
+                                     f"extracted; nothing was extracted")
+
+        def _proc_gnulong(self, tf):
+            self._bound("a GNU long-name header")
+            return super()._proc_gnulong(tf)
+
+        def _proc_pax(self, tf):
+            self._bound("a PAX header")
+            return super()._proc_pax(tf)
+
+        _proc_sparse = _proc_gnusparse_10 = _refuse_sparse
+
+    return BoundedTarInfo
+
+
+def _decompressed(handle):
+    """The tar bytes of an archive file: every member of a gzip stream, every stream of bzip2 and xz (tarfile's own
+    stream reader stops at the end of the first gzip member, and the rest of a split .tar.gz was silently lost)."""
+    head = handle.read(6)
+    handle.seek(0)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(handle)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(handle)
+    return handle
+
+
+class _Remembering:
+    """A reader that keeps its last read: the bytes tarfile buffered past an end-of-archive block can be read again."""
+
+    def __init__(self, raw, first=b""):
+        self.raw, self.first, self.last, self.total = raw, first, b"", 0
+
+    def read(self, size=-1):
+        if self.first:
+            data, self.first = self.first, b""
+            if size is not None and 0 <= size < len(data):
+                data, self.first = data[:size], data[size:]
+        else:
+            data = self.raw.read(size)
+        self.last = data
+        self.total += len(data)
+        return data
+
+
+def _after_end(stream, consumed, allowance):
+    """What follows a tar's end-of-archive block, from the first block that is not zeros (b"" when nothing does):
+    a .tar.gz made by ``cat a.tar.gz b.tar.gz`` holds a second tar there. The zeros read count against the
+    allowance (gigabytes of them compress to a few MB)."""
+    unread = stream.total - consumed
+    data = stream.last[len(stream.last) - unread:] if unread else b""
+    skipped = 0  # zero bytes passed since the end block, to keep the next tar's block alignment
+    while True:
+        start = len(data) - len(data.lstrip(b"\0"))
+        if start < len(data):
+            pad = (skipped + start) % _TAR_BLOCK
+            return b"\0" * pad + data[start:]
+        skipped += len(data)
+        allowance.take(len(data), "(zeros after the end of the tar)", "padding")
+        data = stream.raw.read(1 << 16)
+        if not data:
+            return b""
 
 
 def _extract_tar(archive, dest, allowance):
     """Streamed once (Kinetics parts are large and compressed): each member is checked, and its size taken from the
-    allowance, before it is written; tarfile writes exactly the size the header gives."""
+    allowance, before it is written; tarfile writes exactly the size the header gives. Tars one after another in
+    one stream (concatenated .tar.gz files) are all read, as ``tar --ignore-zeros`` does, under one set of checks."""
     checker = MemberChecker(archive)
+    tarinfo = _bounded_tarinfo(archive, allowance)
     try:
-        with tarfile.open(archive, mode="r|*") as tf:
-            for info in tf:
-                rel = checker.check(_tar_member(info))
-                if rel is None:
-                    continue
-                if info.isdir():
-                    (dest / rel).mkdir(parents=True, exist_ok=True)
-                    continue
-                info.name = rel
-                if info.islnk():
-                    info.linkname = "/".join(_parts(info.linkname))
-                elif info.isreg():
-                    allowance.take(info.size, rel)
-                try:
-                    # the 'data' filter repeats the essential checks and drops owners and special mode bits
-                    tf.extract(info, dest, filter="data")
-                except tarfile.FilterError as error:
-                    raise UnsafeArchiveError(f"{archive}: refusing member {rel!r}: {error}; "
-                                             f"nothing was extracted") from None
-                except OSError as error:
-                    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
-                        raise
-                    raise UserError(f"{archive}: cannot extract member {rel!r}: {error}") from None
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
-        raise UserError(f"{archive}: damaged or not a tar archive ({error})") from None
+        with open(archive, "rb") as handle, _decompressed(handle) as raw:
+            stream = _Remembering(raw)
+            while True:
+                with tarfile.open(fileobj=stream, mode="r|", tarinfo=tarinfo) as tf:
+                    for info in tf:
+                        _extract_tar_member(archive, dest, allowance, checker, tf, info)
+                    consumed = tf.fileobj.tell()  # tarfile's _Stream: bytes it has handed out, end block included
+                rest = _after_end(stream, consumed, allowance)
+                if not rest:
+                    return
+                stream = _Remembering(raw, rest)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, OSError) as error:
+        if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile) and error.errno is not None:
+            raise
+        raise UserError(f"{archive}: damaged or not a tar archive ({one_line(error)})") from None
+
+
+def _extract_tar_member(archive, dest, allowance, checker, tf, info):
+    # its header counts too: a million empty members compress to a few KB
+    allowance.take(_TAR_BLOCK, names.shown(info.name), "the header of member")
+    rel = checker.check(_tar_member(info))
+    if rel is None:
+        return
+    if info.isdir():
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        return
+    info.name = rel
+    if info.islnk():
+        info.linkname = "/".join(_parts(info.linkname))
+    elif info.isreg():
+        allowance.take(info.size, rel)
+    try:
+        # the 'data' filter repeats the essential checks and drops owners and special mode bits
+        tf.extract(info, dest, filter="data")
+    except tarfile.FilterError as error:
+        raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(rel)!r}: {one_line(error)}; "
+                                 f"nothing was extracted") from None
+    except OSError as error:
+        if error.errno in _ENVIRONMENT:
+            raise
+        raise UserError(f"{archive}: cannot extract member {names.shown(rel)!r}: {one_line(error)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -491,13 +603,15 @@ def rar_tools():
     return [tool for tool in ("unrar", "unar", "bsdtar") if shutil.which(tool)]
 
 
-def _rar_command(tool, archive, dest):
-    archive, dest = os.path.abspath(archive), os.path.abspath(dest)  # never an argument that starts with '-'
+def _rar_command(tool, archive):
+    """The command that extracts archive into the current directory: the tools run in their target folder, whose
+    path holds the archive's name (unar reads a '\\' in ``-o DIR`` as a separator and wrote beside it)."""
+    archive = os.path.abspath(archive)  # never an argument that starts with '-'
     if tool == "unrar":
-        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", archive, dest + os.sep]
+        return ["unrar", "x", "-y", "-o+", "-idq", "-p-", archive, "." + os.sep]
     if tool == "unar":
-        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", dest, archive]
-    return ["bsdtar", "-x", "--no-same-owner", "-f", archive, "-C", dest]
+        return ["unar", "-q", "-f", "-D", "-nr", "-p", "", "-o", ".", archive]
+    return ["bsdtar", "-x", "--no-same-owner", "-f", archive, "-C", "."]
 
 
 def _rar_members(archive):
@@ -515,7 +629,7 @@ def _rar_members(archive):
         members = []
         for info in rf.infolist():
             if info.needs_password():
-                raise UserError(f"{archive}: member {info.filename!r} is password-protected")
+                raise UserError(f"{archive}: member {names.shown(info.filename)!r} is password-protected")
             redir = getattr(info, "file_redir", None)
             if info.is_dir():
                 members.append(Member(info.filename, "dir"))
@@ -527,8 +641,9 @@ def _rar_members(archive):
                 try:  # RAR 3 keeps a symlink's target as the member's data
                     target = rf.read(info).decode("utf-8", "surrogateescape")
                 except Exception as error:  # noqa: BLE001 - any failure means we cannot vouch for the link
-                    raise UnsafeArchiveError(f"{archive}: refusing member {info.filename!r}: cannot read its "
-                                             f"link target ({error}); nothing was extracted") from None
+                    raise UnsafeArchiveError(f"{archive}: refusing member {names.shown(info.filename)!r}: cannot "
+                                             f"read its link target ({one_line(error, 200)}); nothing was "
+                                             f"extracted") from None
                 members.append(Member(info.filename, "symlink", target))
             else:
                 special = info.host_os == 3 and _is_special(info.mode or 0)
@@ -587,7 +702,7 @@ def _extract_rar(archive, dest, allowance):
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir()
-        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive, scratch), largest),
+        result = subprocess.run(_with_file_size_limit(_rar_command(tool, archive), largest), cwd=scratch,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace")
         problem = None
@@ -601,7 +716,7 @@ def _extract_rar(archive, dest, allowance):
                 path = scratch / rel if rel else scratch
                 if member.kind == "file" and (not path.is_file() or path.is_symlink()
                                               or (member.size >= 0 and path.stat().st_size != member.size)):
-                    problem = f"{rel!r} missing or of the wrong size after extraction"
+                    problem = f"{names.shown(rel)!r} missing or of the wrong size after extraction"
                     break
         if problem is None:
             for entry in list(scratch.iterdir()):
@@ -629,10 +744,6 @@ _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, Va
 _ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS)
 
 
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
 def _extract_into(archive, dest, budget):
     """Extract archive into the existing, empty directory dest (safety checks and limits included); any problem
     with the archive's bytes becomes a one-line :class:`UserError`."""
@@ -647,36 +758,74 @@ def _extract_into(archive, dest, budget):
         raise
     except _DAMAGED as error:
         raise UserError(f"{archive}: damaged or unsupported {kind} archive "
-                        f"({type(error).__name__}: {_one_line(error)})") from None
+                        f"({type(error).__name__}: {one_line(error)})") from None
     except OSError as error:
         if error.errno in _ENVIRONMENT:
             raise
-        raise UserError(f"{archive}: cannot extract it ({_one_line(error)})") from None
+        raise UserError(f"{archive}: cannot extract it ({one_line(error)})") from None
+
+
+def _kind_on_disk(path):
+    """'dir' (a real folder), 'file' (anything else that exists: file, symlink) or None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return "dir" if stat.S_ISDIR(mode) else "file"
+
+
+def merge_conflict(source, dest, replace_files):
+    """The first entry of the tree ``source`` that cannot be merged into ``dest`` without deleting what is there,
+    as ``(relative path, why)``, or None. Folders merge; nothing that is a folder in one and not in the other is ever
+    replaced (another archive's folder is never deleted for a file, nor a file or symlink for a folder); a file
+    replaces a file only when ``replace_files`` (a rerun of the same archive into its own folder)."""
+    for entry in sorted(source.iterdir()):
+        target = dest / entry.name
+        there, here = _kind_on_disk(target), _kind_on_disk(entry)
+        if there is None:
+            continue
+        if here == "dir" and there == "dir":
+            found = merge_conflict(entry, target, replace_files)
+            if found is not None:
+                return (f"{entry.name}/{found[0]}", found[1])
+        elif here != there:
+            return (entry.name, f"a {'folder' if here == 'dir' else 'file'} in the archive, a "
+                                f"{'folder' if there == 'dir' else 'file or symlink'} already there")
+        elif not replace_files:
+            return (entry.name, "a file already there")
+    return None
 
 
 def _merge_move(source, dest):
-    """Move the entries of directory source into directory dest, merging into existing directories
-    (another extraction into the same OUT_DIR may be creating the same folders at the same time)."""
+    """Move the entries of directory source into directory dest, merging into existing directories (another
+    extraction into the same OUT_DIR may be creating the same folders at the same time); :func:`merge_conflict`
+    said beforehand that nothing there is in the way but files to replace."""
     for entry in list(source.iterdir()):
         target = dest / entry.name
-        is_dir = entry.is_dir() and not entry.is_symlink()
-        if is_dir and target.is_dir() and not target.is_symlink():
+        is_dir = _kind_on_disk(entry) == "dir"
+        if is_dir and _kind_on_disk(target) == "dir":
             _merge_move(entry, target)
             entry.rmdir()
             continue
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
         try:
             os.replace(entry, target)
         except OSError as error:
-            if not (is_dir and error.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.is_dir()):
+            if not (is_dir and error.errno in (errno.ENOTEMPTY, errno.EEXIST) and _kind_on_disk(target) == "dir"):
                 raise
             _merge_move(entry, target)
             entry.rmdir()
 
 
+def _refuse_conflict(archive, dest, source, replace_files, rule):
+    found = merge_conflict(source, dest, replace_files)
+    if found is not None:
+        raise UserError(f"{archive}: cannot merge into {dest}: {names.shown(found[0])!r} is {found[1]} ({rule}); "
+                        f"nothing was extracted")
+
+
 def _extract_nested(root, depth, outer, budget):
-    """Extract every archive under root (extracted from outer) into a folder named after it, then remove it."""
+    """Extract every archive under root (extracted from outer) into a folder named after it, then remove it.
+    An inner archive may add to a folder of the outer one but never replace anything in it."""
     if depth <= 0:
         return
     found = []
@@ -685,12 +834,17 @@ def _extract_nested(root, depth, outer, budget):
     for path in found:
         if path.is_symlink() or not looks_like_archive(path):
             continue
+        member = path.relative_to(root).as_posix()
         try:
             stem = folder_name(path.name)
         except names.UnsafeNameError as error:
-            raise UnsafeArchiveError(f"{outer}: refusing member {path.relative_to(root).as_posix()!r}: {error}; "
+            raise UnsafeArchiveError(f"{outer}: refusing member {names.shown(member)!r}: {error}; "
                                      f"nothing was extracted") from None
         folder = path.parent
+        target = folder / stem
+        if _kind_on_disk(target) not in (None, "dir"):
+            raise UserError(f"{outer}: cannot extract the inner archive {names.shown(member)!r}: a file "
+                            f"{names.shown(stem)!r} of the outer archive is in the way; nothing was extracted")
         scratch = folder / names.bookkeeping(f"{stem}.nested", "partial")
         if scratch.exists():
             shutil.rmtree(scratch)
@@ -698,13 +852,14 @@ def _extract_nested(root, depth, outer, budget):
         _extract_into(path, scratch, budget)
         _extract_nested(scratch, depth - 1, path.name, budget)
         entries = list(scratch.iterdir())
-        if len(entries) == 1 and entries[0].name == stem and entries[0].is_dir() and not entries[0].is_symlink():
+        if len(entries) == 1 and entries[0].name == stem and _kind_on_disk(entries[0]) == "dir":
             lifted = folder / names.bookkeeping(f"{stem}.nested", "lifted")
             os.replace(entries[0], lifted)
             scratch.rmdir()
             scratch = lifted
-        target = folder / stem
         target.mkdir(exist_ok=True)
+        _refuse_conflict(f"{outer}: inner archive {names.shown(member)}", target, scratch, False,
+                         "an inner archive never overwrites the outer archive's files")
         _merge_move(scratch, target)
         scratch.rmdir()
         path.unlink()
@@ -749,6 +904,10 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, li
         if nested:
             _extract_nested(partial, max_depth - 1, archive, budget)
         _verify_tree(archive, partial)
+        # a file may replace only what this archive brought before (its marker is there: a rerun, or a merge cut
+        # short); folders merge, and nothing of another archive is ever replaced
+        _refuse_conflict(archive, out_dir, partial, marker.is_file(), "what another archive brought is never "
+                         "replaced, and a folder never by a file nor a file by a folder")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         if created:
@@ -757,30 +916,41 @@ def extract_archive(archive, out_dir, nested=False, force=False, max_depth=2, li
             except OSError:
                 pass
         raise
-    marker.unlink(missing_ok=True)
+    _write_marker(marker, dict(fingerprint, merging=True))  # its files are arriving: never skipped, may be replaced
     _merge_move(partial, out_dir)
     partial.rmdir()
-    tmp_marker = marker.with_name(marker.name + ".tmp")
-    tmp_marker.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
-    os.replace(tmp_marker, marker)
+    _write_marker(marker, fingerprint)
     return marker
+
+
+def _write_marker(marker, content):
+    tmp_marker = marker.with_name(names.bookkeeping(marker.name, "tmp"))
+    tmp_marker.write_text(json.dumps(content) + "\n", encoding="utf-8")
+    os.replace(tmp_marker, marker)
 
 
 def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, limits=None):
     """Extract each archive into ``out_dir/<archive stem>/`` (atomically, skipping finished ones).
 
     Returns ``[(archive, reason)]`` of the archives that could not be extracted; those are only tolerated when
-    tolerate_failures (Kinetics: a bad archive means missing clips), else the first failure is raised. Two archives
-    with the same stem get ``<stem>``, ``<stem>.2``, … in the order given. An archive name that gives no usable
-    folder name (``...zip``) is refused before anything is extracted.
+    tolerate_failures (Kinetics: a bad archive means missing clips; a refused name or member costs that archive
+    only), else the first failure is raised, and an archive name that gives no usable folder name (``...zip``) is
+    refused before anything is extracted. Two archives with the same stem get ``<stem>``, ``<stem>.2``, … in the
+    order given.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets, taken = [], set()
+    targets, failed, taken = [], [], set()
     for archive in archives:
-        stem = folder_name(Path(archive).name, reserved=(UNPACK_REPORT,))
+        try:
+            stem = folder_name(Path(archive).name, reserved=(UNPACK_REPORT,))
+        except UserError as error:
+            if not tolerate_failures:
+                raise
+            failed.append((str(archive), one_line(error)))
+            continue
         folder, number = stem, 1
         while folder in taken:
             number += 1
@@ -793,17 +963,14 @@ def unpack(archives, out_dir, nested=False, tolerate_failures=False, workers=1, 
         try:
             extract_archive(archive, target, nested=nested, limits=limits)
             return None
-        except UnsafeArchiveError:
-            raise
         except UserError as error:
             if not tolerate_failures:
                 raise
-            shutil.rmtree(target, ignore_errors=True)  # nothing half-extracted may survive
-            return (str(archive), str(error))
+            return (str(archive), one_line(error))  # extract_archive left target as it was
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, targets))
-    return [r for r in results if r is not None]
+    return failed + [r for r in results if r is not None]
 
 
 def limits_from(args):
@@ -812,10 +979,10 @@ def limits_from(args):
 
 def add_limit_arguments(parser):
     defaults = Limits()
-    parser.add_argument("--max-ratio", type=float, default=defaults.max_ratio,
+    parser.add_argument("--max-ratio", type=arguments.number(above=0), default=defaults.max_ratio,
                         help=f"refuse an archive that expands to more than this many times its size (beyond "
                              f"{human(defaults.ratio_floor)}; default {defaults.max_ratio:g})")
-    parser.add_argument("--max-gb", type=float, default=defaults.max_bytes / 2**30,
+    parser.add_argument("--max-gb", type=arguments.number(above=0), default=defaults.max_bytes / 2**30,
                         help=f"refuse an archive that expands to more than this, nested archives included "
                              f"(GB of 2**30 bytes; default {defaults.max_bytes / 2**30:g})")
 
@@ -830,8 +997,9 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("extract", help="safely extract a zip / tar / rar archive",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("archive", help="zip, tar, tar.gz/bz2/xz or rar file")
-    parser.add_argument("out_dir", help="target directory (created; may already hold other archives' content)")
+    parser.add_argument("archive", type=arguments.input_file, help="zip, tar, tar.gz/bz2/xz or rar file")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="target directory (created; may already hold other archives' content)")
     parser.add_argument("--nested", action="store_true",
                         help="also extract archives found inside, each into a folder named after it")
     parser.add_argument("--force", action="store_true", help="extract again even if the marker says it is done")

@@ -5,12 +5,25 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from prep.base.names import fit
+
+# bytes a temporary's name adds to the name it stands in for: ".", ".", mkstemp's 8 random characters, a suffix
+# (up to 14 bytes) and ".tmp"; a longer name is shortened with a hash (prep.base.names.fit), so that a video or
+# file whose own name fits the file system always gets a temporary too
+TMP_ROOM = 28
+
+
+def temporary_prefix(name):
+    """``.NAME.`` — the start of the name of every temporary standing in for ``name``."""
+    return f".{fit(name, TMP_ROOM)}."
+
 
 def temporary_sibling(path, suffix=""):
     """A fresh temporary path next to ``path`` (same file system, so rename is atomic); hidden from globs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f"{suffix}.tmp", dir=path.parent))
+    assert len(suffix) <= 14, suffix
+    return Path(tempfile.mkdtemp(prefix=temporary_prefix(path.name), suffix=f"{suffix}.tmp", dir=path.parent))
 
 
 @contextlib.contextmanager
@@ -35,7 +48,7 @@ def atomic_file(path, mode="w", sync=True, **kwargs):
     a killed process, not against a power cut — as the frame directories) and renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
@@ -51,7 +64,7 @@ def atomic_file(path, mode="w", sync=True, **kwargs):
 
 def temporary_target(name):
     """The name a temporary from :func:`temporary_sibling` / :func:`atomic_file` stands in for (``.NAME.RANDOM.tmp``,
-    RANDOM without dots), or None for other names."""
+    RANDOM without dots; NAME as :func:`prep.base.names.fit` shortened it), or None for other names."""
     if not (name.startswith(".") and name.endswith(".tmp")) or name.count(".") < 3:
         return None
     return name[1:-4].rsplit(".", 1)[0]
@@ -63,8 +76,9 @@ def remove_stale_temporaries(directory, names=None):
     directory = Path(directory)
     if not directory.is_dir():
         return 0
+    wanted = None if names is None else {fit(n, TMP_ROOM) for n in names}
     stale = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
-             and (names is None or temporary_target(p.name) in names)]
+             and (wanted is None or temporary_target(p.name) in wanted)]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return len(stale)

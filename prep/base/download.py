@@ -39,7 +39,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
-from prep.base import names
+from prep.base import arguments, names
 from prep.base.archives import HEAD_BYTES, content_mismatch
 from prep.base.errors import UserError
 from prep.base.sources import read_checksums, read_url_list
@@ -99,7 +99,7 @@ def file_digest(path, algo, prefix=b""):
 
 
 def _stamp_path(path):
-    return path.with_name(f".{path.name}.verified")
+    return path.with_name(names.bookkeeping(path.name, "verified"))
 
 
 def _stamp(path, checksum):
@@ -335,7 +335,7 @@ def content_problem(path, name):
 
 def _link_or_copy(source, target):
     """Put source's content under target atomically: hard link if possible, else copy."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = target.with_name(f".{names.fit(target.name, 48)}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
@@ -380,6 +380,10 @@ def download_one(url, out_dir, checksum=None, retries=3, cache_dir=None, backoff
         return Outcome(url, "", "missing", reason=str(error))
     out_dir = Path(out_dir)
     target, part = out_dir / name, out_dir / f"{name}{names.PART_SUFFIX}"
+    for path in (target, part):
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            what = "a folder" if path.is_dir() else "something that is not a plain file"
+            return Outcome(url, name, "missing", reason=f"{path} is {what}: nothing is downloaded over it")
     if target.is_file():
         if not content_problem(target, name) and (checksum is None or has_checksum(target, checksum)):
             return Outcome(url, name, "present", target)
@@ -527,19 +531,25 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("download", help="resumable, checksummed downloads with a missing report",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("url_list", help="text file, one URL a line (# comments)")
-    parser.add_argument("out_dir", help="directory to save into (missing.csv is written there)")
-    parser.add_argument("--checksums", metavar="FILE", help="sha256sum/md5sum output for the files")
-    parser.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    parser.add_argument("--retries", type=int, default=3, help="retries per file without progress (default 3)")
-    parser.add_argument("--cache", metavar="DIR", help="shared cache directory: reuse files found there, add new ones")
-    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time")
-    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    parser.add_argument("url_list", type=arguments.input_file, help="text file, one URL a line (# comments)")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="directory to save into (missing.csv is written there)")
+    parser.add_argument("--checksums", metavar="FILE", type=arguments.input_file,
+                        help="sha256sum/md5sum output for the files")
+    parser.add_argument("--workers", type=arguments.count(1), default=4, help="parallel downloads (default 4)")
+    parser.add_argument("--retries", type=arguments.count(0), default=3,
+                        help="retries per file without progress (default 3)")
+    parser.add_argument("--cache", metavar="DIR", type=arguments.output_dir,
+                        help="shared cache directory: reuse files found there, add new ones")
+    parser.add_argument("--backoff", type=arguments.number(minimum=0), default=1.0,
+                        help="first retry delay in seconds, doubled each time")
+    parser.add_argument("--timeout", type=arguments.number(above=0), default=60.0,
+                        help="network timeout in seconds (default 60)")
     add_deadline_argument(parser)
     parser.set_defaults(func=run)
 
 
 def add_deadline_argument(parser):
-    parser.add_argument("--deadline", type=float, default=DEADLINE,
+    parser.add_argument("--deadline", type=arguments.number(above=0), default=DEADLINE,
                         help=f"seconds one file may take, all attempts together (default {DEADLINE:g}); "
                              "what came so far stays in NAME.part for a rerun")

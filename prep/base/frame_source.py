@@ -27,9 +27,11 @@ Counting never lists a directory when a marker says the count: ``n_frames`` (rgb
 image index) and ``.flow_done`` (flow, written last by ``prep flow``); without one, a video's folder is listed once
 per open and the count is the contiguous run 1..N.
 """
+import bisect
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,6 +389,11 @@ class VideoFrames(_Closing):
             raise FrameError(f"{self.path}: flow frame {k}: x is {x.shape[1]}x{x.shape[0]}, y {y.shape[1]}x{y.shape[0]}")
         return np.stack([x, y], axis=-1)
 
+    def read_many(self, numbers, reduce=1):
+        """``(k, image)`` for each distinct frame number, in increasing order (as the videos storage's planned read)."""
+        for k in sorted({int(k) for k in np.asarray(numbers).reshape(-1).tolist()}):
+            yield k, self.read(k, reduce)
+
     def read_gray(self, k):
         """RGB frame ``k`` as one grayscale plane (as OpenCV's BGR → GRAY), the input of optical flow."""
         return cv2.cvtColor(self._decode(k, None, cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
@@ -399,11 +406,14 @@ class VideoFrames(_Closing):
 # The `videos` storage: one re-encoded video per video id (prep/reencode.py), decoded with PyAV rather than decord
 # 0.6 (docs/storage.md; both measured side by side in tests/benchmarks/bench_storage.py): any frame size (decord
 # fails on widths below 64: `from_size == to_size`), file names of any bytes (non-UTF-8 ones opened as Python files),
-# maintained. Only the frames asked for are decoded: a read seeks to the keyframe before frame k (every
-# KEYFRAME_INTERVAL frames in a re-encoded video) or decodes forward from the last frame read.
+# maintained. Only the frames asked for are decoded, planned per clip (VideoDecoder.frames_at): the frame numbers
+# sorted, the decoder fed from a keyframe once per group and forward from there, and the packets of non-reference
+# frames nobody asked for never decoded; decoders stay open per worker process across clips (cached_decoder).
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-KEYFRAME_INTERVAL = 16  # re-encoded videos: a keyframe every 16 frames, so frame k costs at most 16 decodes
+DECODER_CACHE = 8  # open decoders per process (a DataLoader worker): a few MB each, closed on eviction
+VIDEO_DECODERS = ("cpu", "nvdec", "auto")  # nvdec: the GPU's video engines through PyAV's FFmpeg (CUDA hwaccel)
+SEEK_AFTER = 16  # a video without packet timestamps: seek rather than decode forward past this many frames
 
 
 def find_video(root, video_id):
@@ -415,28 +425,73 @@ def find_video(root, video_id):
     return None
 
 
+def gpu_video_decoding():
+    """None when this process can decode video on an NVIDIA GPU's engines (PyAV's FFmpeg has the CUDA device type
+    and a GPU is visible), else why not."""
+    try:
+        from av.codec.hwaccel import hwdevices_available
+    except ImportError:
+        return "PyAV is not installed (pip install av)"
+    if "cuda" not in hwdevices_available():
+        return "PyAV's FFmpeg has no CUDA device support"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1") or not Path("/dev/nvidiactl").exists():
+        return "no NVIDIA GPU visible"
+    return None
+
+
+def choose_video_decoder(choice, gpu=None):
+    """The decoder a job uses for video files: ``cpu``, or ``cuda:N`` (NVDEC on GPU N, default the process's
+    LOCAL_RANK as torchrun sets it). ``auto`` takes NVDEC where :func:`gpu_video_decoding` allows it, else the CPU;
+    ``nvdec`` where it does not is a FrameError saying why."""
+    if choice not in VIDEO_DECODERS:
+        raise FrameError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {choice!r}")
+    if choice == "cpu":
+        return "cpu"
+    problem = gpu_video_decoding()
+    if problem:
+        if choice == "nvdec":
+            raise FrameError(f"video decoder nvdec: {problem} (use cpu or auto)")
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) if gpu is None else gpu}"
+
+
+def _h264_disposable(data, length_size):
+    """True when an H.264 access unit (length-prefixed NAL units, as in mp4) is a picture no other frame
+    references (its slices' nal_ref_idc is 0, ITU-T H.264 7.4.1): the decoder may skip it, and nothing else changes."""
+    offset, size = 0, len(data)
+    while offset + length_size < size:
+        length = int.from_bytes(data[offset:offset + length_size], "big")
+        header = data[offset + length_size]
+        if header & 0x1F in (1, 5):  # a coded slice (non-IDR, IDR)
+            return header & 0x60 == 0
+        offset += length_size + length
+    return False
+
+
 class VideoDecoder:
     """The frames of one video file, 0-based, on ``threads`` decoder threads.
 
     Opened lazily and again after a fork or unpickling (a DataLoader worker opens its own; no handle is pickled).
     ``frames()`` yields every frame that decodes, in order, skipping damaged packets as the ffmpeg CLI and OpenCV
-    do (the count is the frames storage's count); ``frame(i)`` is random access, bounded: it never decodes more
-    than the video holds, and a frame past the decodable end is an error, whatever the container claims.
+    do (the count is the frames storage's count); ``frames_at(indices)`` and ``frame(i)`` are random access,
+    bounded: they never decode more than the video holds, and a frame past the decodable end is an error, whatever
+    the container claims.
     """
 
-    def __init__(self, path, threads=1):
-        self.path, self.threads = Path(path), threads
+    def __init__(self, path, threads=1, device="cpu"):
+        self.path, self.threads, self.device = Path(path), threads, device
         self._container = self._file = self._owner = None
 
     def __getstate__(self):
-        return {"path": self.path, "threads": self.threads, "_container": None, "_file": None, "_owner": None}
+        return {"path": self.path, "threads": self.threads, "device": self.device, "_container": None, "_file": None,
+                "_owner": None}
 
     def _open(self):
         if self._container is not None and self._owner == os.getpid():
             return self._stream
         self._container = self._file = None
         try:  # any file name (non-UTF-8 ones read as Python files): prep.base.media, as every decoder opens videos
-            self._container, self._file = media.open_container(self.path)
+            self._container, self._file = media.open_container(self.path, gpu=self.device)
         except media.DecodeError as error:
             raise FrameError(str(error)) from None
         self.damage = media.Damage()
@@ -445,15 +500,18 @@ class VideoDecoder:
         self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self._start = stream.start_time or 0
         self._owner, self._packets, self._pending, self._next, self._last = os.getpid(), None, [], None, None
+        self._index, self._fed, self._ready, self._shown = None, None, {}, -1
         return stream
 
     # facts
     def info(self):
         """Container facts: ``container_frames`` (what the container claims; 0 when it does not say), ``fps``,
-        ``rate`` (the same as a fraction, or None), ``width``, ``height``."""
+        ``rate`` (the same as a fraction, or None), ``width``, ``height``, ``comment`` (the container's comment
+        tag: prep reencode records its encoder settings there)."""
         stream = self._open()
         return {"container_frames": int(stream.frames or 0), "fps": float(self._rate or 0.0), "rate": self._rate,
-                "width": stream.codec_context.width, "height": stream.codec_context.height}
+                "width": stream.codec_context.width, "height": stream.codec_context.height,
+                "comment": self._container.metadata.get("comment", "")}
 
     def container_frames(self):
         """The frame count the container states, or — when it states none — its video packets, counted without
@@ -468,7 +526,12 @@ class VideoDecoder:
     # decoding
     def _rewind(self):
         self._container.seek(0, stream=self._stream, backward=True)
-        self._packets, self._pending, self._next = self._container.demux(self._stream), [], 0
+        self._packets, self._pending, self._next, self._fed = self._container.demux(self._stream), [], 0, None
+
+    def _decode(self, packet):
+        """The frames one packet gives (None: drain the decoder); a damaged packet gives none and is noted
+        (prep.base.media's rule for damaged streams)."""
+        return list(media.decode_packet(self._stream.codec_context if packet is None else packet, self.damage))
 
     def _decoded(self):
         """The next decoded frame (damaged packets skipped: prep.base.media's rule), or None at the end."""
@@ -476,7 +539,7 @@ class VideoDecoder:
             packet = next(self._packets, None)
             if packet is None:
                 return None
-            self._pending = list(media.decode_packet(packet, self.damage))  # the flush packet drains the decoder
+            self._pending = self._decode(packet)  # the flush packet at the end drains the decoder
         return self._pending.pop(0)
 
     def frames(self):
@@ -490,14 +553,98 @@ class VideoDecoder:
     def _index_of(self, frame):
         if frame.pts is None or not self._rate:
             return None
-        return int(round(float((frame.pts - self._start) * frame.time_base * self._rate)))
+        return int(round(float((frame.pts - self._start) * self._stream.time_base * self._rate)))
+
+    def _packet_index(self):
+        """The video's packets in decode order, held in memory (a re-encoded video is a few MB; demuxing it costs
+        ~1 ms), with each one's frame number and keyframe flag — or None when some packet has no timestamp (then
+        reads fall back to seeking the container)."""
+        stream = self._open()
+        if self._index is None:
+            self._container.seek(0, stream=stream, backward=True)
+            packets = [packet for packet in self._container.demux(stream) if packet.size]
+            self._packets, self._pending, self._next = None, [], None
+            positions = [self._index_of(packet) for packet in packets]
+            if not packets or None in positions:
+                self._index = False
+                return None
+            extradata = stream.codec_context.extradata or b""
+            length_size = (extradata[4] & 3) + 1 if stream.codec_context.name == "h264" and len(extradata) > 4 \
+                and extradata[0] == 1 else None  # avcC: length-prefixed NAL units
+            keys = [i for i, packet in enumerate(packets) if packet.is_keyframe] or [0]
+            self._index = {"packets": packets, "positions": positions, "where": dict(zip(positions, range(len(packets)))),
+                           "keys": keys, "key_positions": [positions[i] for i in keys], "length_size": length_size,
+                           "disposable": {}}
+        return self._index or None
+
+    def _disposable(self, index, number):
+        if index["length_size"] is None:
+            return False
+        if number not in index["disposable"]:
+            data = memoryview(index["packets"][number])
+            index["disposable"][number] = _h264_disposable(data, index["length_size"])
+        return index["disposable"][number]
+
+    def frames_at(self, indices):
+        """``(index, frame)`` for each distinct 0-based index, in increasing order: the decoder is fed from the
+        keyframe at or before a frame only when the frames already fed cannot reach it, then forward, skipping the
+        packets of non-reference frames not asked for. IndexError past the frames that decode."""
+        wanted = sorted({int(i) for i in indices})
+        self._open()
+        index = self._packet_index()
+        if index is None:
+            for target in wanted:
+                yield target, self.frame(target)
+            return
+        wanted_set, packets, codec = set(wanted), index["packets"], self._stream.codec_context
+        for target in wanted:
+            if self._last is not None and self._last[0] == target:  # asked again (read, then read_gray)
+                yield target, self._last[1]
+                continue
+            if target not in index["where"]:
+                raise IndexError(f"{self.path}: frame {target + 1} is past the frames that decode")
+            key = index["keys"][max(0, bisect.bisect_right(index["key_positions"], target) - 1)]
+            ready = self._ready
+            reachable = self._fed is not None and key <= self._fed and (target in ready or (
+                target > self._shown and index["where"][target] not in self._skipped))
+            if not reachable:  # start again from the keyframe of the target's group
+                codec.flush_buffers()
+                self._fed, self._shown, self._ready, self._skipped = key - 1, -1, {}, set()
+                ready = self._ready
+            while target not in ready:
+                self._fed += 1
+                if self._fed > len(packets):
+                    self._fed = None
+                    raise IndexError(f"{self.path}: frame {target + 1} is past the frames that decode")
+                if self._fed < len(packets):
+                    number = self._fed
+                    if index["positions"][number] not in wanted_set and self._disposable(index, number):
+                        self._skipped.add(number)
+                        continue
+                    decoded = self._decode(packets[number])
+                else:
+                    decoded = self._decode(None)  # the end: drain the frames the decoder holds back
+                for frame in decoded:
+                    position = self._index_of(frame)
+                    if position is None:  # a frame without a timestamp cannot be placed: never handed out
+                        continue
+                    self._shown = max(self._shown, position)
+                    if position >= target:
+                        ready[position] = frame
+            frame = ready.pop(target)
+            for stale in [p for p in ready if p < target]:
+                del ready[stale]
+            self._last = (target, frame)
+            yield target, frame
 
     def frame(self, index):
         """Frame ``index`` (0-based) as an ``av.VideoFrame``; IndexError past the frames that decode."""
         stream = self._open()
         if self._last is not None and self._last[0] == index:  # asked again (read, then read_gray): no new decode
             return self._last[1]
-        if self._next is None or index < self._next or index - self._next > KEYFRAME_INTERVAL:
+        if self._packet_index() is not None:
+            return next(self.frames_at([index]))[1]
+        if self._next is None or index < self._next or index - self._next > SEEK_AFTER:
             pts = self._start + int(index / (self._rate * stream.time_base)) if self._rate else 0
             self._container.seek(max(pts, self._start), stream=stream, backward=True)
             self._packets, self._pending, self._next = self._container.demux(stream), [], None
@@ -530,25 +677,55 @@ class VideoDecoder:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._index = self._fed = None
 
     def __del__(self):
         self.close()
 
 
+_DECODERS = threading.local()  # per thread: a decoder is never shared (check_list counts videos on threads)
+
+
+def decoder_cache():
+    """This thread's open decoders, {key: VideoDecoder}, least recently used first (empty again after a fork: the
+    parent's decoders are not the child's to use or close)."""
+    if getattr(_DECODERS, "owner", None) != os.getpid():
+        _DECODERS.owner, _DECODERS.open = os.getpid(), {}
+    return _DECODERS.open
+
+
+def cached_decoder(path, threads=1, device="cpu"):
+    """This thread's open decoder of ``path`` (opened and its packets indexed once, kept across clips): the
+    ``DECODER_CACHE`` most recently used stay open, the least recently used is closed when another opens. A file
+    rewritten since (inode, size or mtime changed) gets a new decoder. Never pickled: a worker fills its own."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise FrameError(f"{path}: no such video") from None
+    cache = decoder_cache()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, threads, device)
+    decoder = cache.pop(key, None) or VideoDecoder(path, threads, device)
+    cache[key] = decoder  # dicts keep insertion order: the first key is the least recently used
+    while len(cache) > max(1, DECODER_CACHE):
+        cache.pop(next(iter(cache))).close()
+    return decoder
+
+
 class VideoFileFrames(_Closing):
     """The rgb frames of one re-encoded video (storage ``videos``: ``root/video_id.mp4``), with :class:`VideoFrames`'
-    interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG."""
+    interface; frame k (1-based) is decoded frame k − 1. Flow is never stored as video: it stays JPEG. Its decoder
+    comes from the process's cache (:func:`cached_decoder`): closing the frames leaves it open for the next clip."""
 
     storage = "videos"
 
-    def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1):
+    def __init__(self, root, video_id, modality="rgb", naming="mmaction", threads=1, device="cpu"):
         if modality != "rgb":
             raise FrameError(f"{Path(root) / video_id}: flow is stored as JPEG folders or packs, never as video")
         self.path = find_video(root, video_id)
         if self.path is None:
             raise FrameError(f"{Path(root) / video_id}: no video ({', '.join(VIDEO_SUFFIXES)})")
         self.modality, self.video_id, self.naming = modality, video_id, naming_of(naming)
-        self.decoder = VideoDecoder(self.path, threads)
+        self.decoder = cached_decoder(self.path, threads, device)
         self._length = None
 
     def __len__(self):
@@ -565,25 +742,35 @@ class VideoFileFrames(_Closing):
     def verify(self):
         return len(self)
 
-    def _frame(self, k):
+    def _check(self, k):
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise FrameError(f"{self.path}: frame index {k!r} (frames are numbered from 1)")
-        try:
-            return self.decoder.frame(int(k) - 1)
-        except IndexError as error:
-            raise FrameError(str(error)) from None
+        return int(k) - 1
 
-    def read(self, k, reduce=1):
-        """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion
-        (sizes round up, as the JPEG storages' reduced decode)."""
+    @staticmethod
+    def _image(frame, reduce):
         if reduce not in REDUCE_COLOR:
             raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
-        frame = self._frame(k)
         operations = media.orientation(media.display_matrix(frame))  # a source video's rotation, as every decoder
         if reduce == 1:
             return media.orient(frame.to_ndarray(format="rgb24"), operations)
         return media.orient(frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
                                            format="rgb24", interpolation="AREA").to_ndarray(), operations)
+
+    def read(self, k, reduce=1):
+        """Frame ``k`` (1-based) as H×W×3 uint8 RGB; ``reduce`` 2, 4 or 8 scales it down in the colour conversion
+        (sizes round up, as the JPEG storages' reduced decode)."""
+        return next(self.read_many([k], reduce))[1]
+
+    def read_many(self, numbers, reduce=1):
+        """``(k, image)`` for each distinct frame number, in increasing order, decoded in one planned pass
+        (:meth:`VideoDecoder.frames_at`); only the frames yielded are colour-converted."""
+        indices = [self._check(k) for k in np.asarray(numbers).reshape(-1).tolist()]
+        try:
+            for index, frame in self.decoder.frames_at(indices):
+                yield index + 1, self._image(frame, reduce)
+        except IndexError as error:
+            raise FrameError(str(error)) from None
 
     def read_gray(self, k):
         """Frame ``k`` as one grayscale plane, as OpenCV's RGB → GRAY (the input of optical flow)."""
@@ -593,15 +780,15 @@ class VideoFileFrames(_Closing):
         raise FrameError(f"{self.path}: the videos storage holds no JPEG bytes (frames are decoded from the video)")
 
     def close(self):
-        self.decoder.close()
+        pass  # the decoder stays in the process's cache (cached_decoder), for this video's next clip
 
 
-def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None):
+def open_frames(root, video_id, modality="rgb", naming="mmaction", storage=None, device="cpu"):
     """The :class:`VideoFrames` of ``video_id`` under ``root`` (storage detected when None: a folder, a pack, then
-    a video file — :class:`VideoFileFrames`, same interface)."""
+    a video file — :class:`VideoFileFrames`, same interface, decoded on ``device``: :func:`choose_video_decoder`)."""
     if storage == "videos" or (storage is None and find_storage(root, video_id) is None
                               and find_video(root, video_id) is not None):
-        return VideoFileFrames(root, video_id, modality, naming)
+        return VideoFileFrames(root, video_id, modality, naming, device=device)
     return VideoFrames(root, video_id, modality, naming, storage)
 
 

@@ -85,10 +85,11 @@ class DecodeError(UserError):
     """A video that cannot be opened or holds no video stream; the message names the file."""
 
 
-def open_container(path):
+def open_container(path, gpu="cpu"):
     """``(container, file)``: ``path`` opened by PyAV for reading, ``file`` the Python file it reads when the name
     is not UTF-8 (PyAV passes str names on as UTF-8), else None. DecodeError naming the file when it is not a
-    readable video."""
+    readable video. ``gpu`` ``cuda:N``: decoded on GPU N's video engines (NVDEC, PyAV's CUDA hwaccel), the frames
+    handed back in system memory."""
     av = _av()
     path = Path(path)
     if not path.is_file():
@@ -99,8 +100,13 @@ def open_container(path):
         source = str(path)
     except UnicodeEncodeError:
         source = handle = open(path, "rb")
+    options = {}
+    if gpu != "cpu":
+        from av.codec.hwaccel import HWAccel
+
+        options["hwaccel"] = HWAccel("cuda", device=gpu.split(":")[1], allow_software_fallback=False)
     try:
-        container = av.open(source, "r")
+        container = av.open(source, "r", **options)
     except (av.FFmpegError, ValueError) as error:
         if handle is not None:
             handle.close()
@@ -293,10 +299,11 @@ def frame_array(frame, operations, format="bgr24", size=None, interpolation="BIL
     return np.concatenate([orient(part, operations).reshape(-1) for part in parts])
 
 
-def unusable_name_record(video_id, record):
-    """The quarantine record of a video whose name lists and reports cannot carry (bytes that are not UTF-8,
-    control characters), or None: it is reported under a printable form of its id, and nothing is written for it."""
-    problem = names.video_name_problem(video_id)
+def unusable_name_record(video_id, record, suffix="", listed=True):
+    """The quarantine record of a video whose output ``<id><suffix>`` the file system cannot name (over 255 bytes),
+    or, when its id goes into lists (``listed``), whose name they cannot carry (bytes that are not UTF-8, control
+    characters); else None. It is reported under a printable form of its id, and nothing is written for it."""
+    problem = (names.video_name_problem if listed else names.output_name_problem)(video_id, suffix)
     if problem is None:
         return None
     return dict(record, video_id=names.printable(video_id), status=f"quarantined: {problem}", seconds=0.0)

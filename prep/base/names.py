@@ -6,9 +6,12 @@ folder or one of our own bookkeeping files. Our bookkeeping names all have one s
 ``.<name>.<kind>`` (hidden, a kind from :data:`BOOKKEEPING_KINDS`), plus ``NAME.part`` beside a download and the
 reports a caller reserves (``missing.csv``).
 """
+import hashlib
 import re
 
 from prep.base.errors import UserError
+
+NAME_MAX = 255  # bytes in one path component (ext4, XFS, btrfs, tmpfs; os.pathconf(dir, "PC_NAME_MAX"))
 
 # hidden names we create beside the files we make: download stamps, extraction work and markers, atomic temporaries,
 # tree records (.tree.meta, prep.base.trees)
@@ -22,10 +25,35 @@ class UnsafeNameError(UserError):
     """A name from outside that cannot be used as given."""
 
 
+def name_bytes(name):
+    return len(name.encode("utf-8", "surrogateescape"))
+
+
+def fit(name, room=0):
+    """``name`` if it and ``room`` more bytes fit in one path component (:data:`NAME_MAX`), else its beginning and a
+    hash of the whole (``abc…~<16 hex>``): the same name always gives the same result, two names almost never one."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) + room <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    keep = max(0, NAME_MAX - room - len(digest) - 1)
+    return encoded[:keep].decode("utf-8", "ignore") + "~" + digest  # "ignore": no half character at the cut
+
+
+def length_problem(name, suffix=""):
+    """Why ``name`` + ``suffix`` cannot be one path component for its length (None when it can)."""
+    size = name_bytes(name + suffix)
+    if size <= NAME_MAX:
+        return None
+    with_suffix = f" with {suffix!r}" if suffix else ""
+    return f"its name is {size} bytes{with_suffix}, over the file system's limit of {NAME_MAX} bytes per name"
+
+
 def bookkeeping(name, kind):
-    """The hidden name of our own file or folder of ``kind`` that belongs to ``name`` (``.UCF101.rar.partial``)."""
+    """The hidden name of our own file or folder of ``kind`` that belongs to ``name`` (``.UCF101.rar.partial``);
+    a long ``name`` is shortened with a hash (:func:`fit`) so that the whole fits the file system."""
     assert kind in BOOKKEEPING_KINDS, kind
-    return f".{name}.{kind}"
+    return f".{fit(name, len(kind) + 2)}.{kind}"
 
 
 def is_bookkeeping(name):
@@ -36,6 +64,16 @@ def is_bookkeeping(name):
 def printable(name):
     """A name for messages and reports: bytes that are not UTF-8 shown as ``\\xff`` (they arrive as surrogates)."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+SHOWN_CHARS = 160  # the most of one outside name a message quotes: a message stays one readable line
+
+
+def shown(name, limit=SHOWN_CHARS):
+    """:func:`printable`, cut to ``limit`` characters for a message (a 256 MiB member name must not become a 256 MiB
+    error line): ``abc…[+300000 chars]``."""
+    text = printable(str(name))
+    return text if len(text) <= limit else f"{text[:limit]}…[+{len(text) - limit} chars]"
 
 
 def undecodable(name):
@@ -93,7 +131,7 @@ def download_name_problem(name, reserved=()):
         return f"ends in {PART_SUFFIX} (reserved for downloads in progress)"
     if name in reserved:
         return "reserved for our own report in the same folder"
-    return None
+    return length_problem(name, PART_SUFFIX)  # it is NAME.part while it comes
 
 
 def member_problem(parts):
@@ -108,9 +146,24 @@ def member_problem(parts):
     return None
 
 
-def video_name_problem(video_id):
-    """Why a video id (its relative path without extension) cannot go into our lists and reports (None when it can):
-    they are UTF-8 text, one video a line."""
+def output_name_problem(video_id, suffix=""):
+    """Why the outputs of a video id (``<id><suffix>``: ``.mp4``, ``.pack``, a folder) cannot be named on the file
+    system (None when they can)."""
+    parts = video_id.split("/")
+    for part in parts[:-1]:
+        problem = length_problem(part)
+        if problem is not None:
+            return f"its folder {shown(part, 40)!r}: {problem}"
+    return length_problem(parts[-1], suffix)
+
+
+def video_name_problem(video_id, suffix=""):
+    """Why a video id (its relative path without extension) cannot go into our lists and reports, or its outputs
+    onto the file system (:func:`output_name_problem`; None when it can): lists and reports are UTF-8 text, one
+    video a line."""
+    problem = output_name_problem(video_id, suffix)
+    if problem is not None:
+        return problem
     if undecodable(video_id):
         return "its file name is not valid UTF-8 (lists and reports are UTF-8 text)"
     if _CONTROL.search(video_id):

@@ -76,11 +76,11 @@ def create_estimator(algorithm, backend="opencv", device="auto"):
 
 
 def batch_size_for(height, width, device, limit=64):
-    """How many pairs of this size one torch TV-L1 call takes: half the free memory of a GPU; 4 on the CPU (more
-    pairs per call gain nothing there and hold more memory)."""
+    """How many pairs of this size one torch TV-L1 call takes: what half the free memory of a GPU holds; on the CPU
+    about a million pixels (small frames batched against torch's per-operation overhead, ~60 MB a 340×256 pair)."""
     import torch
     if not str(device).startswith("cuda"):
-        return 4
+        return max(1, min(limit, (1 << 20) // (height * width)))
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return max(1, min(limit, int(free * 0.5) // (height * width * _TVL1_BYTES_PER_PIXEL)))
 

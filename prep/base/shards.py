@@ -4,7 +4,6 @@ A Snakemake job handles one shard (every ``num_shards``-th video of a sorted lis
 Kinetics-sized graph has hundreds of jobs. Each video's output is written aside and renamed into place when
 complete, so a rerun skips what is done and redoes what was cut short.
 """
-import argparse
 import csv
 import concurrent.futures
 import glob
@@ -16,7 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep.base.atomic import atomic_file
+from prep.base import arguments
+from prep.base.atomic import atomic_file, temporary_prefix
 from prep.base.errors import UserError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -103,7 +103,8 @@ def write_report(records, path, columns):
     Written with the csv module (as pandas' to_csv would: empty for None, repr for numbers), so the per-shard
     processes never import pandas unless they read an index."""
     path = Path(path)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed run's report, half written
+    # a killed run's report, half written
+    for stale in path.parent.glob(f"{glob.escape(temporary_prefix(path.name))}*.tmp"):
         stale.unlink(missing_ok=True)
     with atomic_file(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -134,28 +135,22 @@ def add_selection_arguments(parser):
     """Options shared by the per-video verbs: which videos, which shard, how many workers, where the report goes."""
     parser.add_argument("--level", type=int, choices=(1, 2), default=2,
                         help="1: SRC/video, 2: SRC/class/video (default)")
-    parser.add_argument("--index", help="Parquet index (from `prep index`) naming the videos to process")
-    parser.add_argument("--shard", type=int, default=0, help="0-based shard number")
-    parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="processes; each uses one core")
-    parser.add_argument("--report", help="CSV report of this shard (status per video)")
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
-    return width, height
+    parser.add_argument("--index", type=arguments.input_file,
+                        help="Parquet index (from `prep index`) naming the videos to process")
+    parser.add_argument("--shard", type=arguments.count(0), default=0, help="0-based shard number")
+    parser.add_argument("--num-shards", type=arguments.count(1), default=1)
+    parser.add_argument("--workers", type=arguments.count(1), default=1, help="processes; each uses one core")
+    parser.add_argument("--report", type=arguments.output_file, help="CSV report of this shard (status per video)")
 
 
 def add_resize_arguments(parser, when=""):
     """``--short-side`` / ``--size`` and mmaction2's ``--new-short`` / ``--new-width`` / ``--new-height``;
     ``when`` says when they apply (e.g. "flow from videos: ")."""
-    parser.add_argument("--short-side", "--new-short", type=int, help=f"{when}resize so the short side has this length")
-    parser.add_argument("--size", type=parse_size, help=f"{when}resize to WIDTHxHEIGHT, e.g. 340x256")
-    parser.add_argument("--new-width", type=int, help="mmaction2 alias: width of --size")
-    parser.add_argument("--new-height", type=int, help="mmaction2 alias: height of --size")
+    parser.add_argument("--short-side", "--new-short", type=arguments.side,
+                        help=f"{when}resize so the short side has this length")
+    parser.add_argument("--size", type=arguments.frame_size, help=f"{when}resize to WIDTHxHEIGHT, e.g. 340x256")
+    parser.add_argument("--new-width", type=arguments.side, help="mmaction2 alias: width of --size")
+    parser.add_argument("--new-height", type=arguments.side, help="mmaction2 alias: height of --size")
 
 
 def resize_options(args):

@@ -96,13 +96,16 @@ def _describe(section, keys):
     return ", ".join(f"{key} {json.dumps(section.get(key))}" for key in keys)
 
 
-def record_tree(root, modality, section):
+def record_tree(root, modality, section, replace=False):
     """Record how ``modality``'s files under ``root`` are made (before the first is written). A section already
-    there must be the same: otherwise a UserError naming both (a rerun with other settings would mix two)."""
+    there must be the same: otherwise a UserError naming both (a rerun with other settings would mix two) — unless
+    ``replace``: a stage that redoes every file made otherwise (``prep reencode``) records its settings anew."""
     root = Path(root)
     path = root / TREE_RECORD
     current = read_tree(root) or {}
     known = current.get(modality)
+    if known is not None and replace and known != section:
+        known = None
     if known is not None:
         differ = [key for key in _differences(known, section) if key != "stage"]
         if differ:

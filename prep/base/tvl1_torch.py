@@ -361,6 +361,8 @@ def tvl1_batch(previous, following, params=DEFAULTS, check_every=None):
     if previous.shape != following.shape or previous.dim() != 3:
         raise ValueError(f"frame pairs must be two (B, H, W) tensors of one shape, got {tuple(previous.shape)} "
                          f"and {tuple(following.shape)}")
+    if params.median_filtering not in (0, 1, 5):
+        raise ValueError(f"median_filtering {params.median_filtering}: only OpenCV's default 5 (or off) is written")
     if check_every is None:
         check_every = 1 if previous.device.type == "cpu" else 10
     sizes = pyramid_sizes(*previous.shape[1:], params)

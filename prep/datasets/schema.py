@@ -5,8 +5,7 @@ per-dataset recipe keys and the class-folder forms. ``common.smk`` validates the
 import copy
 from pathlib import Path
 
-import yaml
-
+from prep.base.config import load_yaml
 from prep.datasets import DATASETS, STORAGES, class_folder_forms, facts, real_datasets
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -31,7 +30,7 @@ def sources_schema(dataset_facts):
 
 def config_schema(path=SCHEMA):
     """The schema at ``path`` (a dict), its dataset-dependent parts made from the registry."""
-    schema = copy.deepcopy(yaml.safe_load(Path(path).read_text()))
+    schema = copy.deepcopy(load_yaml(path, "schema"))
     properties, defs = schema["properties"], schema["$defs"]
     properties["datasets"]["items"]["enum"] = list(DATASETS)
     properties["storage"]["properties"] = {name: {"$ref": "#/$defs/storage"} for name in DATASETS}

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prep.base import arguments
 from prep.base.atomic import atomic_directory
 from prep.base.errors import UserError
 from prep.base.media import encode_video
@@ -185,16 +186,18 @@ def run(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser("synth", help="generate the synthetic motion dataset (videos + UCF101-style splits)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", help="dataset root; gets videos/<Class>/*.avi|mp4 and splits/")
+    parser.add_argument("out_dir", type=arguments.output_dir,
+                        help="dataset root; gets videos/<Class>/*.avi|mp4 and splits/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-classes", type=int, default=8, help="even, up to 8 (pairs of reversed motions)")
-    parser.add_argument("--videos-per-class", type=int, default=24)
-    parser.add_argument("--frame-size", type=int, default=64, help="square frame side in pixels")
-    parser.add_argument("--min-frames", type=int, default=16)
-    parser.add_argument("--max-frames", type=int, default=24)
-    parser.add_argument("--fps", type=int, default=25)
-    parser.add_argument("--test-fraction", type=float, default=0.25)
-    parser.add_argument("--num-splits", type=int, default=1)
+    parser.add_argument("--num-classes", type=arguments.count(2, 8), default=8,
+                        help="even, up to 8 (pairs of reversed motions)")
+    parser.add_argument("--videos-per-class", type=arguments.count(1), default=24)
+    parser.add_argument("--frame-size", type=arguments.side, default=64, help="square frame side in pixels")
+    parser.add_argument("--min-frames", type=arguments.count(1), default=16)
+    parser.add_argument("--max-frames", type=arguments.count(1), default=24)
+    parser.add_argument("--fps", type=arguments.count(1, 1000), default=25)
+    parser.add_argument("--test-fraction", type=arguments.number(0, 1), default=0.25)
+    parser.add_argument("--num-splits", type=arguments.count(1), default=1)
     parser.add_argument("--containers", default="avi,mp4", help="comma list; clips alternate between them")
     parser.add_argument("--force", action="store_true", help="regenerate even if OUT_DIR exists")
     parser.set_defaults(func=run)

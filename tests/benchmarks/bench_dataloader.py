@@ -8,7 +8,8 @@ Test data: UCF101-like trees written straight as JPEG (quality 95, as ``prep fra
 (grayscale), in a temporary directory. Samplings: TSN 8×1 (8 segments; flow: stacks of 5) and I3D 32×2 (one clip
 of 32 frames every 2nd). For each sampling and modality, with ``--workers`` DataLoader workers and batch
 ``--batch``, frames/s after the first batch (worker start-up excluded), best of ``--repeats``, contenders
-interleaved so a busy machine hurts both alike:
+interleaved so a busy machine hurts both alike, and clips per CPU-second (main process and workers; steadier on a
+loaded machine):
 
 - decode only: the same frame numbers (same sampler, same item generator) read and decoded (``cv2.imdecode`` of
   the stored bytes), nothing else — the limit a loader can reach;
@@ -20,6 +21,7 @@ before and after, and a Markdown table.
 """
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -53,6 +55,11 @@ class Repeated(Dataset):
 
     def __getitem__(self, item):
         return self.dataset[item % len(self.dataset)]
+
+    def __getitems__(self, items):  # as train.utils.EpochAwareDataset: the whole batch at once when it can
+        if not hasattr(self.dataset, "__getitems__"):
+            return [self[item] for item in items]
+        return self.dataset.__getitems__([item % len(self.dataset) for item in items])
 
 
 class DecodeOnly(Dataset):
@@ -104,7 +111,10 @@ def frames_per_clip(settings):
 
 
 def throughput(dataset, clips, batch, workers):
-    """Clips/s after the first batch."""
+    """(clips/s after the first batch, clips per CPU-second): the CPU seconds of the main process and of the
+    workers (counted when they exit at the end), start-up included — steadier than wall-clock rates on a machine
+    busy with other work."""
+    children, main = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time()
     loader = DataLoader(Repeated(dataset, clips), batch_size=batch, num_workers=workers, shuffle=False,
                         collate_fn=collate_clips)
     iterator = iter(loader)
@@ -112,7 +122,11 @@ def throughput(dataset, clips, batch, workers):
     started, count = time.perf_counter(), 0
     for batch_clips, _, _ in iterator:
         count += len(batch_clips)
-    return count / (time.perf_counter() - started)
+    rate = count / (time.perf_counter() - started)
+    del iterator  # the workers exit: their CPU time is counted
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) + time.process_time() - main
+    return rate, clips / seconds
 
 
 def main(argv=None):
@@ -150,20 +164,22 @@ def main(argv=None):
                 ours = make_dataset(settings, mode_items, tmp / ("rawframes" if mode == "rgb" else "flow"),
                                     test_mode=False)
                 contenders = {"decode only": DecodeOnly(ours), "ours": ours}
-                best = dict.fromkeys(contenders, 0.0)
+                best, per_cpu = dict.fromkeys(contenders, 0.0), dict.fromkeys(contenders, 0.0)
                 for _ in range(args.repeats):
                     for label, dataset in contenders.items():
-                        best[label] = max(best[label], throughput(dataset, args.clips, args.batch, args.workers))
+                        rate, cpu_rate = throughput(dataset, args.clips, args.batch, args.workers)
+                        best[label], per_cpu[label] = max(best[label], rate), max(per_cpu[label], cpu_rate)
                 per_clip = frames_per_clip(settings)
                 decode, loader = best["decode only"] * per_clip, best["ours"] * per_clip
-                rows.append((name, mode, decode, loader, loader / decode))
+                cpu_ratio = per_cpu["ours"] / per_cpu["decode only"]
+                rows.append((name, mode, decode, loader, loader / decode, cpu_ratio))
                 print(f"{name:9s} {mode:4s} decode only {decode:8.0f} frames/s  ours {loader:8.0f} frames/s  "
-                      f"{loader / decode:5.2f}×", flush=True)
+                      f"{loader / decode:5.2f}×  (per CPU-second: {cpu_ratio:5.2f}×)", flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
-    print("\n| sampling | stream | decode only (JPEG frames/s) | ours (frames/s) | ours / decode |\n"
-          "|---|---|---:|---:|---:|")
-    for name, mode, decode, loader, ratio in rows:
-        print(f"| {name} | {mode} | {decode:.0f} | {loader:.0f} | {ratio:.2f}× |")
+    print("\n| sampling | stream | decode only (JPEG frames/s) | ours (frames/s) | ours / decode | same, per CPU-second |"
+          "\n|---|---|---:|---:|---:|---:|")
+    for name, mode, decode, loader, ratio, cpu_ratio in rows:
+        print(f"| {name} | {mode} | {decode:.0f} | {loader:.0f} | {ratio:.2f}× | {cpu_ratio:.2f}× |")
     return 0
 
 

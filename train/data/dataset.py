@@ -6,6 +6,7 @@ packs, every frame naming); clips leave as uint8 tensors and are normalised on t
 (:func:`train.data.transforms.normalize_on_device`). Random choices come from a generator seeded by
 (seed, epoch, item), so a run is reproducible whatever the number of workers, and a resumed run repeats exactly.
 """
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,9 +88,10 @@ class FrameSource:
     modality: str = "rgb"
     naming: str = "mmaction"
     storage: str = None
+    video_decoder: str = "cpu"  # video files: cpu or cuda:N (prep.base.frame_source.choose_video_decoder)
 
     def open(self, video_id):
-        return open_frames(self.root, video_id, self.modality, self.naming, self.storage)
+        return open_frames(self.root, video_id, self.modality, self.naming, self.storage, self.video_decoder)
 
 
 class FrameDataset(Dataset):
@@ -112,17 +114,42 @@ class FrameDataset(Dataset):
     def __len__(self):
         return len(self.items)
 
-    def clips(self, item, select=None):
+    def clips(self, item, select=None, buffer=None):
+        """The item's clip(s); ``buffer`` (flat uint8 memory of their size) receives them instead of new memory."""
         video_id, total, _ = self.items[item]
         rng = np.random.default_rng([self.seed, self.epoch, item])
         numbers = self.sampler(total, rng)
+        options = {key: value for key, value in (("select", select), ("buffer", buffer)) if value is not None}
         with self.source.open(video_id) as frames:
-            if select is None:
-                return self.transform(frames, numbers, rng)
-            return self.transform(frames, numbers, rng, select=select)
+            return self.transform(frames, numbers, rng, **options)
 
     def __getitem__(self, item):
         return self.clips(item), self.items[item][2], item
+
+    def __getitems__(self, items):
+        """A batch's items, as a DataLoader worker fetches them: every clip written once, straight into one
+        shared-memory batch that :func:`collate_clips` hands on as it is (without this, each clip is written to
+        private memory, then copied into the shared batch — a third of the loader's CPU time, measured in
+        tests/benchmarks/bench_dataloader.py)."""
+        first = self[items[0]]
+        if get_worker_info() is None or len(items) == 1:
+            return [first, *(self[item] for item in items[1:])]
+        clip = first[0]
+        memory = clip.permute(*_to_memory(clip.dim()))
+        if not memory.is_contiguous():
+            return [first, *(self[item] for item in items[1:])]
+        numel = clip.numel()
+        batch = _shared_uint8(numel * len(items))
+        batch[:numel].copy_(memory.reshape(-1))
+        flat = batch.numpy()
+        out = [(_clip_view(batch, 0, memory.shape), first[1], first[2])]
+        for position, item in enumerate(items[1:], start=1):
+            written = self.clips(item, buffer=flat[position * numel:(position + 1) * numel])
+            view = _clip_view(batch, position, memory.shape)
+            if written.data_ptr() != view.data_ptr():  # a transform that made its own memory: copy it in
+                view.copy_(written)
+            out.append((view, self.items[item][2], item))
+        return out
 
 
 class ClipChunks(Dataset):
@@ -167,6 +194,36 @@ def shard_groups(groups, rank, world_size):
     return [chunk for group in groups[rank::world_size] for chunk in group]
 
 
+def _to_memory(dims):
+    """The permutation (…, C', T, H, W) → (…, T, H, W, C'): the transforms' clips are views of channels-last memory."""
+    return (*range(dims - 4), dims - 3, dims - 2, dims - 1, dims - 4)
+
+
+def _from_memory(dims):
+    return (*range(dims - 4), dims - 1, dims - 4, dims - 3, dims - 2)
+
+
+def _shared_uint8(numel):
+    """A flat uint8 tensor in shared memory (what a DataLoader worker hands to the main process without a copy)."""
+    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=torch.uint8).set_(storage._untyped_storage, 0, (numel,))
+
+
+def _clip_view(batch, position, memory_shape):
+    """Clip ``position`` of a flat batch buffer as the transforms hand clips out: (…, C', T, H, W)."""
+    numel = math.prod(memory_shape)
+    view = batch[position * numel:(position + 1) * numel].view(memory_shape)
+    return view.permute(*_from_memory(view.dim()))
+
+
+def _adjacent(memory):
+    """True when contiguous clip memories lie one after the other in one storage (FrameDataset.__getitems__)."""
+    first, numel = memory[0], memory[0].numel()
+    return all(m.is_contiguous() and m.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+               and m.storage_offset() == first.storage_offset() + k * numel and m.shape == first.shape
+               for k, m in enumerate(memory))
+
+
 def join_clips(clips, join=torch.stack):
     """``join`` (stack or cat) of clip tensors in their memory order — the transforms hand out (…, C', T, H, W)
     views of channels-last memory (…, T, H, W, C'), and joining in that order is a plain copy, not a transposing
@@ -175,10 +232,14 @@ def join_clips(clips, join=torch.stack):
     dims = clips[0].dim()
     if dims < 4:
         return join(clips)
-    to_memory = (*range(dims - 4), dims - 3, dims - 2, dims - 1, dims - 4)  # (…, C', T, H, W) → (…, T, H, W, C')
-    memory = [c.permute(*to_memory) for c in clips]
+    memory = [c.permute(*_to_memory(dims)) for c in clips]  # (…, C', T, H, W) → (…, T, H, W, C')
     if not all(m.is_contiguous() for m in memory):
         return join(clips)
+    if join is torch.stack and _adjacent(memory):  # already one batch (FrameDataset.__getitems__): no copy
+        first = memory[0]
+        batch = torch.empty(0, dtype=first.dtype).set_(first.untyped_storage(), first.storage_offset(),
+                                                      (len(memory), *first.shape))
+        return batch.permute(*_from_memory(batch.dim()))
     shape = list(memory[0].shape)
     shape = [len(memory), *shape] if join is torch.stack else [sum(m.shape[0] for m in memory), *shape[1:]]
     out = None
@@ -186,8 +247,7 @@ def join_clips(clips, join=torch.stack):
         numel = int(np.prod(shape))
         out = memory[0].new(memory[0]._typed_storage()._new_shared(numel, device=memory[0].device)).resize_(shape)
     joined = join(memory, out=out)
-    rank = joined.dim()
-    return joined.permute(*range(rank - 4), rank - 1, rank - 4, rank - 3, rank - 2)
+    return joined.permute(*_from_memory(joined.dim()))
 
 
 def collate_clips(batch):

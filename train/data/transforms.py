@@ -12,6 +12,7 @@ Every frame of a clip gets the same box and flip. Horizontal flip of flow also n
 quantized flow_x becomes 255 − flow_x (motion to the right seen in a mirror goes left). Normalisation happens
 later, on the device (:func:`normalize_on_device`).
 """
+import itertools
 import math
 
 import cv2
@@ -138,12 +139,19 @@ class ClipWriter:
             return {(c, j): (c, j) for c in range(num_clips) for j in range(clip_len)}
         return {(c, j): (c * clip_len + j, 0) for c in range(num_clips) for j in range(clip_len)}
 
-    def allocate(self, clips, numbers):
-        """The output for ``clips`` clips of sampled frame numbers (num_clips, clip_len)."""
+    def allocate(self, clips, numbers, buffer=None):
+        """The output for ``clips`` clips of sampled frame numbers (num_clips, clip_len): new memory, or ``buffer``
+        (flat uint8 of that size: a slice of a batch in shared memory, FrameDataset.__getitems__) seen in that shape."""
         num_clips, clip_len = numbers.shape
         if self.layout == "segments":
-            return np.empty((clips, num_clips, self.size, self.size, clip_len, self.channels), np.uint8)
-        return np.empty((clips, num_clips * clip_len, self.size, self.size, 1, self.channels), np.uint8)
+            shape = (clips, num_clips, self.size, self.size, clip_len, self.channels)
+        else:
+            shape = (clips, num_clips * clip_len, self.size, self.size, 1, self.channels)
+        if buffer is None:
+            return np.empty(shape, np.uint8)
+        if buffer.size != math.prod(shape):
+            raise ValueError(f"a clip buffer of {buffer.size} bytes for clips of shape {shape}")
+        return buffer.reshape(shape)
 
     def write(self, out, clip, positions, image, flip=False):
         """``image`` (a crop of a decoded frame) resized to size², mirrored when ``flip``, into every (t, g) of
@@ -186,6 +194,10 @@ class _FrameBoxes:
             return image.shape[:2], image
         return self.shapes[key], None
 
+    def crops(self, out, image, positions, jobs, boxes):
+        for (clip, _, flip), (top, left, height, width) in zip(jobs, boxes):
+            self.writer.write(out, clip, positions, image[top:top + height, left:left + width], flip)
+
     def fill(self, out, frames, numbers, jobs):
         """``jobs``: [(clip, box in the resized frame, flip)] sharing the frame numbers (num_clips, clip_len)."""
         shape, first_image = self.stored_shape(frames, numbers.flat[0])
@@ -197,13 +209,11 @@ class _FrameBoxes:
         where = {}
         for (c, j), slot in self.writer.slots(numbers).items():
             where.setdefault(int(numbers[c, j]), []).append(slot)
-        for number, positions in where.items():
-            if first_image is not None and number == int(numbers.flat[0]) and reduce == 1:
-                image = first_image
-            else:
-                image = frames.read(number, reduce)
-            for (clip, _, flip), (top, left, height, width) in zip(jobs, boxes):
-                self.writer.write(out, clip, positions, image[top:top + height, left:left + width], flip)
+        first = int(numbers.flat[0])
+        reuse = first_image is not None and reduce == 1  # the frame read to learn the size, already decoded
+        decoded = frames.read_many([n for n in where if not (reuse and n == first)], reduce)  # one planned pass
+        for number, image in itertools.chain([(first, first_image)] if reuse else [], decoded):
+            self.crops(out, image, where[number], jobs, boxes)
         for clip, _, flip in jobs:
             if flip and self.writer.is_flow:
                 self.writer.negate_flow_x(out, clip)
@@ -230,7 +240,7 @@ class TrainTransform:
         self.crop_input_size = crop_input_size or writer.size
         self.num_crops = 1
 
-    def __call__(self, frames, numbers, rng):
+    def __call__(self, frames, numbers, rng, buffer=None):
         numbers = numbers[0]
         shape, _ = self.frames.stored_shape(frames, numbers.flat[0])
         height, width = resized_shape(shape[0], shape[1], self.frames.resize_short)
@@ -242,7 +252,7 @@ class TrainTransform:
         else:
             box = random_crop_box(height, width, self.writer.size, rng)
         flip = bool(self.flip and rng.random() < 0.5)
-        out = self.writer.allocate(1, numbers)
+        out = self.writer.allocate(1, numbers, buffer)
         self.frames.fill(out, frames, numbers, [(0, box, flip)])
         if self.randaugment:
             from .augment import rand_augment
@@ -264,13 +274,13 @@ class EvalTransform:
         self.writer, self.frames, self.crops, self.num_crops = writer, _FrameBoxes(writer, resize_short), crops, \
             CROPS[crops]
 
-    def __call__(self, frames, numbers, rng=None, select=None):
+    def __call__(self, frames, numbers, rng=None, select=None, buffer=None):
         views = len(numbers)
         select = list(range(views * self.num_crops)) if select is None else list(select)
         shape, _ = self.frames.stored_shape(frames, numbers.flat[0])
         height, width = resized_shape(shape[0], shape[1], self.frames.resize_short)
         boxes = eval_crop_boxes(height, width, self.writer.size, self.crops)
-        out = self.writer.allocate(len(select), numbers[0])
+        out = self.writer.allocate(len(select), numbers[0], buffer)
         for view in sorted({clip // self.num_crops for clip in select}):
             jobs = [(row, boxes[clip % self.num_crops][:4], boxes[clip % self.num_crops][4])
                     for row, clip in enumerate(select) if clip // self.num_crops == view]

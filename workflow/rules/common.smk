@@ -3,9 +3,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
-
-from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
 from prep.datasets import DATASETS as KNOWN_DATASETS, facts, list_name, real_datasets
@@ -13,15 +10,14 @@ from prep.datasets.schema import config_schema
 from train.recipe import MODES as RECIPE_MODES
 from train.recipe import RecipeError, check_config_numbers, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
+from prep.base.encoding import settings_for
+from prep.base.config import validate
 
 REAL_DATASETS = real_datasets()
 
-# the schema names no dataset: the registry's are filled in (prep.datasets.schema); validate() reads a file
-with tempfile.TemporaryDirectory() as _schema_dir:
-    _schema = os.path.join(_schema_dir, "config.schema.yaml")
-    with open(_schema, "w") as _handle:
-        json.dump(config_schema(), _handle)  # the schema file beside the prep package in use
-    validate(config, schema=_schema)
+# as snakemake.utils.validate (defaults filled in), with aliases counted first and errors naming the key; the schema
+# names no dataset: the registry's are filled in (prep.datasets.schema)
+validate(config, config_schema())
 check_config_numbers(config)
 
 for _model in config["models"]:  # every planned run has a usable recipe (other targets: when their job is planned)
@@ -130,6 +126,26 @@ def stream_root(wildcards):
 def recipe_json(wildcards):
     """The run's recipe (config recipes.<model>.<dataset> and the model-wide keys; train.recipe resolves its base)."""
     return json.dumps(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), sort_keys=True)
+
+
+def reencode_settings(wildcards):
+    """prep reencode's encoder options for a dataset: config reencode.keyint / bframes, else derived from the
+    samplings of the planned recipes that read its rgb (prep.reencode.settings_for: training and test sampling)."""
+    samplings = []
+    for model in MODELS:
+        try:
+            settings = resolve(recipe_for(config["recipes"], model, wildcards.dataset), "rgb")
+        except RecipeError:  # this model is not run on this dataset
+            continue
+        samplings.append((settings["sampling"], settings["num_clips"], settings["clip_len"], settings["frame_interval"]))
+        samplings.append((settings["test_sampling"] or settings["sampling"], settings["test_num_clips"] or
+                          settings["num_clips"], settings["test_clip_len"] or settings["clip_len"],
+                          settings["frame_interval"]))
+    derived = settings_for(samplings, config["reencode"]["crf"])
+    keyint = config["reencode"].get("keyint") or derived.keyint
+    bframes = config["reencode"].get("bframes")
+    bframes = derived.bframes if bframes is None else bframes
+    return f"--keyint {keyint} --bframes {bframes} --fastdecode {derived.fastdecode} --crf {derived.crf}"
 
 
 def frames_size(wildcards):

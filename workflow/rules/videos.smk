@@ -10,7 +10,7 @@ rule reencode:
         out="data/{dataset}/videos",
         shards=lambda wildcards: prep_jobs(wildcards.dataset, "reencode", "shards"),
         size=frames_size,  # the frame size the dataset's recipes assume, as for rawframes
-        crf=config["reencode"]["crf"],
+        encoder=reencode_settings,  # keyframe interval and B-frames for the recipes that read it; a change re-encodes
     threads: prep_threads("reencode")
     log:
         "logs/reencode/{dataset}_{shard}.log",
@@ -21,4 +21,4 @@ rule reencode:
     shell:
         "python -m prep reencode {input.raw}/videos {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " {params.size} --crf {params.crf} --report {output} > {log} 2>&1"
+        " {params.size} {params.encoder} --report {output} > {log} 2>&1"
