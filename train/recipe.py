@@ -38,7 +38,11 @@ DEFAULTS = {
     # speed on a GPU (train/train.py): bf16/fp16 AMP, workers from the CPUs granted, NHWC for 2D models; CPU: off
     "amp": "auto", "data_workers": "auto", "channels_last": "auto", "compile": False,
     # optional augmentation (off by default) and gradient accumulation (optimizer step every `accumulate` batches)
-    "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": 1,
+    "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": None,
+    # fewer processes than the reference run: reach reference_batch by accumulation (lr as published) or scale_lr
+    "batch_policy": "accumulate",
+    # prefetched batches one DataLoader may hold (batch bytes × prefetch × workers); auto = half of /dev/shm
+    "loader_memory_gb": "auto",
 }
 
 REPO = Path(__file__).resolve().parents[1]
