@@ -155,7 +155,7 @@ def test_gpu_settings_train_and_evaluate_every_arch_on_the_cpu(arch, synthetic_s
     clip = arch.startswith("i3d")
     settings = resolve({"arch": arch, "model_options": {"base_channels": 4}, "num_clips": 1 if clip else 2,
                         "clip_len": 8 if clip else 1, "input_size": 32, "resize_short": 40, "batch_size": 4,
-                        "epochs": 1, "lr": 0.01, "schedule": "constant", "channels_last": True, "amp": "bf16",
+                        "epochs": 1, "lr": 0.01, "grad_clip": 40, "schedule": "constant", "channels_last": True, "amp": "bf16",
                         "data_workers": 2, "test_crops": "three", "eval_batch": 6}, "rgb")
     lists = write_lists(synthetic_small, tmp_path)
     root = synthetic_small["root"] / "rawframes"
@@ -183,3 +183,37 @@ def test_gpu_settings_train_and_evaluate_every_arch_on_the_cpu(arch, synthetic_s
         full = score_dataset(model, test_set, {**settings, "amp": "none"}, len(synthetic_small["classes"]),
                              context.device, 6, accurate=True)
         assert not torch.equal(full, scores) and torch.allclose(full, scores, atol=0.1)
+
+
+def test_published_table_covers_the_seed_rows_and_results_carry_the_difference(tmp_path):
+    from train.evaluate import result_record
+    from train.published import MARGIN, published_rows
+    from train.report import reproduction_table
+
+    rows = published_rows()
+    keys = {(r["model"], r["dataset"], r["mode"]) for r in rows}
+    assert {("tsm", "kinetics400", "rgb"), ("tsn-1x1x8", "kinetics400", "rgb"), ("i3d", "ucf101", "joint"),
+            ("i3d-dense", "kinetics400", "rgb"), ("i3d", "hmdb51", "flow")} <= keys
+    for row in rows:  # every row says where it is published, and its model resolves to a recipe here
+        assert row["source"] and float(row["top1"]) > 0 and row["test_mode"] in ("efficient", "accurate")
+        settings_for(CONFIG, row["model"], row["dataset"], row["mode"])
+    scores = {"top1": 0.70, "top5": 0.9, "mean_class_accuracy": 0.7, "per_class_accuracy": [0.7],
+              "confusion_matrix": [[1]]}
+    settings = seed("tsm")
+    record = result_record("tsm", "kinetics400", "rgb", ["a"], scores, {**scores, "top1": 0.5}, {
+        "config": settings, "protocol": {"total_batch": 32, "batch_policy": "scale_lr", "checkpoint": {"epoch": 10},
+                                         "test": {"efficient": eval_protocol(settings, False)}}})
+    by_seed = {p["seed"]: p for p in record["published"]}
+    assert set(by_seed) == {"000", "001"}  # PaddleVideo and mmaction2 publish this row
+    assert by_seed["001"]["difference_top1"] == pytest.approx(70.0 - 70.59) and not by_seed["001"]["flagged"]
+    assert by_seed["000"]["difference_top1"] == pytest.approx(70.0 - 71.06) and by_seed["000"]["flagged"]
+    assert abs(by_seed["000"]["difference_top1"]) > MARGIN
+    assert by_seed["000"]["protocol_differences"] == [
+        "weights: ours resnet50-0676ba61.pth, published ResNet50_pretrain.pdparams (PaddleVideo)",
+        "batch: ours 32 (scale_lr), published 128", "epochs: ours 10, published 50"]
+    path = tmp_path / "tsm.json"
+    path.write_text(__import__("json").dumps(record))
+    table = reproduction_table([path])
+    assert len(table) == len(rows)
+    ran = table[table["top1"].notna()]
+    assert ran["seed"].tolist() == ["000", "001"] and ran["flagged"].tolist() == [True, False]

@@ -184,13 +184,17 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
 
 
 def result_record(model, dataset, mode, classes, efficient, accurate, extra):
+    """The results JSON; ``published``: the seeds' numbers for this row and our difference (train/published.py)."""
+    from train.published import compare
+
     headline = {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")}
-    return {"model": model, "dataset": dataset, "mode": mode, **headline,
-            "efficient": {k: efficient[k] for k in ("top1", "top5", "mean_class_accuracy")},
-            "accurate": {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")},
-            "num_classes": len(classes), "classes": classes,
-            "per_class_accuracy": dict(zip(classes, accurate["per_class_accuracy"])),
-            "confusion_matrix": accurate["confusion_matrix"], **extra, "versions": versions()}
+    record = {"model": model, "dataset": dataset, "mode": mode, **headline,
+              "efficient": {k: efficient[k] for k in ("top1", "top5", "mean_class_accuracy")},
+              "accurate": {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")},
+              "num_classes": len(classes), "classes": classes,
+              "per_class_accuracy": dict(zip(classes, accurate["per_class_accuracy"])),
+              "confusion_matrix": accurate["confusion_matrix"], **extra}
+    return {**record, "published": compare(record), "versions": versions()}
 
 
 def write_json(path, record):
