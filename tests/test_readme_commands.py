@@ -106,6 +106,11 @@ def test_documented_command_runs(doc, command, checkout):
             pytest.skip("torchrun alone, not a command")
         command = shlex.join(tokens[tokens.index("-m"):])
         tokens = [sys.executable, "-m", *tokens[tokens.index("-m") + 1:]]
+    elif tokens[0] in ("python", "python3") and tokens[1] != "-m":  # a script: its --help lists the options
+        result = run([sys.executable, tokens[1], "--help"], checkout)
+        assert result.returncode == 0, f"{command}\n{result.stderr[-1500:]}"
+        assert_options_listed(command, result.stdout, tokens[1])
+        return
     else:
         assert tokens[:2] in (["python", "-m"], ["python3", "-m"]), command
         tokens = [sys.executable, *tokens[1:]]
@@ -121,9 +126,13 @@ def test_documented_command_runs(doc, command, checkout):
         head.append(token)
     result = run([*tokens[:3], *head, "--help"], checkout)
     assert result.returncode == 0, f"{command}\n{result.stderr[-1500:]}"
+    assert_options_listed(command, result.stdout, f"{' '.join(tokens[1:3])} {' '.join(head)}")
+
+
+def assert_options_listed(command, help_text, program):
     options = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", command)) - {"--help"}
-    missing = [o for o in sorted(options) if o not in result.stdout]
-    assert not missing, f"{command}: options not in `{' '.join(tokens[1:3])} {' '.join(head)} --help`: {missing}"
+    missing = [o for o in sorted(options) if o not in help_text]
+    assert not missing, f"{command}: options not in `{program} --help`: {missing}"
 
 
 def test_the_extractor_sees_the_commands():

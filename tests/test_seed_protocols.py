@@ -217,3 +217,54 @@ def test_published_table_covers_the_seed_rows_and_results_carry_the_difference(t
     assert len(table) == len(rows)
     ran = table[table["top1"].notna()]
     assert ran["seed"].tolist() == ["000", "001"] and ran["flagged"].tolist() == [True, False]
+
+
+def test_processes_share_the_gpus_when_there_are_fewer():
+    from train.utils import device_and_backend
+
+    assert device_and_backend(1, 2, 2) == (torch.device("cuda", 1), "nccl")
+    assert device_and_backend(1, 2, 1) == (torch.device("cuda", 0), "gloo")  # NCCL refuses two ranks on one GPU
+    assert device_and_backend(3, 4, 2) == (torch.device("cuda", 1), "gloo")
+    assert device_and_backend(0, 2, 0) == (torch.device("cpu"), "gloo")
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_the_cpu():
+    """tests/gpu/check_gpu.py --on-cpu: the GPU check's own code (two processes, guard, resume, evaluation)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "gpu" / "check_gpu.py"), "--on-cpu", "--recipes",
+                             "tsm_r50_kinetics400"], capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "check_gpu: 4/4 passed" in result.stdout
+
+
+def test_the_gpu_check_imports_only_what_a_bare_gpu_machine_has():
+    """tests/gpu/check_gpu.py and what it runs (train.launch, train.train, train.evaluate, the collective guard)
+    import only torch, torchvision, triton, numpy, pandas, pyarrow, pyyaml, tqdm and OpenCV at module level: no
+    PyAV, no Snakemake, no pytest (anything else is imported where it is used)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = """
+import importlib, sys
+allowed = {"torch", "torchvision", "triton", "numpy", "pandas", "pyarrow", "yaml", "tqdm", "cv2", "prep", "train",
+           "tests", "check_gpu"}
+before = set(sys.modules)
+sys.path.insert(0, "tests/gpu")
+for name in ("check_gpu", "train.launch", "train.train", "train.evaluate", "tests.collective_guard"):
+    importlib.import_module(name)
+third_party = {m.split(".")[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)
+# what the allowed packages pull in themselves is theirs (torch: sympy, jinja2, ...; pandas: dateutil, pytz, ...)
+ours = [n for n in third_party - allowed if n in ("av", "snakemake", "pytest", "jsonschema", "rarfile", "decord",
+                                                     "matplotlib", "imageio_ffmpeg", "requests", "onnx")]
+print(sorted(ours))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", result.stdout

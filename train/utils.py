@@ -39,25 +39,35 @@ class Distributed:
         return self.rank == 0
 
 
+def device_and_backend(local_rank, local_world_size, gpus):
+    """(device, backend) of a process: cuda:LOCAL_RANK over NCCL when each process has a GPU of its own; with more
+    processes than GPUs they share them round-robin over gloo (NCCL refuses two ranks on one GPU, "Duplicate GPU
+    detected"; gloo all-reduces CUDA tensors), so a one-GPU machine still runs the multi-process code; cpu over gloo
+    without GPUs."""
+    if not gpus:
+        return torch.device("cpu"), "gloo"
+    return torch.device("cuda", local_rank % gpus), "nccl" if local_world_size <= gpus else "gloo"
+
+
 def init_distributed():
-    """Read torchrun's environment, pick the device (cuda:LOCAL_RANK or cpu) and join the process group."""
+    """Read torchrun's environment, pick the device (:func:`device_and_backend`) and join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    device, backend = device_and_backend(local_rank, local_world_size,
+                                         torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if device.type == "cuda":
         torch.cuda.set_device(device)  # also the device all_gather_object uses under NCCL
-    else:
-        device = torch.device("cpu")
     if world_size > 1:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
     return Distributed(rank=int(os.environ.get("RANK", "0")), world_size=world_size, local_rank=local_rank,
-                       local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")), device=device)
+                       local_world_size=local_world_size, device=device)
 
 
 def barrier(context):
-    if context.world_size > 1:
-        dist.barrier(device_ids=[context.device.index] if context.device.type == "cuda" else None)
+    if context.world_size > 1:  # device_ids: NCCL's only
+        nccl = dist.get_backend() == "nccl"
+        dist.barrier(device_ids=[context.device.index] if nccl else None)
 
 
 def close_distributed(context):
