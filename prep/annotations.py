@@ -3,7 +3,8 @@
 From the dataset index and the frames / flow shard reports, ``python -m prep annotations`` writes into OUT_DIR:
 
 - ``manifest.parquet`` — one row per video: video_id, class_name, label, split_<k>, video_path, frame_dir, flow_dir,
-  fps, width, height, container_frames, n_frames, n_flow, status (``ok`` or why not), note; and the rgb and flow
+  fps, width, height, container_frames, n_frames, n_flow, flow_backend (``prep flow --backend`` that computed the
+  flow: opencv or torch, the same numbers), status (``ok`` or why not), note; and the rgb and flow
   namings of the trees (:mod:`prep.base.frame_source`).
 - mmaction2 lists: ``{name}_rawframes.txt`` (``class/video n_frames label``), ``{name}_flow.txt`` (flow count),
   ``{name}_videos.txt`` (``class/video.ext label``), where name is ``{dataset}_{train|val}_split_{k}`` or, for
@@ -20,7 +21,8 @@ named so (Kinetics: ``--class-folders label``); video lists need the video root.
 
 ``python -m prep lists DATASET --splits DIR --frames DIR --out DIR`` does the same for a frames tree made by other
 tools, in any naming (``--naming``, ``--flow-naming``), folders or packs, class folders (any Kinetics form,
-PaddleVideo's ``class/video.mp4/`` folders) or flat.
+PaddleVideo's ``class/video.mp4/`` folders) or flat. A tree without any flow gets its rgb lists (no flow lists);
+the videos the split files name and the tree lacks are in ``OUT/missing.csv`` (as every other left-out video).
 """
 import json
 import os
@@ -33,14 +35,15 @@ from prep.base.atomic import atomic_directory, atomic_file
 from prep.base.errors import UserError
 from prep.base.frame_source import (FRAMES_MARKER, NAMINGS, FrameError, count_frames, describe_naming, frame_videos,
                                     naming_of)
-from prep.base.index_file import read_index
+from prep.base.index_file import missing_report_rows, read_index, write_missing
 from prep.base.media import VIDEO_EXTENSIONS
 from prep.datasets import DATASETS, build_index, dataset_module
 from prep.datasets.kinetics400 import add_class_folders_argument, class_folder_variants
 
 MANIFEST_COLUMNS = ["video_id", "class_name", "label", "video_path", "frame_dir", "flow_dir", "fps", "width",
-                    "height", "container_frames", "n_frames", "n_flow", "status", "note"]
+                    "height", "container_frames", "n_frames", "n_flow", "flow_backend", "status", "note"]
 JSON_SUBSETS = {"train": "training", "test": "validation"}  # 3D-ResNets' subset names
+MISSING_CSV = "missing.csv"
 
 
 def split_columns(frame):
@@ -54,10 +57,11 @@ def read_reports(paths):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["video_id", "status"])
 
 
-def build_manifest(index, frames_report, flow_report):
+def build_manifest(index, frames_report, flow_report, with_flow=True):
     """Join index, frames and flow reports; ``status`` says ``ok`` or the first reason a video is unusable.
     ``frame_dir`` / ``flow_dir`` (the video's frames under the rgb / flow root) are the reports' when they say,
-    else the video id (the pipeline writes each video's frames at ``root/video_id``)."""
+    else the video id (the pipeline writes each video's frames at ``root/video_id``). Without ``with_flow`` (an
+    rgb-only tree) no video needs flow."""
     frames = frames_report.set_index("video_id")
     flow = flow_report.set_index("video_id")
     rows = []
@@ -67,9 +71,12 @@ def build_manifest(index, frames_report, flow_report):
         flow_info = flow.loc[vid].to_dict() if vid in flow.index else {}
         status = row["status"]
         if status == "ok":
-            status = _stage_status("frames", frame_info) or _stage_status("flow", flow_info) or "ok"
+            status = (_stage_status("frames", frame_info) or (with_flow and _stage_status("flow", flow_info))
+                      or "ok")
         meta = {k: frame_info.get(k) for k in ("fps", "width", "height", "container_frames", "n_frames")}
+        backend = flow_info.get("backend")
         rows.append({**row, **meta, "n_flow": flow_info.get("n_flow"), "status": status,
+                     "flow_backend": backend if isinstance(backend, str) else "",
                      "frame_dir": _folder(frame_info, "frame_dir", vid), "flow_dir": _folder(flow_info, "flow_dir", vid),
                      "note": frame_info.get("note", "") or ""})
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + split_columns(index))
@@ -87,6 +94,8 @@ def _folder(info, column, video_id):
 def _stage_status(stage, info):
     if not info:
         return f"missing: no {stage} report"
+    if str(info["status"]).startswith("missing"):  # a tree made elsewhere that lacks the video
+        return info["status"]
     if str(info["status"]).startswith("quarantined"):
         return f"quarantined: {stage}: {info['status'].split(':', 1)[1].strip()}"
     return None
@@ -96,7 +105,7 @@ def write_lines(path, lines):
     Path(path).write_text("".join(f"{line}\n" for line in lines))
 
 
-def unwritable(kind, rows, with_videos=True):
+def unwritable(kind, rows, with_videos=True, with_flow=True):
     """Why a file of ``kind`` cannot name ``rows`` so that its reader finds them (None: it can).
 
     kinds: ``split`` (a whitespace-split list of frame / flow folders: mmaction2's RawframeDataset and PaddleVideo's
@@ -106,6 +115,7 @@ def unwritable(kind, rows, with_videos=True):
         for frame_dir, flow_dir, label, vid in zip(rows["frame_dir"], rows["flow_dir"], rows["class_name"],
                                                    rows["video_id"]):
             implied = f"{label}/{vid.rsplit('/', 1)[-1]}"
+            flow_dir = flow_dir if with_flow else implied
             if frame_dir != implied or flow_dir != implied:
                 return (f"3D-ResNets / MindSpore-I3D would read {implied!r}, the frames are at {frame_dir!r}"
                         + ("" if flow_dir == frame_dir else f" and {flow_dir!r}")
@@ -113,7 +123,10 @@ def unwritable(kind, rows, with_videos=True):
         return None
     if kind == "video_split" and not with_videos:
         return "no video root given (--videos)"
-    for column in ["video_path"] if kind == "video_split" else ["frame_dir", "flow_dir"]:
+    if kind == "flow_split" and not with_flow:
+        return "no flow in the tree (rgb only)"
+    frame_columns = ["frame_dir", "flow_dir"] if with_flow else ["frame_dir"]
+    for column in ["video_path"] if kind == "video_split" else frame_columns:
         spaced = [p for p in rows[column] if str(p).split() != [str(p)]]
         if spaced:
             return (f"{spaced[0]!r} holds whitespace, which mmaction2 and PaddleVideo split lines on "
@@ -122,13 +135,16 @@ def unwritable(kind, rows, with_videos=True):
 
 
 def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction", flow_naming="mmaction",
-                      with_videos=True):
+                      with_videos=True, with_flow=True):
     """Every list and JSON into ``out_dir`` (created atomically, replaced if it exists) whose paths exist for its
-    reader (:func:`unwritable`); the manifest records the trees' namings. Returns ``{file: why not written}``."""
+    reader (:func:`unwritable`); the manifest records the trees' namings; ``missing.csv`` (as ``prep arrange``'s:
+    video_id, class_name, splits, reason) lists every video the split files name that the lists leave out.
+    Without ``with_flow`` (an rgb-only tree) no flow list is written. Returns ``{file: why not written}``."""
     usable = manifest[manifest["status"] == "ok"]
     out_dir = Path(out_dir)
     skipped = {}
-    reasons = {kind: unwritable(kind, usable, with_videos) for kind in ("split", "video_split", "json")}
+    reasons = {kind: unwritable(kind, usable, with_videos, with_flow)
+               for kind in ("split", "flow_split", "video_split", "json")}
 
     def write_list(path, kind, lines):
         if reasons[kind]:
@@ -150,7 +166,7 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction", fl
                 labels = rows["label"].tolist()
                 frames = list(zip(rows["frame_dir"], rows["n_frames"], labels))
                 write_list(tmp / f"{name}_rawframes.txt", "split", [f"{d} {n} {y}" for d, n, y in frames])
-                write_list(tmp / f"{name}_flow.txt", "split",
+                write_list(tmp / f"{name}_flow.txt", "flow_split",
                            [f"{d} {n} {y}" for d, n, y in zip(rows["flow_dir"], rows["n_flow"], labels)])
                 write_list(tmp / "paddle" / f"{name}_frames.txt", "split", [f"{d} {n} {y}" for d, n, y in frames])
                 videos = [f"{p} {y}" for p, y in zip(rows["video_path"], labels)]
@@ -166,6 +182,7 @@ def write_annotations(manifest, classes, dataset, out_dir, naming="mmaction", fl
                 continue
             with open(tmp / json_file, "w") as handle:
                 json.dump({"labels": list(classes), "database": database}, handle)
+        write_missing(tmp / MISSING_CSV, missing_report_rows(manifest))
         manifest = manifest.copy()
         manifest.attrs.update({"classes": "\n".join(classes), "naming": describe_naming(naming),
                                "flow_naming": describe_naming(flow_naming)})
@@ -229,18 +246,19 @@ def manifest_from_tree(dataset, splits_dir, frames_dir, flow_dir=None, video_dir
         if frame_rows[-1]["status"] == "done" and folder.is_dir() and not (folder / FRAMES_MARKER).exists():
             with atomic_file(folder / FRAMES_MARKER, sync=False) as handle:  # for 3D-ResNets' readers; as the frames
                 handle.write(f"{frame_rows[-1]['n_frames']}\n")
+    with_flow = any(row["status"] == "done" for row in flow_rows)  # none: an rgb-only tree, rgb lists only
     if not any(row["status"] == "done" for row in frame_rows):
         raise UserError(f"--frames {frames_dir}: none of the {len(index)} videos of the {dataset} lists has frames "
                         f"there (looked for [class/]video folders and .pack files named as in the lists, with "
                         f"{naming} names; first: {frame_rows[0]['status'] if frame_rows else '-'})")
     index["status"] = "ok"  # the tree stands in for the videos
-    return build_manifest(index, pd.DataFrame(frame_rows), pd.DataFrame(flow_rows)), classes
+    return build_manifest(index, pd.DataFrame(frame_rows), pd.DataFrame(flow_rows), with_flow), classes, with_flow
 
 
 def _tree_record(root, path, video_id, modality, naming):
     key, column, count = ("rgb", "frame_dir", "n_frames") if modality == "rgb" else ("flow", "flow_dir", "n_flow")
-    if path is None:
-        return {"video_id": video_id, "status": f"quarantined: no {key} frames in {root}"}
+    if path is None:  # the split files name it, the tree lacks it: missing.csv says so
+        return {"video_id": video_id, "status": f"missing: no {key} frames in {root}"}
     try:
         n = count_frames(root, path, modality, naming)
     except FrameError as error:
@@ -253,6 +271,8 @@ def summary_line(manifest, skipped=None):
     counts = manifest["status"].str.split(":").str[0].value_counts().to_dict()
     line = (f"annotations: {len(manifest)} videos — {counts.get('ok', 0)} ok, {counts.get('missing', 0)} missing, "
             f"{counts.get('quarantined', 0)} quarantined")
+    if len(manifest) > counts.get("ok", 0):
+        line += f" (each with its reason in {MISSING_CSV})"
     for name, why in sorted((skipped or {}).items()):
         line += f"\n  not written: {name}: {why}"
     return line
@@ -270,10 +290,11 @@ def run_annotations(args):
 def run_lists(args):
     if not Path(args.frames).is_dir():
         raise UserError(f"--frames {args.frames}: no such directory")
-    manifest, classes = manifest_from_tree(args.dataset, args.splits, args.frames, args.flow, args.videos,
-                                           args.naming, args.flow_naming, args.class_folders)
+    manifest, classes, with_flow = manifest_from_tree(args.dataset, args.splits, args.frames, args.flow, args.videos,
+                                                      args.naming, args.flow_naming, args.class_folders)
     skipped = write_annotations(manifest, classes, args.dataset, args.out, args.naming,
-                                args.flow_naming or args.naming, with_videos=args.videos is not None)
+                                args.flow_naming or args.naming, with_videos=args.videos is not None,
+                                with_flow=with_flow)
     print(summary_line(manifest, skipped) + f"\n→ {args.out}")
     return 0
 

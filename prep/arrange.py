@@ -14,13 +14,13 @@ OUT_RAW (reasons: ``not found``, ``empty file: <path>``), and those videos are l
 The run fails — OUT_RAW is not written, the report is kept as ``<MISSING>.rejected.csv`` — when the missing share
 is above ``--max-missing-fraction`` (sources.kinetics400.max_missing_fraction, default 0.15; UCF101 and HMDB51: 0).
 """
-import csv
 import os
 import shutil
 from pathlib import Path
 
-from prep.base.atomic import atomic_directory, atomic_file
+from prep.base.atomic import atomic_directory
 from prep.base.errors import UserError
+from prep.base.index_file import missing_report_rows, write_missing
 from prep.base.names import safe_relative
 from prep.base.sources import read_sources
 from prep.datasets import REAL_DATASETS, build_index, dataset_module
@@ -65,21 +65,7 @@ def missing_rows(dataset, raw_dir, notes=None):
     """``(rows, total)``: the missing report rows of an arranged tree (from the same index `prep index` builds);
     notes: ``{video_id: reason}`` that say more than the index can (the source file that was empty)."""
     frame, _classes = build_index(dataset, raw_dir / "splits", raw_dir / "videos")
-    split_cols = [c for c in frame.columns if c.startswith("split_")]
-    rows = []
-    for record in frame[frame["status"] != "ok"].to_dict("records"):
-        splits = " ".join(f"{c[len('split_'):]}:{record[c]}" for c in split_cols)
-        reason = record["status"].split(":", 1)[1].strip() if ":" in record["status"] else record["status"]
-        reason = (notes or {}).get(record["video_id"], reason)
-        rows.append([record["video_id"], record["class_name"], splits, reason])
-    return rows, len(frame)
-
-
-def write_missing(path, rows):
-    with atomic_file(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["video_id", "class_name", "splits", "reason"])
-        writer.writerows(rows)
+    return missing_report_rows(frame, notes), len(frame)
 
 
 def arrange(dataset, sources, extracted_dir, out_raw, missing_csv, max_missing_fraction=0.0):

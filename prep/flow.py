@@ -31,23 +31,28 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from prep.base.atomic import (atomic_directory, atomic_file, remove_own_temporaries, remove_stale_temporaries,
                               temporary_sibling)
 from prep.base.errors import UserError
 from prep.base.diskspace import write_bytes
-from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, unreadable_reason,
-                             unusable_name_record)
+from prep.base.media import (VIDEO_EXTENSIONS, DecodeError, VideoReader, decoded_note, output_size,
+                             unreadable_reason, unusable_name_record)
 from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMINGS, FrameError, count_frames,
                                     find_storage, find_video, frame_videos, is_flow_entry, naming_of, open_frames,
                                     storage_path)
-from prep.base.optical_flow import ALGORITHMS, cached_estimator, create_estimator, quantize
+from prep.base.optical_flow import (ALGORITHMS, BACKENDS, cached_estimator, create_estimator, quantize,
+                                    resolve_device)
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
-                              run_pool, select_shard, summarise, write_report)
+                              run_pool, select_shard, summarise, torch_threads, write_report)
 
-REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds"]
+REPORT_COLUMNS = ["video_id", "status", "n_flow", "note", "seconds", "backend"]
+# Pairs of one video handed to the torch backend at once; the pairs of the videos other threads hand in at the same
+# time join them in one batch on the device (prep.base.optical_flow.BatchEstimator).
+TORCH_CHUNK = 16
 
 
 def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, info=None):
@@ -60,43 +65,55 @@ def gray_frames(kind, source, naming="mmaction", short_side=None, size=None, inf
             for k in range(1, frames.verify() + 1):  # a gap in the numbering is an error, not a silent skip
                 yield frames.read_gray(k)
     else:
-        capture = open_video(source)
-        if capture is None:
-            raise ValueError(unreadable_reason(source))
+        try:  # the one decoder (prep.base.media), as `prep frames`: rotation applied, damaged packets skipped
+            video = VideoReader(source)
+        except DecodeError:
+            raise ValueError(unreadable_reason(source)) from None
         try:
-            info["container_frames"] = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-            ok, frame = capture.read()
-            target = output_size(frame.shape[1], frame.shape[0], short_side, size) if ok else None
-            while ok:
+            facts = video.facts()
+            info.update(container_frames=facts["container_frames"], damage=video.damage)
+            target = output_size(facts["width"], facts["height"], short_side, size)
+            for frame in video.arrays("bgr24"):
                 if target != (frame.shape[1], frame.shape[0]):
                     frame = cv2.resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 info["decoded"] = info.get("decoded", 0) + 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                ok, frame = capture.read()
         finally:
-            capture.release()
+            video.close()
+
+
+def video_note(info):
+    """The report's note on a video source: fewer frames than the container claims, damaged packets skipped."""
+    notes = (decoded_note(info.get("decoded", 0), info.get("container_frames", 0)),
+             info["damage"].note() if "damage" in info else "")
+    return "; ".join(n for n in notes if n)
 
 
 class _TooFew(Exception):
     pass
 
 
-def write_flow(frames, add, estimate, bound, quality, naming="mmaction"):
+def write_flow(frames, add, estimate, bound, quality, naming="mmaction", chunk=1):
     """Flow of consecutive frames → ``add(name, jpeg)`` under ``naming``'s names; the number of flow frames (a
-    _TooFew below one). A naming with a zero first flow frame (MindSpore-I3D) gets flow 1 from frame 1 to itself."""
+    _TooFew below one). A naming with a zero first flow frame (MindSpore-I3D) gets flow 1 from frame 1 to itself.
+    ``estimate`` takes up to ``chunk`` pairs at once ((N, H, W) arrays → (N, H, W, 2))."""
     naming = naming_of(naming)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     previous = next(frames, None)
     if naming.zero_first_flow and previous is not None:
         frames = itertools.chain([previous], frames)
     index = 0
-    for current in frames:
-        flow = estimate(previous, current)
-        index += 1
-        for axis, component in enumerate(COMPONENTS):
-            add(naming.name(index, "flow", component),
-                cv2.imencode(".jpg", quantize(flow[..., axis], bound), params)[1])
-        previous = current
+    while True:
+        following = list(itertools.islice(frames, chunk))
+        if not following:
+            break
+        firsts = [previous] + following[:-1]
+        for flow in estimate(np.stack(firsts), np.stack(following)):
+            index += 1
+            for axis, component in enumerate(COMPONENTS):
+                add(naming.name(index, "flow", component),
+                    cv2.imencode(".jpg", quantize(flow[..., axis], bound), params)[1])
+        previous = following[-1]
     if index == 0 or (naming.zero_first_flow and index == 1):
         raise _TooFew(0 if previous is None else 1)
     return index
@@ -139,29 +156,31 @@ def flow_writer(kind, out_path, source=None, naming="mmaction"):
 
 
 def compute_flow(source, out_dir, algorithm="tvl1", bound=20.0, quality=95, naming="mmaction", source_kind="folder",
-                 output_kind="folder", short_side=None, size=None, source_pack=None, flow_naming=None):
+                 output_kind="folder", short_side=None, size=None, source_pack=None, flow_naming=None,
+                 backend="opencv", device="auto"):
     """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
     ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
     a ``merge`` output rewrites; ``naming``: the rgb frames read, ``flow_naming`` the flow written (default: as
-    ``naming``)."""
+    ``naming``); ``backend``/``device``: who computes TV-L1 (:mod:`prep.base.optical_flow`), the same numbers."""
     flow_naming = flow_naming or naming
     started = time.time()
-    estimate = cached_estimator(algorithm)
+    estimate = cached_estimator(algorithm, backend, device)
     info = {}
     frames = gray_frames(source_kind, source, naming, short_side, size, info)
     try:
         with flow_writer(output_kind, out_dir, source_pack, flow_naming) as add:
-            count = write_flow(frames, add, estimate, bound, quality, flow_naming)
+            count = write_flow(frames, add, estimate, bound, quality, flow_naming,
+                               chunk=TORCH_CHUNK if backend == "torch" else 1)
             if naming_of(flow_naming).zero_first_flow and output_kind in ("folder", "pack"):
                 add(FRAMES_MARKER, f"{count}\n".encode())  # MindSpore-I3D's get_loader reads n_frames in flow folders
             add(FLOW_MARKER, f"{count}\n".encode())
     except _TooFew as few:
         return {"status": f"quarantined: {few.args[0]} frame(s), flow needs two", "n_flow": 0,
-                "note": decoded_note(info.get("decoded", 0), info.get("container_frames", 0)),
+                "note": video_note(info),
                 "seconds": round(time.time() - started, 3)}
     finally:
         frames.close()
-    note = decoded_note(info["decoded"], info["container_frames"]) if source_kind == "video" else ""
+    note = video_note(info) if source_kind == "video" else ""
     return {"status": "done", "n_flow": count, "note": note, "seconds": round(time.time() - started, 3)}
 
 
@@ -219,7 +238,11 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
     started = time.time()
     if videos and Path(out_root).resolve() == Path(frames_root).resolve():
         raise UserError("flow from videos needs an OUT_DIR of its own (OUT == SRC puts flow beside rawframes)")
-    create_estimator(options.get("algorithm", "tvl1"))  # fail early, once, on a missing backend
+    backend = options.get("backend", "opencv")
+    if backend == "torch":  # the device once, here: every video thread shares one estimator and its batches
+        options["device"] = resolve_device(options.get("device", "auto"))
+        torch_threads(workers)
+    create_estimator(options.get("algorithm", "tvl1"), backend, options.get("device", "auto"))  # fail early, once
     in_place = Path(out_root).resolve() == Path(frames_root).resolve()
     if in_place:  # merged packs are rewritten beside the old ones; in-place directories are cleaned per video
         remove_own_temporaries(out_root, video_ids, PACK_SUFFIX)
@@ -228,7 +251,9 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
     videos = videos or {}
     jobs = [(vid, str(videos[vid]) if videos.get(vid) else None, str(frames_root), str(out_root), options)
             for vid in video_ids]
-    records = list(run_pool(process_video, jobs, workers, desc="flow"))
+    records = list(run_pool(process_video, jobs, workers, desc="flow", threads=backend == "torch"))
+    for record in records:
+        record["backend"] = backend if record["status"] == "done" else ""
     if report:
         write_report(records, report, REPORT_COLUMNS)
     print(summarise(records, "flow", started))
@@ -263,7 +288,7 @@ def run(args):
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
              algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=args.naming,
-             flow_naming=args.flow_naming, **(resize if videos else {}))
+             flow_naming=args.flow_naming, backend=args.backend, device=args.device, **(resize if videos else {}))
     return 0
 
 
@@ -275,6 +300,12 @@ def add_parser(subparsers):
     parser.add_argument("out_dir", help="flow root: OUT/[class/]video/flow_x_00001.jpg; OUT = SRC puts the flow "
                                         "beside the frames (mmaction2 layout)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="tvl1")
+    parser.add_argument("--backend", choices=BACKENDS, default="opencv",
+                        help="who computes TV-L1: opencv (cv2.optflow, one frame pair at a time per worker) or torch "
+                             "(prep.base.tvl1_torch: OpenCV's numbers, batches of pairs on --device; videos decoded "
+                             "by --workers threads)")
+    parser.add_argument("--device", default="auto", help="torch backend: auto (a GPU when this process sees one, "
+                        "else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--bound", type=float, default=20.0, help="quantization bound in pixels (default 20)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--naming", choices=sorted(NAMINGS), default="mmaction",

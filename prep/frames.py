@@ -19,8 +19,8 @@ from prep.base.atomic import atomic_directory, atomic_file, remove_own_temporari
 from prep.base.diskspace import write_bytes
 from prep.base.frame_source import FRAMES_MARKER, NAMINGS, count_frames, naming_of
 from prep.base.packed import PACK_SUFFIX, PackWriter
-from prep.base.media import (VIDEO_EXTENSIONS, decoded_note, open_video, output_size, probe, unreadable_reason,
-                             unusable_name_record)
+from prep.base.media import (VIDEO_EXTENSIONS, DecodeError, VideoReader, decoded_note, output_size, probe,
+                             unreadable_reason, unusable_name_record)
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options, run_stage,
                               select_shard)
@@ -48,36 +48,36 @@ def extract_frames(video_path, out_dir, short_side=None, size=None, quality=95, 
     frame_name = naming_of(naming).name
     record = {"status": "done", "n_frames": 0, "container_frames": 0, "fps": 0.0, "width": 0, "height": 0,
               "note": ""}
-    capture = open_video(video_path) if Path(video_path).is_file() and Path(video_path).stat().st_size else None
-    if capture is None:
+    try:  # the one decoder (prep.base.media): rotation applied, damaged packets skipped and noted
+        video = VideoReader(video_path) if Path(video_path).is_file() and Path(video_path).stat().st_size else None
+    except DecodeError:
+        video = None
+    if video is None:
         return dict(record, status=f"quarantined: {unreadable_reason(video_path)}", seconds=0.0)
     out_path = Path(f"{out_dir}{PACK_SUFFIX}") if pack else Path(out_dir)
     count = 0
     try:
-        record.update(container_frames=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
-                      fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0))
+        facts = video.facts()
+        record.update(container_frames=facts["container_frames"], fps=facts["fps"], width=facts["width"],
+                      height=facts["height"])
+        target = output_size(facts["width"], facts["height"], short_side, size)
+        scale = target != (facts["width"], facts["height"])
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         with output_writer(out_path, pack) as add:
-            read, encode, resize = capture.read, cv2.imencode, cv2.resize
-            ok, frame = read()
-            if ok:
-                record.update(height=frame.shape[0], width=frame.shape[1])
-                target = output_size(frame.shape[1], frame.shape[0], short_side, size)
-                scale = target != (frame.shape[1], frame.shape[0])
-            while ok:
+            encode, resize = cv2.imencode, cv2.resize
+            for frame in video.arrays("bgr24"):
                 if scale:
                     frame = resize(frame, target, interpolation=cv2.INTER_LINEAR)
                 count += 1
                 add(frame_name(count), encode(".jpg", frame, params)[1])
-                ok, frame = read()
             if count == 0:
                 raise _NoFrames()
             add(FRAMES_MARKER, f"{count}\n".encode())
     except _NoFrames:
         return dict(record, status="quarantined: no decodable video frames", seconds=round(time.time() - started, 3))
     finally:
-        capture.release()
-    record["note"] = decoded_note(count, record["container_frames"])
+        video.close()
+    record["note"] = "; ".join(n for n in (decoded_note(count, record["container_frames"]), video.damage.note()) if n)
     return dict(record, n_frames=count, seconds=round(time.time() - started, 3))
 
 

@@ -1,7 +1,8 @@
 """Videos → re-encoded videos for training (the ``videos`` storage): ``OUT/[class/]video.mp4``, one per source video.
 
-Each source is decoded once (PyAV, damaged packets skipped as the frames stage's decoder skips them) and every decoded
-frame is piped, in order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
+Each source is decoded once by the decoder every stage shares (:class:`prep.base.media.VideoReader`: the display
+matrix applied, damaged packets skipped and noted, as for ``prep frames``) and every decoded frame is piped, in
+order, to ffmpeg's libx264: constant frame rate (the source's average rate), a keyframe every
 ``KEYFRAME_INTERVAL`` frames and no B-frames (reading frame k decodes at most that many frames), yuv420p at even sizes,
 the short side scaled to ``--short-side`` (Kinetics-400: 256) or the frame to ``--size``. So frame k of the re-encoded
 video is frame k of the source, and the index lists, sampling and ``img_k`` of the frames storage all agree. After encoding, the new file is
@@ -23,7 +24,7 @@ from prep.base.atomic import remove_own_temporaries
 from prep.base.errors import UserError
 from prep.base.frame_source import KEYFRAME_INTERVAL, FrameError, VideoDecoder
 from prep.base.index_file import index_videos
-from prep.base.media import ffmpeg_executable
+from prep.base.media import DecodeError, VideoReader, decoded_note, ffmpeg_executable, probe
 from prep.base.shards import add_selection_arguments, discover_videos, parse_size, run_stage, select_shard
 
 SUFFIX = ".mp4"
@@ -62,19 +63,18 @@ class _Quarantine(Exception):
 
 
 def encode(source, tmp_path, short_side, size, crf):
-    """Decode ``source`` (a VideoDecoder) into ffmpeg; (decoded frames, source facts, output size)."""
-    facts = source.info()
+    """Decode ``source`` (a media.VideoReader) into ffmpeg; (decoded frames, source facts, output size)."""
+    facts = source.facts()
     rate = facts.pop("rate") or 25  # the exact rational (30000/1001), not a rounded float
-    process, count, out_size = None, 0, None
+    process, count = None, 0
+    out_size = even_size(facts["width"], facts["height"], short_side, size)  # as displayed (rotation applied)
     try:
-        for frame in source.frames():
+        for planes in source.arrays("yuv420p", size=out_size):
             if process is None:
-                out_size = even_size(frame.width, frame.height, short_side, size)
                 process = subprocess.Popen(encoder_command(out_size, str(rate), tmp_path, crf), stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            planes = frame.reformat(width=out_size[0], height=out_size[1], format="yuv420p", interpolation="BILINEAR")
             try:
-                process.stdin.write(planes.to_ndarray().tobytes())
+                process.stdin.write(planes.tobytes())
             except BrokenPipeError:
                 break
             count += 1
@@ -104,7 +104,11 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~UMASK)  # as an ordinary file, not mkstemp's 0600
-    source = VideoDecoder(video_path)
+    try:
+        source = VideoReader(video_path)  # the one decoder (prep.base.media), as `prep frames`
+    except DecodeError as error:
+        Path(tmp).unlink(missing_ok=True)
+        return dict(record, status=f"quarantined: {error}", seconds=round(time.time() - started, 3))
     try:
         count, facts, out_size = encode(source, tmp, short_side, size, crf)
         record.update(facts, n_frames=count, out_width=out_size[0], out_height=out_size[1])
@@ -126,8 +130,7 @@ def reencode_video(video_path, out_path, short_side=None, size=None, crf=DEFAULT
         raise
     finally:
         source.close()
-    if record["container_frames"] and count < record["container_frames"]:
-        record["note"] = f"decoded {count} of {record['container_frames']} frames the container claims"
+    record["note"] = "; ".join(n for n in (decoded_note(count, record["container_frames"]), source.damage.note()) if n)
     return dict(record, bytes=out_path.stat().st_size, seconds=round(time.time() - started, 3))
 
 
@@ -135,16 +138,13 @@ def process_video(video_id, video_path, out_root, options):
     out_path = Path(f"{Path(out_root) / video_id}{SUFFIX}")
     if out_path.exists():  # renamed into place only when complete and checked
         done = VideoDecoder(out_path)
-        source = VideoDecoder(video_path)
         try:
-            facts, n_frames = source.info(), done.container_frames()
-            facts.pop("rate")
-            out = done.info()
+            facts = probe(video_path)
+            n_frames, out = done.container_frames(), done.info()
         except FrameError as error:
             return dict(video_id=video_id, status=f"quarantined: {error}", seconds=0.0)
         finally:
             done.close()
-            source.close()
         return dict(video_id=video_id, status="skipped", n_frames=n_frames, **facts, out_width=out["width"],
                     out_height=out["height"], bytes=out_path.stat().st_size, seconds=0.0)
     return dict(video_id=video_id, **reencode_video(video_path, out_path, **options))

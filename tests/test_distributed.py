@@ -208,6 +208,8 @@ def collectives_on_another_device(rank, store, results):
     if rank == 1:
         stop.request(signals.SIGTERM, None)
     outcome["signalled"] = stop.requested()  # one rank's signal stops both
+    # one rank's diverged loss stops both at the same step, in the same collective as the stop flag
+    outcome["agreed"] = stop.agree(torch.tensor(rank == 0, device=device))
     outcome["sums"] = reduce_sum([1.0, float(rank)], context)
     meter = EpochMeter(device)
     meter.update(torch.tensor(2.0, device=device), torch.tensor(1, device=device), 4, 0.5, 2.0)
@@ -235,6 +237,7 @@ def test_collective_guard_catches_the_stop_flag_on_the_cpu_when_training_elsewhe
     for rank in (0, 1):
         outcome = results[rank]
         assert outcome["quiet"] is False and outcome["signalled"] is True
+        assert outcome["agreed"] == (False, True)
         assert outcome["sums"] == [2.0, 1.0]
         assert outcome["summary"]["train_loss"] == 2.0 and outcome["summary"]["data_wait_fraction"] == 0.25
         assert all(devices == ["lazy:0"] for _, devices in outcome["calls"][:-1])

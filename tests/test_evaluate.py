@@ -75,7 +75,7 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
     checkpoint = write_checkpoint(tmp_path / "run", {**TSN, "twice_sample": True, "test_views": 1}, "flow",
                                   synthetic_small["classes"])
     record, scores = score(checkpoint, lists, synthetic_small["root"] / "flow", tmp_path / "out", "flow",
-                           "--flow-algorithm", "tvl1", "--flow-bound", "20")
+                           "--flow-algorithm", "tvl1", "--flow-backend", "torch", "--flow-bound", "20")
     protocol = record["protocol"]
     assert {k: protocol[k] for k in RUN_INFO if k != "git_commit"} == {k: v for k, v in RUN_INFO.items()
                                                                        if k != "git_commit"}
@@ -85,7 +85,7 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
                                             "clips_per_video": 6}
     assert protocol["test"]["efficient"]["clips_per_video"] == 1
     assert protocol["average_clips"] == "prob" and protocol["frame_naming"] == "mmaction"
-    assert protocol["flow"] == {"algorithm": "tvl1", "bound": 20.0}
+    assert protocol["flow"] == {"algorithm": "tvl1", "backend": "torch", "bound": 20.0}
     assert json.loads(str(scores["settings"]))["twice_sample"] is True
 
 

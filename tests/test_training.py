@@ -190,6 +190,9 @@ class NeverStop:
     def requested(self):
         return False
 
+    def agree(self, finite):
+        return bool(finite), False
+
 
 @pytest.mark.parametrize("load_seconds, step_seconds, low, high", [(0.5, 0.0, 0.6, 1.0), (0.0, 0.3, 0.0, 0.25)])
 def test_data_wait_fraction_measures_the_time_spent_waiting_for_clips(load_seconds, step_seconds, low, high):

@@ -167,7 +167,7 @@ def test_a_container_that_claims_more_frames_is_bounded(tmp_path):
     os.rename(tmp_path / "cut.mp4", tmp_path / "src" / "cut.mp4")
     record, = run_reencode([("cut", tmp_path / "src" / "cut.mp4")], tmp_path / "out")
     assert (record["status"], record["n_frames"], record["container_frames"]) == ("done", decoded, 60)
-    assert record["note"] == f"decoded {decoded} of 60 frames the container claims"
+    assert record["note"].startswith(f"decoded {decoded} of 60 frames the container claims")  # + a cut packet
     assert count_frames(tmp_path / "out", "cut") == decoded
 
 

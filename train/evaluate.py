@@ -34,10 +34,11 @@ from torch.utils.data import DataLoader
 
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
-from train.data import ClipChunks, normalize_on_device, plan_chunks, shard_groups
-from train.presets import clip_bytes, eval_protocol, make_dataset
+from train.data import ClipChunks, check_list, normalize_on_device, plan_chunks, shard_groups
+from train.presets import clip_bytes, eval_protocol, frame_source, make_dataset
 from train.recipe import make_model
-from train.utils import autocast_dtype, fit_loader_memory, git_commit, init_distributed, use_channels_last, to_channels_last
+from train.utils import (autocast_dtype, fit_loader_memory, git_commit, init_distributed, to_channels_last,
+                         use_channels_last)
 
 SUMMARY_COLUMNS = ["model", "dataset", "mode", "top1", "top5", "mean_class_accuracy", "efficient_top1",
                    "num_videos", "num_classes"]
@@ -142,14 +143,14 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     return (sums / per_video).cpu()
 
 
-def protocol_record(state, kind, settings, naming, flow_algorithm, flow_bound):
+def protocol_record(state, kind, settings, naming, flow):
     """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol."""
     run_info = dict(state.get("run_info") or {})
     return {**run_info, "checkpoint": {"kind": kind, "epoch": state.get("epoch")},
             "test": {name: eval_protocol(settings, accurate) for name, accurate in (("efficient", False),
                                                                                    ("accurate", True))},
             "average_clips": settings["average_clips"], "frame_naming": naming,
-            "flow": {"algorithm": flow_algorithm, "bound": flow_bound} if settings["mode"] == "flow" else None,
+            "flow": flow if settings["mode"] == "flow" else None,
             "git_commit": run_info.get("git_commit") or git_commit(), "evaluated_at_commit": git_commit()}
 
 
@@ -167,12 +168,13 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
     if use_channels_last(settings, device):  # as training ran it
         to_channels_last(model)
     eval_batch = eval_batch or settings["eval_batch"]
+    items = check_list(list_path, len(classes), frame_source(settings, root, naming))  # one line, before scoring
     outputs = {}
     for name, accurate in (("efficient", False), ("accurate", True)):
         if accurate and eval_protocol(settings, True) == eval_protocol(settings, False):
             outputs[name] = outputs["efficient"]  # the same protocol; do not score twice
             continue
-        dataset = make_dataset(settings, list_path, root, test_mode=True, accurate=accurate, naming=naming)
+        dataset = make_dataset(settings, items, root, test_mode=True, accurate=accurate, naming=naming)
         started = time.time()
         scores = score_dataset(model, dataset, settings, len(classes), device, eval_batch, rank, world_size,
                                workers, show_bar=rank == 0 and sys.stderr.isatty(), accurate=accurate,
@@ -231,7 +233,9 @@ def run_score(args):
         if train_log.is_file() else None
     record = result_record(args.model, args.dataset, settings["mode"], classes, efficient, accurate, {
         "num_videos": len(labels), "checkpoint": str(args.checkpoint), "config": settings,
-        "protocol": {**protocol_record(state, kind, settings, args.naming, args.flow_algorithm, args.flow_bound),
+        "protocol": {**protocol_record(state, kind, settings, args.naming,
+                                       {"algorithm": args.flow_algorithm, "backend": args.flow_backend,
+                                        "bound": args.flow_bound}),
                      "eval_processes": world_size},
         "timings": {"train_seconds": train_seconds, "eval_seconds": round(time.time() - started, 2),
                     "efficient_seconds": round(outputs["efficient"][1], 2),
@@ -395,6 +399,7 @@ def build_parser():
     score.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
     score.add_argument("--naming", default="mmaction", help="frame naming of the tree (prep.base.frame_source)")
     score.add_argument("--flow-algorithm", default=None, help="for the record: how the flow was computed")
+    score.add_argument("--flow-backend", default=None, help="for the record: who computed it (prep flow --backend)")
     score.add_argument("--flow-bound", type=float, default=None, help="for the record: the flow quantization bound")
     score.set_defaults(func=run_score)
     fuse = verbs.add_parser("fuse", help="two-stream fusion of rgb and flow scores")

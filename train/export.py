@@ -26,7 +26,11 @@ FORMATS = ("pt2", "onnx")
 
 def load_checkpoint(path):
     """(model in eval mode, settings, classes) from a checkpoint written by train.train."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    return model_from_state(torch.load(path, map_location="cpu", weights_only=False), path)
+
+
+def model_from_state(state, path):
+    """(model in eval mode, settings, classes) of a loaded checkpoint ``state`` (read from ``path``)."""
     if "settings" not in state or "model" not in state:
         raise SystemExit(f"error: {path}: not an actionflow checkpoint (no model/settings)")
     model = make_model(state["settings"], len(state["classes"]))

@@ -18,26 +18,22 @@ import cv2
 import numpy as np
 import torch
 
-from prep.base.media import open_video
+from prep.base.media import DecodeError, VideoReader
 from prep.base.packed import PACK_SUFFIX
 from train.data import FrameDataset, FrameSource
 from train.evaluate import score_dataset
-from train.export import load_checkpoint
+from train.export import model_from_state
 from train.presets import eval_sampler, eval_transform
 
 
 def decode_video(path):
-    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` would write."""
-    capture = open_video(path)  # as `prep frames` opens it: safe for names OpenCV mishandles (non-UTF-8, %d)
-    if capture is None:
-        raise SystemExit(f"error: {path}: cannot open as a video")
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
+    """Every decoded frame as RGB uint8 (N, H, W, 3) — the same frames `prep frames` writes (prep.base.media's one
+    decoder: rotation applied, damaged packets skipped)."""
+    try:
+        with VideoReader(path) as video:
+            frames = list(video.arrays("rgb24"))
+    except DecodeError as error:
+        raise SystemExit(f"error: {error}") from None
     if not frames:
         raise SystemExit(f"error: {path}: no decodable video frames")
     return np.stack(frames)
@@ -47,8 +43,9 @@ class DecodedFrames:
     """The frame-source interface (``len``, ``read(k, reduce)``) over a decoded video: its RGB frames, or the TV-L1
     flow between frames k and k + 1 (mmaction naming: N − 1 flow frames), quantized as the pipeline stores it."""
 
-    def __init__(self, path, frames, modality, bound=20.0):
+    def __init__(self, path, frames, modality, bound=20.0, flow_backend="opencv", flow_device="auto"):
         self.path, self.video_id, self.frames, self.modality, self.bound = str(path), "", frames, modality, bound
+        self.flow_backend, self.flow_device = flow_backend, flow_device
         self.estimate = None
         self.flow_cache = {}
 
@@ -67,7 +64,7 @@ class DecodedFrames:
         if k not in self.flow_cache:
             from prep.base.optical_flow import create_estimator, quantize  # TV-L1 as `prep flow` computes it
 
-            self.estimate = self.estimate or create_estimator("tvl1")
+            self.estimate = self.estimate or create_estimator("tvl1", self.flow_backend, self.flow_device)
             gray = [cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY) for i in (k - 1, k)]
             flow = self.estimate(gray[0], gray[1])
             self.flow_cache[k] = np.stack([quantize(flow[..., 0], self.bound), quantize(flow[..., 1], self.bound)],
@@ -92,7 +89,8 @@ class DecodedSource:
         return self.frames
 
 
-def video_dataset(video, settings, accurate=False, bound=20.0, naming="mmaction"):
+def video_dataset(video, settings, accurate=False, bound=20.0, naming="mmaction", flow_backend="opencv",
+                  flow_device="auto"):
     """A one-video test dataset of a video file or of a video's prepared frames (folder or pack)."""
     video = Path(video)
     mode = settings["mode"]
@@ -102,7 +100,7 @@ def video_dataset(video, settings, accurate=False, bound=20.0, naming="mmaction"
         with source.open(video_id) as frames:
             total = len(frames)
     else:
-        frames = DecodedFrames(video, decode_video(video), mode, bound)
+        frames = DecodedFrames(video, decode_video(video), mode, bound, flow_backend, flow_device)
         source, video_id, total = DecodedSource(frames), video.name, len(frames)
     if total < 1:
         raise SystemExit(f"error: {video}: " + ("no frames" if mode == "rgb" else "a flow model needs two frames"))
@@ -115,10 +113,14 @@ def video_probabilities(scores, average_clips):
     return scores if average_clips == "prob" else scores.softmax(dim=-1)
 
 
-def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="mmaction"):
-    """[(class name, probability)] of the top classes."""
-    model, settings, classes = load_checkpoint(checkpoint)
-    dataset = video_dataset(video, settings, accurate, bound, naming)
+def predict_video(video, checkpoint, top=5, accurate=False, bound=20.0, naming="mmaction", flow_backend=None,
+                  flow_device="auto"):
+    """[(class name, probability)] of the top classes. A flow checkpoint's flow is computed by ``flow_backend``,
+    by default the one that made its training data (recorded by train.train; opencv for older checkpoints)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model, settings, classes = model_from_state(state, checkpoint)
+    flow_backend = flow_backend or (state.get("run_info") or {}).get("flow_backend") or "opencv"
+    dataset = video_dataset(video, settings, accurate, bound, naming, flow_backend, flow_device)
     with torch.no_grad():
         scores = score_dataset(model, dataset, settings, len(classes), torch.device("cpu"), settings["eval_batch"])[0]
     probabilities = video_probabilities(scores, settings["average_clips"])
@@ -134,9 +136,13 @@ def main(argv=None):
     parser.add_argument("--accurate", action="store_true", help="the recipe's accurate test mode (views × crops)")
     parser.add_argument("--bound", type=float, default=20.0, help="flow quantization bound (flow checkpoints)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of a frames folder / pack")
+    parser.add_argument("--flow-backend", choices=("opencv", "torch"), default=None,
+                        help="who computes a video's TV-L1 flow (flow checkpoints; default: the backend that made "
+                             "the training data, as the checkpoint records it)")
+    parser.add_argument("--flow-device", default="auto", help="torch flow backend: auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     for name, probability in predict_video(args.video, args.checkpoint, args.top, args.accurate, args.bound,
-                                           args.naming):
+                                           args.naming, args.flow_backend, args.flow_device):
         print(f"{probability:.4f}  {name}")
     return 0
 

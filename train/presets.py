@@ -72,9 +72,14 @@ def eval_transform(settings, accurate=False):
     return EvalTransform(writer, settings["resize_short"], protocol["crops"])
 
 
+def frame_source(settings, root, naming="mmaction"):
+    """Where a run's lists point: the rgb or flow frames (the run's mode) under ``root``."""
+    return FrameSource(str(root), settings["mode"], naming)
+
+
 def make_dataset(settings, items, root, test_mode, accurate=False, naming="mmaction"):
     """The dataset of a list (path or [(video_id, total_frames, label)]) under a rawframes / flow root."""
-    source = FrameSource(str(root), settings["mode"], naming)
+    source = frame_source(settings, root, naming)
     if test_mode:
         return FrameDataset(items, source, eval_sampler(settings, accurate), eval_transform(settings, accurate),
                             seed=settings["seed"])

@@ -9,6 +9,7 @@ identical models and data, and ``python -m train.recipe MODEL DATASET MODE`` pri
 import argparse
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -116,7 +117,98 @@ def resolve(recipe, mode):
     if "arch" not in resolved:
         raise RecipeError("recipe has no 'arch'")
     resolved["layout"] = "clip" if resolved["arch"].startswith("i3d") else "segments"
+    check_settings(resolved)
     return resolved
+
+
+# what a setting must be, where its type alone would let nonsense through (a NaN learning rate trains to the end;
+# epochs 0 or a negative batch crash deep in torch); NULLABLE ones may be None (unset), as the config schema says
+POSITIVE_INTEGERS = ("num_clips", "clip_len", "frame_interval", "epochs", "batch_size", "input_size", "eval_batch",
+                     "test_views", "accumulate", "keep_checkpoints", "resize_short", "test_clip_len",
+                     "test_num_clips", "test_crop_size", "reference_batch")
+POSITIVE_NUMBERS = ("lr", "gamma", "head_lr_mult", "head_bias_lr_mult", "step_epochs", "grad_clip")
+NON_NEGATIVE_NUMBERS = ("momentum", "weight_decay", "warmup_epochs", "warmup_ratio", "lr_floor", "mixup_alpha",
+                        "cutmix_alpha", "seed")
+NULLABLE = ("resize_short", "test_clip_len", "test_num_clips", "test_crop_size", "reference_batch", "step_epochs",
+            "grad_clip", "lr_floor")
+
+
+def non_finite_key(value, path=(), infinite=True):
+    """The key path (tuple) of the first NaN (or, with ``infinite``, infinite) number in nested dicts / lists, or
+    None."""
+    if isinstance(value, float) and (math.isnan(value) or (infinite and math.isinf(value))):
+        return path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = non_finite_key(item, (*path, key), infinite)
+        if found is not None:
+            return found
+    return None
+
+
+# settings that change how fast a run goes or what it keeps, never what it computes: a resumed run may change them
+RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint")
+
+
+def settings_changes(old, new):
+    """What differs between a checkpoint's settings and a run's (``key: old -> new``, sorted), the keys in
+    RESUMABLE_CHANGES aside."""
+    absent = "(absent)"
+    changes = []
+    for key in sorted((set(old) | set(new)) - set(RESUMABLE_CHANGES)):
+        before, after = old.get(key, absent), new.get(key, absent)
+        if before != after:
+            changes.append(f"{key}: {json.dumps(before, default=str)} -> {json.dumps(after, default=str)}")
+    return changes
+
+
+def key_name(path):
+    return ".".join(str(part) for part in path)
+
+
+def check_config_numbers(config):
+    """RecipeError naming the first NaN in a config (YAML's ``.nan`` passes every JSON-schema bound, as every
+    comparison with NaN is false); infinities are the schema's and the recipes' to judge."""
+    bad = non_finite_key(config, infinite=False)
+    if bad is not None:
+        raise RecipeError(f"config: {key_name(bad)} is NaN, not a number")
+
+
+def check_settings(settings):
+    """RecipeError naming the first setting that no run can use: a non-finite number anywhere, a count or size
+    below 1, a learning rate or multiplier not above 0, a decay or ratio below 0."""
+    where = f"recipe {settings.get('recipe') or settings.get('arch')} ({settings.get('mode')})"
+    bad = non_finite_key(settings)
+    if bad is not None:
+        value = settings
+        for part in bad:
+            value = value[part]
+        raise RecipeError(f"{where}: {key_name(bad)} is {value}, not a finite number")
+
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for key in (*POSITIVE_INTEGERS, *POSITIVE_NUMBERS, *NON_NEGATIVE_NUMBERS):
+        if key not in settings:  # optional settings the code reads with a default of its own (head_lr_mult)
+            continue
+        value = settings[key]
+        if value is None and key in NULLABLE:
+            continue
+        if key in POSITIVE_INTEGERS:
+            ok, rule = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+        elif key in POSITIVE_NUMBERS:
+            ok, rule = number(value) and value > 0, "a number > 0"
+        else:
+            ok, rule = number(value) and value >= 0, "a number >= 0"
+        if not ok:
+            raise RecipeError(f"{where}: {key} must be {rule}, got {value!r}")
+    if settings.get("warmup_ratio", 0) > 1:
+        raise RecipeError(f"{where}: warmup_ratio must be at most 1, got {settings['warmup_ratio']!r}")
 
 
 def update_config(config, overlay):

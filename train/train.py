@@ -27,15 +27,19 @@ from tqdm import tqdm
 
 from prep.base.diskspace import disk_full_message, is_disk_full
 from train import utils
-from train.data import collate_clips, normalize_on_device
+from train.data import ListError, check_list, collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
 from train.models import PretrainedError, apply_pretrained
-from train.presets import clip_bytes, make_dataset
-from train.recipe import make_model, resolve
+from train.presets import clip_bytes, frame_source, make_dataset
+from train.recipe import RecipeError, make_model, resolve, settings_changes
 from train.schedule import make_scheduler
 
 HEAD_PREFIXES = ("fc.", "logits.")
 NORM_LAYERS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite: the run stops there (no checkpoint of the diverged weights)."""
 
 
 def no_decay_parameters(model):
@@ -195,7 +199,14 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
             lr_scheduler.step()
         hard = labels if mixed is None else targets.argmax(1)  # mixed targets: their argmax
         correct = (logits.argmax(1) == hard).sum()
-        stopping = last_of_window and stop.requested() and step + 1 < steps
+        finite, stop_asked = stop.agree(torch.isfinite(loss.detach()))  # one collective: every rank agrees
+        if not finite:
+            value = loss.item()
+            where = value if not math.isfinite(value) else "not finite on another process"
+            raise NonFiniteLoss(f"the training loss is {where} at epoch {epoch + 1}, step {step + 1} of {steps}: the "
+                                f"run diverged (learning rate {settings['lr']} too high?); stopped, no final.pt "
+                                "written")
+        stopping = last_of_window and stop_asked and step + 1 < steps
         now = time.perf_counter()
         meter.update(loss, correct, len(labels), data_seconds, now - end)
         end = now
@@ -255,8 +266,11 @@ def main(args):
     classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     run_dir = Path(args.run_dir)
 
-    train_set = make_dataset(settings, args.train_list, args.root, test_mode=False, naming=args.naming)
-    val_set = make_dataset(settings, args.val_list, args.root, test_mode=True, naming=args.naming)
+    # every line checked before the first step: a bad label or count is one line now, not a traceback mid-epoch
+    source = frame_source(settings, args.root, args.naming)
+    train_items, val_items = (check_list(path, len(classes), source) for path in (args.train_list, args.val_list))
+    train_set = make_dataset(settings, train_items, args.root, test_mode=False, naming=args.naming)
+    val_set = make_dataset(settings, val_items, args.root, test_mode=True, naming=args.naming)
     if len(train_set) == 0:
         raise SystemExit(f"error: {args.train_list}: no training videos")
     batch_size = min(settings["batch_size"], len(train_set) // context.world_size or 1)
@@ -268,7 +282,14 @@ def main(args):
                              persistent=False, what="validation loader")  # used once an epoch: no idle workers held during training
 
     model = make_model(settings, len(classes))
-    resume_from = utils.latest_checkpoint(run_dir)
+    resume_from, state = utils.resume_point(run_dir, warn=print if context.is_main else lambda *a, **k: None)
+    if state is not None:
+        changes = settings_changes(state.get("settings", {}), settings)
+        if state.get("classes") not in (None, classes):
+            changes.append(f"the label map {args.classes} differs ({len(state['classes'])} -> {len(classes)} classes)")
+        if changes:
+            raise utils.ResumeError(f"{resume_from}: the recipe changed since this checkpoint ({'; '.join(changes)}); "
+                                    f"restore it, or remove {run_dir / 'checkpoints'} to train anew")
     # before DDP wrapping, and only into a fresh run: a resumed run's checkpoint holds the weights (and their record)
     pretrained = apply_pretrained(model, settings, args.pretrained) if resume_from is None else None
     model.to(device)
@@ -283,7 +304,7 @@ def main(args):
     scaler = torch.amp.GradScaler(device.type, enabled=utils.autocast_dtype(settings["amp"], device) == torch.float16)
     start_epoch, start_step = 0, 0
     if resume_from is not None:
-        state = utils.load_checkpoint(resume_from)  # on the CPU: RNG states must stay CPU tensors
+        # loaded on the CPU (utils.load_checkpoint): RNG states must stay CPU tensors
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         lr_scheduler.load_state_dict(state["lr_scheduler"])
@@ -304,6 +325,8 @@ def main(args):
     stop = utils.StopRequested(context.world_size, device)
     best = max((record.get("val_top1", 0) for record in log_lines(run_dir)), default=-1.0)
     run_info = {"world_size": context.world_size, **plan, "pretrained": pretrained, "git_commit": utils.git_commit()}
+    if args.mode == "flow":  # predict recomputes flow for a video with the backend the training data was made by
+        run_info["flow_backend"] = args.flow_backend
     if context.is_main and plan["reference_batch"]:
         print(f"batch: {context.world_size} × {batch_size} × accumulate {accumulate} = {plan['total_batch']} "
               f"(reference {plan['reference_batch']}, batch_policy {plan['batch_policy']}), lr {effective_lr:g}",
@@ -376,6 +399,8 @@ def build_parser():
     parser.add_argument("--root", required=True, help="rawframes root (rgb) or flow root (flow)")
     parser.add_argument("--naming", default="mmaction", help="frame naming of the tree under --root "
                         "(prep.base.frame_source.NAMINGS; the rule passes frames.naming or flow.naming)")
+    parser.add_argument("--flow-backend", choices=("opencv", "torch"), default="opencv",
+                        help="flow mode, for the record: who computed the flow tree (prep flow --backend)")
     parser.add_argument("--classes", required=True, help="label_map.txt: one class per line")
     parser.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and final.pt go here")
     parser.add_argument("--pretrained", metavar="PATH",
@@ -392,7 +417,7 @@ def cli(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return main(args)
-    except PretrainedError as error:
+    except (PretrainedError, RecipeError, ListError, utils.ResumeError, NonFiniteLoss) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     except FileNotFoundError as error:

@@ -126,6 +126,19 @@ class StopRequested:
     def request(self, signum, frame):
         self.signal = signum
 
+    def agree(self, finite):
+        """``(all finite, stop requested)`` over every process, in one all-reduce: ``finite`` is this process's
+        loss check (a bool tensor on the device). A step's end calls it, so that every rank stops at the same step
+        whether for a signal or a diverged loss."""
+        flags = torch.stack([torch.tensor(0 if self.signal is None else 1, dtype=torch.int32, device=self.device),
+                             (~finite).to(device=self.device, dtype=torch.int32).reshape(())])
+        if self.world_size > 1:
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        stop, diverged = (bool(flag) for flag in flags.tolist())
+        if stop and self.signal is None:
+            self.signal = "peer"
+        return not diverged, stop
+
     def requested(self):
         if self.world_size == 1:
             return self.signal is not None
@@ -277,14 +290,37 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def latest_checkpoint(run_dir):
-    """The checkpoint with the most training done: an interrupted one (mid-epoch) or the newest epoch's."""
-    candidates = checkpoint_paths(run_dir)[-1:]
-    if interrupted_path(run_dir).is_file():
-        candidates.append(interrupted_path(run_dir))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: _progress(load_checkpoint(p)))
+class ResumeError(RuntimeError):
+    """A run directory that cannot be resumed as it stands; one line saying why and what to do."""
+
+
+def resume_point(run_dir, warn=print):
+    """``(path, state)`` of the checkpoint to resume from, or ``(None, None)`` for a fresh run: the one with the
+    most training done among the interrupted (mid-epoch) checkpoint and the newest epoch checkpoint that loads. A
+    checkpoint that does not load (truncated by a full disk, damaged) is passed over with a ``warn`` line naming
+    it, in favour of the next older one; ResumeError when checkpoints exist and none loads."""
+    interrupted = interrupted_path(run_dir)
+    epochs = checkpoint_paths(run_dir)[::-1]
+    found, broken = [], []
+    for group in ([interrupted] if interrupted.is_file() else [], epochs):
+        for path in group:
+            try:
+                state = load_checkpoint(path)
+                _progress(state)
+            except Exception as error:  # torch.load: EOFError, RuntimeError, UnpicklingError, … by damage
+                broken.append(path)
+                detail = (str(error).splitlines() or [""])[0][:200]
+                warn(f"warning: {path} does not load ({type(error).__name__}: {detail}); passed over for an older "
+                     "checkpoint", flush=True)
+                continue
+            found.append((path, state))
+            break  # the newest of a group that loads: older epochs hold less training
+    if not found:
+        if broken:
+            raise ResumeError(f"{run_dir}: no checkpoint loads ({', '.join(p.name for p in broken)}); remove "
+                              f"{Path(run_dir) / 'checkpoints'} to start the run over")
+        return None, None
+    return max(found, key=lambda pair: _progress(pair[1]))
 
 
 def _progress(state):

@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from prep.base import media
 from prep.base.errors import UserError
 from prep.base.names import safe_relative
 from prep.base.packed import PACK_SUFFIX, PackError, open_packed
@@ -396,14 +397,6 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 KEYFRAME_INTERVAL = 16  # re-encoded videos: a keyframe every 16 frames, so frame k costs at most 16 decodes
 
 
-def _av():
-    try:
-        import av
-    except ImportError:
-        raise UserError("the videos storage needs PyAV: pip install av") from None
-    return av
-
-
 def find_video(root, video_id):
     """The video file of ``video_id`` under ``root`` (``root/video_id.mp4`` or another VIDEO_SUFFIXES), or None."""
     for suffix in VIDEO_SUFFIXES:
@@ -432,24 +425,12 @@ class VideoDecoder:
     def _open(self):
         if self._container is not None and self._owner == os.getpid():
             return self._stream
-        av = _av()
         self._container = self._file = None
-        source = str(self.path)
-        if not self.path.is_file():
-            raise FrameError(f"{self.path}: no such video")
-        try:
-            source.encode()
-        except UnicodeEncodeError:  # not UTF-8: PyAV passes str paths on as UTF-8, so read it as a Python file
-            source = self._file = open(self.path, "rb")
-        try:
-            self._container = av.open(source, "r")
-        except (av.FFmpegError, ValueError) as error:
-            self.close()
-            raise FrameError(f"{self.path}: not a readable video ({getattr(error, 'strerror', None) or error})") \
-                from None
-        if not self._container.streams.video:
-            self.close()
-            raise FrameError(f"{self.path}: no video stream")
+        try:  # any file name (non-UTF-8 ones read as Python files): prep.base.media, as every decoder opens videos
+            self._container, self._file = media.open_container(self.path)
+        except media.DecodeError as error:
+            raise FrameError(str(error)) from None
+        self.damage = media.Damage()
         stream = self._stream = self._container.streams.video[0]
         stream.codec_context.thread_count = self.threads
         self._rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -481,16 +462,12 @@ class VideoDecoder:
         self._packets, self._pending, self._next = self._container.demux(self._stream), [], 0
 
     def _decoded(self):
-        """The next decoded frame (damaged packets skipped), or None at the end."""
-        av = _av()
+        """The next decoded frame (damaged packets skipped: prep.base.media's rule), or None at the end."""
         while not self._pending:
             packet = next(self._packets, None)
             if packet is None:
                 return None
-            try:
-                self._pending = list(packet.decode())  # the flush packet at the end drains the decoder
-            except (av.FFmpegError, ValueError):
-                continue
+            self._pending = list(media.decode_packet(packet, self.damage))  # the flush packet drains the decoder
         return self._pending.pop(0)
 
     def frames(self):
@@ -593,10 +570,11 @@ class VideoFileFrames(_Closing):
         if reduce not in REDUCE_COLOR:
             raise FrameError(f"reduce must be one of {sorted(REDUCE_COLOR)}, got {reduce!r}")
         frame = self._frame(k)
+        operations = media.orientation(media.display_matrix(frame))  # a source video's rotation, as every decoder
         if reduce == 1:
-            return frame.to_ndarray(format="rgb24")
-        return frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
-                              format="rgb24", interpolation="AREA").to_ndarray()
+            return media.orient(frame.to_ndarray(format="rgb24"), operations)
+        return media.orient(frame.reformat(width=-(-frame.width // reduce), height=-(-frame.height // reduce),
+                                           format="rgb24", interpolation="AREA").to_ndarray(), operations)
 
     def read_gray(self, k):
         """Frame ``k`` as one grayscale plane, as OpenCV's RGB → GRAY (the input of optical flow)."""

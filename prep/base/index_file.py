@@ -3,6 +3,8 @@
 
 pandas is imported where it is used: the per-shard frames and flow processes import this module and start ~0.5 s
 faster without it."""
+import csv
+
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 
@@ -35,3 +37,24 @@ def index_videos(index_path):
     frame = pd.read_parquet(index_path, columns=["video_id", "video_path", "status"])
     frame = frame[frame["status"] == "ok"]
     return list(zip(frame["video_id"], frame["video_path"]))
+
+
+def missing_report_rows(frame, notes=None):
+    """MISSING.csv rows (video_id, class_name, splits, reason) of the rows of an index or manifest whose status is
+    not ``ok``; the reason is the status after its ``missing:`` / ``quarantined:`` word."""
+    split_cols = [c for c in frame.columns if c.startswith("split_")]
+    rows = []
+    for record in frame[frame["status"] != "ok"].to_dict("records"):
+        splits = " ".join(f"{c[len('split_'):]}:{record[c]}" for c in split_cols)
+        reason = record["status"].split(":", 1)[1].strip() if ":" in record["status"] else record["status"]
+        reason = (notes or {}).get(record["video_id"], reason)
+        rows.append([record["video_id"], record["class_name"], splits, reason])
+    return rows
+
+
+def write_missing(path, rows):
+    """MISSING.csv (``video_id,class_name,splits,reason``: ``prep arrange``'s and ``prep lists``'), atomically."""
+    with atomic_file(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video_id", "class_name", "splits", "reason"])
+        writer.writerows(rows)

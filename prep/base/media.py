@@ -1,13 +1,24 @@
-"""The tools under every stage: which ffmpeg, how videos are encoded, opened and probed."""
+"""The tools under every stage: which ffmpeg, how videos are encoded, opened, decoded and probed.
+
+One decoder, one answer: every path that decodes a source video — ``prep frames``, ``prep flow`` from videos,
+``prep reencode``, training from video files, ``train.predict`` — decodes it here (:class:`VideoReader`, or the frame
+source's VideoDecoder calling :func:`decode_packet` and :func:`orient`), so they all get the same frames:
+
+- **rotation**: the stream's display matrix is applied as players apply it (FFmpeg's fftools/ffplay.c
+  ``configure_video_filters`` and fftools/ffmpeg_filter.c ``configure_input_video_filter``: a rotation by a
+  multiple of 90°, with the flips the matrix holds); frames, sizes and reports are in the displayed orientation.
+- **damage**: a packet the decoder refuses is skipped and decoding goes on with the next one, as the ffmpeg CLI and
+  players do (OpenCV's reader stopped there, losing the rest of the video); the report's ``note`` says how many
+  packets were skipped and after which frame (:meth:`Damage.note`).
+"""
 import functools
-import os
+import math
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-import cv2
 import ffmpeg
+import numpy as np
 
 from prep.base import names
 from prep.base.errors import UserError
@@ -62,26 +73,224 @@ def output_size(width, height, short_side=None, size=None):
     return width, height
 
 
-def open_video(video_path):
-    """A cv2.VideoCapture decoding on one thread (one worker = one core), or None if it cannot be opened.
-
-    OpenCV never sees the file's own name: it opens a symlink with a plain name in a fresh temporary folder
-    (OpenCV 4.x segfaults on a name that is not UTF-8, and reads ``%d`` in a name as an image sequence); the link is
-    removed as soon as the decoder holds the file open."""
-    alias_dir = tempfile.mkdtemp(prefix="actionflow-video.")
-    alias = os.path.join(alias_dir, "video" + "".join(c for c in Path(video_path).suffix if c.isalnum() or c == "."))
+def _av():
     try:
-        os.symlink(os.path.abspath(video_path), alias)
-        capture = cv2.VideoCapture(alias, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        if not capture.isOpened():
-            capture.release()
-            capture = cv2.VideoCapture(alias)  # another backend, if the build has one
-    finally:
-        shutil.rmtree(alias_dir, ignore_errors=True)
-    if not capture.isOpened():
-        capture.release()
-        return None
-    return capture
+        import av
+    except ImportError:
+        raise UserError("decoding videos needs PyAV: pip install av") from None
+    return av
+
+
+class DecodeError(UserError):
+    """A video that cannot be opened or holds no video stream; the message names the file."""
+
+
+def open_container(path):
+    """``(container, file)``: ``path`` opened by PyAV for reading, ``file`` the Python file it reads when the name
+    is not UTF-8 (PyAV passes str names on as UTF-8), else None. DecodeError naming the file when it is not a
+    readable video."""
+    av = _av()
+    path = Path(path)
+    if not path.is_file():
+        raise DecodeError(f"{path}: no such video")
+    source = handle = None
+    try:
+        str(path).encode()
+        source = str(path)
+    except UnicodeEncodeError:
+        source = handle = open(path, "rb")
+    try:
+        container = av.open(source, "r")
+    except (av.FFmpegError, ValueError) as error:
+        if handle is not None:
+            handle.close()
+        raise DecodeError(f"{path}: not a readable video ({getattr(error, 'strerror', None) or error})") from None
+    if not container.streams.video:
+        container.close()
+        if handle is not None:
+            handle.close()
+        raise DecodeError(f"{path}: no video stream")
+    return container, handle
+
+
+# ------------------------------------------------------------------------------------------------ the rotation rule
+
+def display_matrix(frame):
+    """The 3×3 display matrix (int32, FFmpeg's 16.16 fixed point) a decoded frame carries, or None."""
+    for data in frame.side_data:
+        if data.type.name == "DISPLAYMATRIX":
+            raw = bytes(data)
+            if len(raw) >= 36:
+                return np.frombuffer(raw[:36], dtype=np.int32)
+    return None
+
+
+def orientation(matrix):
+    """The operations (in order, on an H×W[×C] array) that show a frame as a player does, from its display
+    matrix: as FFmpeg's players, the angle is fftools' get_rotation (clockwise, rounded to a degree) and 90° / 270°
+    become a transpose that keeps or adds the matrix's flip, 180° an hflip and / or vflip by the matrix's signs,
+    0° a vflip when the matrix flips vertically. An angle off the right angles (which players interpolate) is taken
+    to the nearest right angle: frames stay whole pixels."""
+    if matrix is None:
+        return ()
+    m = [float(v) for v in matrix]
+    scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if scale0 == 0 or scale1 == 0:
+        return ()
+    theta = round(math.degrees(math.atan2(m[1] / scale1, m[0] / scale0)))  # -av_display_rotation_get
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    quarter = round(theta / 90) % 4
+    if quarter == 1:
+        return ("transpose",) if m[3] > 0 else ("rotate_clockwise",)       # transpose=cclock_flip | clock
+    if quarter == 3:
+        return ("anti_transpose",) if m[3] < 0 else ("rotate_counterclockwise",)  # clock_flip | cclock
+    if quarter == 2:
+        return tuple(op for op, flips in (("hflip", m[0] < 0), ("vflip", m[4] < 0)) if flips)
+    return ("vflip",) if m[4] < 0 else ()
+
+
+_OPERATIONS = {
+    "transpose": lambda a: a.swapaxes(0, 1),
+    "anti_transpose": lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    "rotate_clockwise": lambda a: np.rot90(a, -1),
+    "rotate_counterclockwise": lambda a: np.rot90(a, 1),
+    "hflip": lambda a: a[:, ::-1],
+    "vflip": lambda a: a[::-1],
+}
+
+
+def orient(array, operations):
+    """``array`` (H×W or H×W×C) as displayed: :func:`orientation`'s operations applied, contiguous."""
+    for operation in operations:
+        array = _OPERATIONS[operation](array)
+    return np.ascontiguousarray(array) if operations else array
+
+
+def transposes(operations):
+    """True when the operations swap width and height (a 90° or 270° display rotation)."""
+    return any(op in ("transpose", "anti_transpose", "rotate_clockwise", "rotate_counterclockwise")
+               for op in operations)
+
+
+# -------------------------------------------------------------------------------------------------- the damage rule
+
+class Damage:
+    """What a decode skipped: packets the decoder refused, and after how many good frames the first was."""
+
+    def __init__(self):
+        self.skipped, self.first_after, self.first_error = 0, None, ""
+
+    def record(self, frames_so_far, error):
+        if not self.skipped:
+            self.first_after = frames_so_far
+            self.first_error = (getattr(error, "strerror", None) or str(error)).splitlines()[0][:80] \
+                if str(error) else type(error).__name__
+        self.skipped += 1
+
+    def note(self):
+        """The report's words for it ("" when nothing was skipped)."""
+        if not self.skipped:
+            return ""
+        plural = "s" if self.skipped > 1 else ""
+        return (f"skipped {self.skipped} damaged packet{plural} the decoder refused, the first after frame "
+                f"{self.first_after} ({self.first_error})")
+
+
+def decode_packet(packet, damage, frames_so_far=0):
+    """The frames one packet decodes to; a packet the decoder refuses gives none and is recorded in ``damage`` —
+    decoding goes on with the next packet (the one rule for damaged streams)."""
+    av = _av()
+    try:
+        return packet.decode()
+    except (av.FFmpegError, ValueError) as error:
+        damage.record(frames_so_far, error)
+        return []
+
+
+# ------------------------------------------------------------------------------------------------ sequential reading
+
+class VideoReader:
+    """A source video decoded once, in order, on one thread (one worker = one core): facts, then every frame that
+    decodes as an oriented array. The same frames whoever reads it (see the module's rules)::
+
+        with VideoReader(path) as video:
+            video.facts()          # container_frames, fps, rate, width, height (as displayed)
+            for bgr in video.arrays("bgr24"): ...
+            video.damage.note()
+    """
+
+    def __init__(self, path, threads=1):
+        self.path = Path(path)
+        self.container, self._file = open_container(self.path)
+        self.stream = self.container.streams.video[0]
+        self.stream.codec_context.thread_count = threads
+        self.damage = Damage()
+        self.operations = ()  # from the first frame's display matrix (PyAV shows no stream side data)
+        self.decoded = 0
+        self._decoding = self._decode()
+        self._first = next(self._decoding, None)  # decoded ahead: its display matrix says the orientation
+        if self._first is not None:
+            self.operations = orientation(display_matrix(self._first))
+
+    def facts(self):
+        """``container_frames`` (what the container claims, 0 when it does not say), ``fps``, ``rate`` (a fraction,
+        or None), ``width`` and ``height`` as displayed."""
+        stream = self.stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if transposes(self.operations):
+            width, height = height, width
+        return {"container_frames": int(stream.frames or 0), "fps": float(rate or 0.0), "rate": rate,
+                "width": width, "height": height}
+
+    def _decode(self):
+        for packet in self.container.demux(self.stream):
+            for frame in decode_packet(packet, self.damage, self.decoded):
+                self.decoded += 1
+                yield frame
+
+    def frames(self):
+        """Every frame that decodes (``av.VideoFrame``, as coded: orient with ``operations``), damaged packets
+        skipped; once per reader."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+            yield from self._decoding
+
+    def arrays(self, format="bgr24", size=None, interpolation="BILINEAR"):
+        """Every decodable frame as displayed, an array in ``format`` (bgr24, rgb24, gray: H×W[×3]; yuv420p: the
+        three planes, each oriented, flattened and joined as a raw yuv420p frame). ``size`` (width, height, as
+        displayed) scales through libswscale first; None keeps the decoded size."""
+        for frame in self.frames():
+            yield frame_array(frame, self.operations, format, size, interpolation)
+
+    def close(self):
+        self.container.close()
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def frame_array(frame, operations, format="bgr24", size=None, interpolation="BILINEAR"):
+    """A decoded frame as displayed (see :meth:`VideoReader.arrays`)."""
+    if size is not None:
+        width, height = (size[1], size[0]) if transposes(operations) else size
+        if (width, height) != (frame.width, frame.height) or format == "yuv420p":
+            frame = frame.reformat(width=width, height=height, format=format, interpolation=interpolation)
+    if format != "yuv420p":
+        return orient(frame.to_ndarray(format=format), operations)
+    planes = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
+    height, width = planes.height, planes.width
+    data = planes.to_ndarray().reshape(-1)
+    luma, chroma = width * height, (width // 2) * (height // 2)
+    parts = [data[:luma].reshape(height, width), data[luma:luma + chroma].reshape(height // 2, width // 2),
+             data[luma + chroma:luma + 2 * chroma].reshape(height // 2, width // 2)]
+    return np.concatenate([orient(part, operations).reshape(-1) for part in parts])
 
 
 def unusable_name_record(video_id, record):
@@ -122,14 +331,12 @@ def decoded_note(count, container_frames):
 
 
 def probe(video_path):
-    """Container facts without decoding: frame count, fps, width, height (zeros when it cannot be opened)."""
-    capture = open_video(video_path)
-    if capture is None:
-        return {"container_frames": 0, "fps": 0.0, "width": 0, "height": 0}
+    """Container facts without decoding: frame count, fps, width, height as displayed (zeros when it cannot be
+    opened)."""
     try:
-        return {"container_frames": max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
-                "fps": float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
-                "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}
-    finally:
-        capture.release()
+        with VideoReader(video_path) as video:
+            facts = video.facts()
+    except DecodeError:
+        return {"container_frames": 0, "fps": 0.0, "width": 0, "height": 0}
+    facts.pop("rate")
+    return facts

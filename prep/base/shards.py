@@ -6,6 +6,7 @@ complete, so a rerun skips what is done and redoes what was cut short.
 """
 import argparse
 import csv
+import concurrent.futures
 import glob
 import multiprocessing
 import os
@@ -38,12 +39,24 @@ def pin_threads(threads=1):
         sys.modules["torch"].set_num_threads(threads)
 
 
-def run_pool(function, jobs, workers, desc):
-    """Apply ``function`` to every job (a tuple of arguments) in ``workers`` processes; yield results in job order."""
+def torch_threads(threads):
+    """A job's threads for torch's own CPU work (the torch flow backend runs in this process, not in workers)."""
+    import torch
+    torch.set_num_threads(max(1, threads))
+
+
+def run_pool(function, jobs, workers, desc, threads=False):
+    """Apply ``function`` to every job (a tuple of arguments) in ``workers`` processes (or, with ``threads``, threads
+    of this process sharing its state, e.g. one GPU); yield results in job order."""
     workers = max(1, min(workers, len(jobs) or 1))
     bar = tqdm(total=len(jobs), desc=desc, unit="video", mininterval=1.0, disable=None)
     try:
-        if workers == 1:
+        if threads:
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                for result in pool.map(_star, [(function, job) for job in jobs]):
+                    yield result
+                    bar.update()
+        elif workers == 1:
             pin_threads(1)
             for job in jobs:
                 yield function(*job)

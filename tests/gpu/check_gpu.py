@@ -7,9 +7,13 @@ Two processes always (``train.launch --nproc-per-node 2``): on one GPU they shar
 train.utils.device_and_backend), on two or more each has its own (NCCL), so the collectives, DDP and the
 multi-process evaluation run on any GPU machine. Checks: each published recipe's network (one per distinct network
 and input geometry) trains a few steps at its recipe input size and batch with the default AMP and channels_last,
-every collective checked by tests/collective_guard.py; a flow stream trains; a run stopped by SIGTERM resumes; two
-evaluation processes give the one-process scores in both test modes. Prints clips/s, the data-wait fraction and
-the peak GPU memory per check. Imports only torch, numpy, OpenCV and the project (as the training does).
+every collective checked by tests/collective_guard.py; a flow stream trains; a run stopped by SIGTERM resumes; a
+diverged loss stops every rank at the same step; two evaluation processes give the one-process scores in both test
+modes; the torch TV-L1 on CUDA gives OpenCV's flow (the reference flows shipped in tests/fixtures/tvl1) and the CPU
+twin's within the issue-18 targets, and its pairs/s at 340×256. Prints clips/s, the data-wait fraction and the peak
+GPU memory per check. Imports only torch, numpy, OpenCV and the project (as the training does).
+
+    python tests/gpu/check_gpu.py --only tvl1     # some checks: train, flow, resume, diverge, evaluate, tvl1
 """
 import argparse
 import json
@@ -37,6 +41,9 @@ FRAMES = 72  # enough for the longest recipe clip (64 consecutive frames)
 SIZE = (340, 256)  # Kinetics frames as the recipes assume them (short side 256)
 # --on-cpu: the same code with tiny models
 TINY = {"model_options": {"base_channels": 4}, "input_size": 32, "resize_short": 40, "batch_size": 2}
+TVL1_FIXTURE = REPO / "tests" / "fixtures" / "tvl1" / "tvl1.npz"
+TVL1_GOAL_PAIRS_PER_SECOND = 200  # issue 18, one H100-class GPU at 340×256
+CHECKS = ("train", "flow", "resume", "diverge", "evaluate", "tvl1")
 
 
 class CheckFailed(AssertionError):
@@ -197,6 +204,76 @@ class Checker:
             check(np.allclose(scores[1][mode], scores[PROCESSES][mode], rtol=1e-4, atol=1e-5),
                   f"evaluation {mode}: {PROCESSES} processes differ from one")
 
+    def diverged_loss_stops_every_rank(self, recipe):
+        """lr 1e30 under DDP with the default AMP: the loss turns NaN or infinite; every rank stops at the same step
+        (the check rides the stop flag's all-reduce) with one line naming epoch and step, and no final.pt."""
+        run_dir = self.work / "diverge"
+        process = self.train(self.settings(recipe, lr=1e30, epochs=2), "rgb", run_dir, steps=4)
+        out, err = process.communicate(timeout=300)
+        lines = [line for line in err.splitlines() if line.startswith("error: the training loss is")]
+        check(process.returncode != 0 and lines, f"divergence: {out[-2000:]}\n{err[-3000:]}")
+        steps = {line.split(": the run diverged")[0].split(" at ")[-1] for line in lines}
+        check(len(steps) == 1, f"divergence: ranks stopped at different steps {lines}")
+        check("at epoch 1, step" in lines[0] and "no final.pt" in lines[0], f"divergence: {lines[0]}")
+        check(not (run_dir / "final.pt").exists(), "divergence: final.pt written")
+
+    def tvl1_matches_opencv_and_the_cpu(self):
+        """The torch TV-L1 on the device against the shipped OpenCV flows and the CPU twin (issue 18's targets:
+        mean EPE ≤ 1e-3, p99 ≤ 1e-2, ≥ 99.99 % quantized levels equal, none off by more than one)."""
+        from prep.base.optical_flow import quantize
+        from prep.base.tvl1_torch import tvl1_batch
+
+        data = np.load(TVL1_FIXTURE)
+        device = "cuda" if not self.on_cpu else "cpu"
+        worst = None
+        keys = sorted(k for k in data.files if k.startswith("frames_"))
+        for key in keys[:1] if self.on_cpu else keys:  # on the CPU the device and the twin are one: one video
+            n = key.split("_")[1]
+            frames, reference = data[key], data[f"flow_{n}"]
+            previous, following = torch.from_numpy(frames[:-1]), torch.from_numpy(frames[1:])
+            on_device = tvl1_batch(previous.to(device), following.to(device)).cpu().numpy()
+            on_cpu = tvl1_batch(previous, following).numpy() if device != "cpu" else on_device
+            for k in range(len(reference)):
+                for against, expected in (("opencv", reference[k]), ("cpu", on_cpu[k])):
+                    epe = np.linalg.norm(on_device[k].astype(np.float64) - expected, axis=-1)
+                    ours, theirs = quantize(on_device[k]).astype(int), quantize(expected).astype(int)
+                    measured = {"mean_epe": float(epe.mean()), "p99_epe": float(np.percentile(epe, 99)),
+                                "quantized_equal": float((ours == theirs).mean()),
+                                "worst_levels": int(np.abs(ours - theirs).max())}
+                    check(measured["mean_epe"] <= 1e-3 and measured["p99_epe"] <= 1e-2
+                          and measured["quantized_equal"] >= 0.9999 and measured["worst_levels"] <= 1,
+                          f"tvl1 {data[f'name_{n}']} pair {k} vs {against}: {measured}")
+                    worst = measured if worst is None or measured["mean_epe"] > worst["mean_epe"] else worst
+        print(f"      tvl1 worst pair: {worst}", flush=True)
+
+    def tvl1_pairs_per_second(self):
+        from prep.base.optical_flow import batch_size_for
+        from prep.base.tvl1_torch import tvl1_batch
+
+        data = np.load(TVL1_FIXTURE)
+        device = "cuda" if not self.on_cpu else "cpu"
+        frames = [data[k] for k in sorted(data.files) if k.startswith("frames_") and data[k].shape[1:] == (256, 340)]
+        previous = np.concatenate([f[:-1] for f in frames])
+        following = np.concatenate([f[1:] for f in frames])
+        batch = batch_size_for(256, 340, device, limit=256) if device == "cuda" else 2
+        count = batch * (2 if device == "cuda" else 1)
+        index = np.arange(count) % len(previous)
+        a, b = (torch.from_numpy(x[index]).to(device) for x in (previous, following))
+        with torch.inference_mode():
+            tvl1_batch(a[:batch], b[:batch])  # warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            started = time.perf_counter()
+            for start in range(0, count, batch):
+                tvl1_batch(a[start:start + batch], b[start:start + batch])
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+        peak = round(torch.cuda.max_memory_allocated() / 2 ** 20) if device == "cuda" else None
+        print(f"      tvl1 340x256: {count / seconds:.1f} pairs/s (goal {TVL1_GOAL_PAIRS_PER_SECOND} on one H100-class "
+              f"GPU), batch {batch}, peak {peak} MiB", flush=True)
+
     def print_report(self):
         print(f"\n{'check':48s} {'clips/s':>9s} {'data wait':>9s} {'peak MB':>9s}")
         for name, record in self.report:
@@ -210,6 +287,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--on-cpu", action="store_true", help="tiny models on the CPU (tests the check itself)")
     parser.add_argument("--recipes", nargs="*", help="only these recipes (default: one per distinct network)")
+    parser.add_argument("--only", nargs="+", choices=CHECKS, default=CHECKS, help="only these checks (default: all)")
     args = parser.parse_args(argv)
     if not args.on_cpu and not torch.cuda.is_available():
         print("check_gpu: no CUDA GPU (use --on-cpu to test the check on the CPU)", file=sys.stderr)
@@ -221,12 +299,16 @@ def main(argv=None):
         checker = Checker(Path(work), args.on_cpu)
         print(f"check_gpu: {PROCESSES} processes on {checker.gpus or 'no'} GPU(s); recipes: {', '.join(recipes)}",
               flush=True)
-        steps = [(f"train {r}", lambda r=r: checker.recipe_trains(r)) for r in recipes]
-        flow_recipe = "tsn_r50_kinetics400" if "tsn_r50_kinetics400" in recipes else recipes[0]
-        resume_recipe = "tsm_r50_kinetics400" if "tsm_r50_kinetics400" in recipes else recipes[0]
-        steps += [(f"train {flow_recipe} flow", lambda: checker.recipe_trains(flow_recipe, "flow")),
-                  (f"SIGTERM and resume {resume_recipe}", lambda: checker.sigterm_then_resume(resume_recipe)),
-                  ("evaluation: 2 processes = 1", checker.evaluation_matches_one_process)]
+        tsn = "tsn_r50_kinetics400" if "tsn_r50_kinetics400" in recipes else recipes[0]
+        tsm = "tsm_r50_kinetics400" if "tsm_r50_kinetics400" in recipes else recipes[0]
+        steps = [("train", f"train {r}", lambda r=r: checker.recipe_trains(r)) for r in recipes] + [
+            ("flow", f"train {tsn} flow", lambda: checker.recipe_trains(tsn, "flow")),
+            ("resume", f"SIGTERM and resume {tsm}", lambda: checker.sigterm_then_resume(tsm)),
+            ("diverge", f"a diverged loss stops every rank ({tsn})", lambda: checker.diverged_loss_stops_every_rank(tsn)),
+            ("evaluate", "evaluation: 2 processes = 1", checker.evaluation_matches_one_process),
+            ("tvl1", "TV-L1 on the device = OpenCV's and the CPU's", checker.tvl1_matches_opencv_and_the_cpu),
+            ("tvl1", "TV-L1 pairs/s at 340x256", checker.tvl1_pairs_per_second)]
+        steps = [(name, step) for kind, name, step in steps if kind in args.only]
         for name, step in steps:
             step_started = time.time()
             try:

@@ -6,6 +6,7 @@ packs, every frame naming); clips leave as uint8 tensors and are normalised on t
 (:func:`train.data.transforms.normalize_on_device`). Random choices come from a generator seeded by
 (seed, epoch, item), so a run is reproducible whatever the number of workers, and a resumed run repeats exactly.
 """
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,21 +14,69 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from prep.base.errors import UserError
 from prep.base.frame_source import open_frames
 
 
-def read_list(path):
-    """[(video_id, total_frames, label)] of a rawframes list; the id may contain spaces (Kinetics classes)."""
+class ListError(UserError, ValueError):
+    """A list line that training or evaluation cannot use; the message is one line naming the list and the line."""
+
+
+def read_numbered_list(path):
+    """[(line number, video_id, total_frames, label)] of a rawframes list; the id may contain spaces (Kinetics
+    classes). ListError naming the list and line for a line that is not ``video total_frames label`` in integers."""
     items = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError as error:
+        raise ListError(f"{path}: not a text list ({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             video_id, total, label = line.rsplit(" ", 2)
-            items.append((video_id, int(total), int(label)))
+            items.append((number, video_id, int(total), int(label)))
         except ValueError:
-            raise ValueError(f"{path}: line {number} is not 'video total_frames label': {line!r}") from None
+            raise ListError(f"{path}: line {number} is not 'video total_frames label' (integers): "
+                            f"{line[:200]!r}") from None
     return items
+
+
+def read_list(path):
+    """[(video_id, total_frames, label)] of a rawframes list (see :func:`read_numbered_list`)."""
+    return [item[1:] for item in read_numbered_list(path)]
+
+
+def check_list(path, num_classes, source, workers=8):
+    """The items of list ``path``, checked before the first step, so a bad line costs a line, not a run: every
+    label in 0..num_classes-1, every video's frames present under ``source`` and at least as many as the list
+    says. ListError naming the list and the first bad line (in file order)."""
+    numbered = read_numbered_list(path)
+    for number, video_id, total, label in numbered:
+        if not 0 <= label < num_classes:
+            raise ListError(f"{path}: line {number}: label {label} of {video_id!r} is outside 0..{num_classes - 1} "
+                            f"(the label map has {num_classes} classes)")
+        if total < 1:
+            raise ListError(f"{path}: line {number}: {video_id!r} has total_frames {total} (at least 1)")
+
+    def problem(item):
+        number, video_id, total, _ = item
+        try:
+            with source.open(video_id) as frames:
+                on_disk = len(frames)
+        except (UserError, OSError) as error:  # FrameError: no folder, pack or video; unreadable marker
+            return f"{path}: line {number}: {video_id!r}: {error}"
+        if total > on_disk:
+            return (f"{path}: line {number}: {video_id!r} lists {total} frames, {on_disk} are on disk under "
+                    f"{source.root}")
+        return None
+
+    # threads: counting is file-system waits (a marker read or a listing per video), not Python work
+    with ThreadPoolExecutor(max(1, min(workers, len(numbered)))) as pool:
+        for found in pool.map(problem, numbered):
+            if found:
+                raise ListError(found)
+    return [item[1:] for item in numbered]
 
 
 @dataclass(frozen=True)

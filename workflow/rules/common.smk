@@ -9,16 +9,18 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # train.recipe and prep.datasets (light modules) without installing the package
 from prep.datasets import DATASETS as KNOWN_DATASETS, REAL_DATASETS, list_name
 from train.recipe import MODES as RECIPE_MODES
-from train.recipe import RecipeError, recipe_for, resolve
+from train.recipe import RecipeError, check_config_numbers, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.datasets import dataset_module
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+check_config_numbers(config)
 
-for _model in config["models"]:  # every planned run has a recipe (other targets: when their train job is planned)
+for _model in config["models"]:  # every planned run has a usable recipe (other targets: when their job is planned)
     for _dataset in config["datasets"]:
-        recipe_for(config["recipes"], _model, _dataset)
+        for _mode in config["modes"]:
+            resolve(recipe_for(config["recipes"], _model, _dataset), _mode)  # numbers checked (train.recipe)
 
 DATASETS = config["datasets"]
 MODELS = config["models"]
@@ -135,6 +137,11 @@ def frames_size(wildcards):
         return f"--size {own['size']}"
     short_side = own.get("short_side", config["frames"]["short_side"])
     return f"--short-side {short_side}" if short_side else ""
+
+
+def flow_gpus():
+    """GPUs of one flow job: one when the torch backend is told to run on cuda (auto takes one only if given)."""
+    return 1 if config["flow"]["backend"] == "torch" and config["flow"]["device"] == "cuda" else 0
 
 
 def train_gpus():

@@ -11,7 +11,8 @@ rule evaluate:
         test_list=stream_list("test"),
         workers=threads_per_process,
         naming=stream_naming,
-        flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-bound {config['flow']['bound']}",
+        flow=f"--flow-algorithm {config['flow']['algorithm']} --flow-backend {config['flow']['backend']}"
+        f" --flow-bound {config['flow']['bound']}",
     threads: config["train"]["threads"]
     resources:
         **train_resources(),

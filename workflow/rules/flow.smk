@@ -12,6 +12,8 @@ rule flow:
         pack=pack_option,
         naming=config["frames"]["naming"],
     threads: prep_threads("flow")
+    resources:
+        gpu=flow_gpus(),
     log:
         "logs/flow/{dataset}_{shard}.log",
     benchmark:
@@ -21,5 +23,6 @@ rule flow:
     shell:
         "python -m prep flow {params.src} {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
-        " --algorithm {params.f[algorithm]} --bound {params.f[bound]} {params.pack}"
+        " --algorithm {params.f[algorithm]} --backend {params.f[backend]} --device {params.f[device]}"
+        " --bound {params.f[bound]} {params.pack}"
         " --naming {params.naming} --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"

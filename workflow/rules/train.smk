@@ -12,6 +12,7 @@ rule train:
         settings=recipe_json,
         root=stream_root,
         naming=stream_naming,
+        flow_backend=config["flow"]["backend"],
         run_dir=subpath(output[0], parent=True),
         threads=threads_per_process,
         pretrained=pretrained_option,
@@ -27,6 +28,6 @@ rule train:
     shell:
         "{params.launch} -m train.train --settings {params.settings:q} --mode {wildcards.mode}"
         " --train-list {params.train_list} --val-list {params.val_list} --root {params.root}"
-        " --naming {params.naming}"
+        " --naming {params.naming} --flow-backend {params.flow_backend}"
         " --classes {input.annotations}/label_map.txt --run-dir {params.run_dir}"
         " --threads {params.threads} {params.pretrained} > {log} 2>&1"
