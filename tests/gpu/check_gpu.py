@@ -271,7 +271,7 @@ class Checker:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - started
         peak = round(torch.cuda.max_memory_allocated() / 2 ** 20) if device == "cuda" else None
-        print(f"      tvl1 340x256: {count / seconds:.1f} pairs/s (goal {TVL1_GOAL_PAIRS_PER_SECOND} on one H100-class "
+        print(f"      tvl1 340x256: {count / seconds:.2f} pairs/s (goal {TVL1_GOAL_PAIRS_PER_SECOND} on one H100-class "
               f"GPU), batch {batch}, peak {peak} MiB", flush=True)
 
     def print_report(self):
