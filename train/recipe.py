@@ -130,7 +130,7 @@ POSITIVE_NUMBERS = ("lr", "gamma", "head_lr_mult", "head_bias_lr_mult", "step_ep
 NON_NEGATIVE_NUMBERS = ("momentum", "weight_decay", "warmup_epochs", "warmup_ratio", "lr_floor", "mixup_alpha",
                         "cutmix_alpha", "seed")
 NULLABLE = ("resize_short", "test_clip_len", "test_num_clips", "test_crop_size", "reference_batch", "step_epochs",
-            "grad_clip", "lr_floor")
+            "grad_clip", "lr_floor", "accumulate")  # accumulate null: from batch_policy (train.train.batch_plan)
 
 
 def non_finite_key(value, path=(), infinite=True):
@@ -152,7 +152,7 @@ def non_finite_key(value, path=(), infinite=True):
 
 
 # settings that change how fast a run goes or what it keeps, never what it computes: a resumed run may change them
-RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint")
+RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint", "loader_memory_gb")
 
 
 def settings_changes(old, new):
