@@ -20,7 +20,7 @@ MINDSPORE_I3D = {  # mindspore-ai/models research/cv/I3D README_CN.md (parameter
     "test_clip_len": 256, "input_size": 224, "resize_short": None, "train_crop": "random", "flip": True,
     "normalize": "unit", "optimizer": "adam", "lr": 0.001, "reference_batch": 64, "batch_size": 8,
     "weight_decay": 1e-8, "grad_clip": None, "schedule": "mindspore_step", "step_epochs": 4, "gamma": 0.5,
-    "trainable_prefixes": ["logits", "Mixed_5"], "model_options": {"dropout": 0.5},
+    "trainable_prefixes": ["logits", "Mixed_5"], "model_options": {"dropout": 0.5, "head_pool": "max"},
     "test_views": 1, "test_crops": "center", "average_clips": "none", "eval_batch": 8, "eval_checkpoint": "best",
     "fusion": {"weights": {"rgb": 1.0, "flow": 1.0}, "rule": "score"},  # eval.py l.333 logits_rgb + logits_flow
 }
@@ -52,7 +52,8 @@ PUBLISHED = {
         "arch": "tsm_r50", "pretrained": RESNET50, "num_clips": 8, "lr": 0.02, "reference_batch": 128,
         "batch_size": 16, "epochs": 50, "milestones": [20, 40], "gamma": 0.1, "grad_clip": 20, "weight_decay": 1e-4,
         "bn_weight_decay": False, "head_lr_mult": 5, "head_bias_lr_mult": 10, "head_bias_weight_decay": False,
-        "num_fixed_crops": 13, "max_wh_scale_gap": 1, "test_views": 1, "test_crops": "center", "twice_sample": False,
+        "num_fixed_crops": 13, "max_wh_scale_gap": 1, "test_views": 1, "test_num_clips": 8, "twice_sample": True,
+        "test_crops": "three", "test_crop_size": 256,  # mmaction2 v0.24.1 tsm/README.md l.105-121: accurate setting
         "average_clips": "prob", "model_options": {"dropout": 0.5, "init_std": 0.001, "shift_div": 8}},
     # mmaction2 v0.24.1 i3d_r50_32x2x1_100e_kinetics400_rgb.py + _base_ i3d_r50 (pretrained2d torchvision://resnet50)
     ("i3d", "kinetics400", "rgb"): {
@@ -67,12 +68,11 @@ PUBLISHED = {
     ("i3d-nl-dot-product", "kinetics400", "rgb"): {"arch": "i3d_r50_nl_dot_product", "clip_len": 32},
     ("i3d-dense", "kinetics400", "rgb"): {"arch": "i3d_r50", "sampling": "dense", "test_views": 10,
                                           "test_crops": "three", "clip_len": 32, "frame_interval": 2},
-    # mmaction2 1.x tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py (torchvision IMAGENET1K_V2 init)
+    # mmaction2 v0.24.1 tsn/README.md l.54 (71.80) -> tsn_r50_320p_1x1x8_100e_kinetics400_rgb.py (torchvision V1)
     ("tsn-1x1x8", "kinetics400", "rgb"): {
-        "arch": "tsn_r50", "num_clips": 8, "lr": 0.01, "reference_batch": 256, "epochs": 100, "milestones": [40, 80],
-        "train_crop": "multiscale", "test_num_clips": 25, "test_crops": "ten", "average_clips": "prob",
-        "pretrained": {"url": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "source": "torchvision",
-                       "sha256": "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"}},
+        "arch": "tsn_r50", "num_clips": 8, "lr": 0.00375, "reference_batch": 96, "batch_size": 12, "epochs": 100,
+        "milestones": [40, 80], "train_crop": "random_resized", "test_num_clips": 25, "test_crops": "three",
+        "test_crop_size": 256, "average_clips": "none", "pretrained": RESNET50},
     # tsm_mobilenetv2_dense_1x1x8_100e_kinetics400_rgb.py + sgd_tsm_mobilenet_v2_100e (lr 0.01 at 8 × 8, wd 2e-5)
     ("tsm-mobilenet-v2", "kinetics400", "rgb"): {
         "arch": "tsm_mobilenet_v2", "num_clips": 8, "sampling": "uniform", "test_sampling": "dense",
@@ -272,7 +272,7 @@ def test_snakemake_trains_the_resolved_recipe_and_sizes_frames_per_dataset(tmp_p
 def test_linear_lr_scaling_and_head_multipliers():
     settings = resolve({"base": "tsm_r50_kinetics400", "model_options": {"base_channels": 4}}, "rgb")
     model = build_model(settings["arch"], 10, num_segments=8, **settings["model_options"])
-    optimizer, lr = make_optimizer(model, settings, world_size=2)  # 2 × 16 = 32 of the quoted 128
+    optimizer, lr = make_optimizer(model, {**settings, "batch_policy": "scale_lr"}, world_size=2)  # 2 × 16 of 128
     assert lr == pytest.approx(0.02 * 32 / 128)
     groups = {round(g["lr_mult"]): g for g in optimizer.param_groups}
     assert groups[5]["params"] == [model.fc.weight] and groups[10]["params"] == [model.fc.bias]

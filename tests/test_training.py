@@ -267,8 +267,7 @@ def test_no_weight_decay_on_norm_layers_and_biases_as_mmaction2_tsm():
 
 
 def test_gpu_defaults_resolve_per_device():
-    from train.train import autocast_dtype, use_channels_last
-    from train.utils import loader_workers
+    from train.utils import autocast_dtype, loader_workers, use_channels_last
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
     assert loader_workers("auto", cuda, 8) == 7 and loader_workers("auto", cuda, 1) == 1
@@ -276,3 +275,5 @@ def test_gpu_defaults_resolve_per_device():
     assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp16", cuda) == torch.float16
     assert use_channels_last({"layout": "segments"}, cuda) and not use_channels_last({"layout": "clip"}, cuda)
     assert not use_channels_last({"layout": "segments"}, cpu)
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("none", cuda) is None  # forced: any device
+    assert use_channels_last({"layout": "clip", "channels_last": True}, cpu)

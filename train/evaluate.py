@@ -36,9 +36,10 @@ from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.trees import agree, tree_conventions
 from train.data import ClipChunks, check_list, normalize_on_device, plan_chunks, shard_groups
-from train.presets import eval_protocol, frame_source, make_dataset
+from train.presets import clip_bytes, eval_protocol, frame_source, make_dataset
 from train.recipe import make_model
-from train.utils import git_commit, init_distributed
+from train.utils import (autocast_dtype, fit_loader_memory, git_commit, init_distributed, to_channels_last,
+                         use_channels_last)
 
 SUMMARY_COLUMNS = ["model", "dataset", "mode", "top1", "top5", "mean_class_accuracy", "efficient_top1",
                    "num_videos", "num_classes"]
@@ -107,23 +108,27 @@ def checkpoint_to_score(checkpoint):
 
 @torch.no_grad()
 def score_dataset(model, dataset, settings, num_classes, device, eval_batch, rank=0, world_size=1, workers=0,
-                  show_bar=False):
+                  show_bar=False, accurate=False, processes=1):
     """Per-video scores (videos, classes) of a test dataset, every process holding the full result; chunks of at
-    most ``eval_batch`` clips."""
+    most ``eval_batch`` clips, in the recipe's AMP (``amp: auto`` = bf16/fp16 on a GPU, as training)."""
     from tqdm import tqdm
 
     average_clips = settings["average_clips"]
     per_video = dataset.clips_per_video
     groups = plan_chunks(len(dataset), per_video, eval_batch)
+    chunk_bytes = eval_batch * clip_bytes(settings, True, accurate) // per_video  # a chunk: ≤ eval_batch clips
+    workers, prefetch = fit_loader_memory(chunk_bytes, workers, 2, settings.get("loader_memory_gb", "auto"),
+                                          processes, "evaluation loader")
     loader = DataLoader(ClipChunks(dataset, shard_groups(groups, rank, world_size)), batch_size=None,
-                        num_workers=workers, pin_memory=device.type == "cuda")
+                        num_workers=workers, pin_memory=device.type == "cuda",
+                        prefetch_factor=prefetch if workers else None)
     sums = torch.zeros((len(dataset), num_classes), device=device)
     seen = torch.zeros(len(dataset), dtype=torch.int64, device=device)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.get("amp"))
+    amp_dtype = autocast_dtype(settings.get("amp"), device)
     model.eval()
     for clips, owners in tqdm(loader, disable=not show_bar, leave=False, mininterval=2.0):
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(clips)
         scores = clip_scores(logits.float(), average_clips)
         start = 0  # a chunk holds runs of whole videos, or one part of a video
@@ -170,6 +175,8 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
     model = make_model(settings, len(classes))
     model.load_state_dict(state["model"])
     model.to(device)
+    if use_channels_last(settings, device):  # as training ran it
+        to_channels_last(model)
     eval_batch = eval_batch or settings["eval_batch"]
     items = check_list(list_path, len(classes), frame_source(settings, root, naming))  # one line, before scoring
     outputs = {}
@@ -180,7 +187,8 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
         dataset = make_dataset(settings, items, root, test_mode=True, accurate=accurate, naming=naming)
         started = time.time()
         scores = score_dataset(model, dataset, settings, len(classes), device, eval_batch, rank, world_size,
-                               workers, show_bar=rank == 0 and sys.stderr.isatty())
+                               workers, show_bar=rank == 0 and sys.stderr.isatty(), accurate=accurate,
+                               processes=world_size)
         outputs[name] = (scores.numpy(), time.time() - started)
     video_ids = [item[0] for item in dataset.items]
     labels = np.array([item[2] for item in dataset.items], dtype=np.int64)
@@ -188,13 +196,17 @@ def score_checkpoint(checkpoint, list_path, root, workers=2, eval_batch=None, na
 
 
 def result_record(model, dataset, mode, classes, efficient, accurate, extra):
+    """The results JSON; ``published``: the seeds' numbers for this row and our difference (train/published.py)."""
+    from train.published import compare
+
     headline = {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")}
-    return {"model": model, "dataset": dataset, "mode": mode, **headline,
-            "efficient": {k: efficient[k] for k in ("top1", "top5", "mean_class_accuracy")},
-            "accurate": {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")},
-            "num_classes": len(classes), "classes": classes,
-            "per_class_accuracy": dict(zip(classes, accurate["per_class_accuracy"])),
-            "confusion_matrix": accurate["confusion_matrix"], **extra, "versions": versions()}
+    record = {"model": model, "dataset": dataset, "mode": mode, **headline,
+              "efficient": {k: efficient[k] for k in ("top1", "top5", "mean_class_accuracy")},
+              "accurate": {k: accurate[k] for k in ("top1", "top5", "mean_class_accuracy")},
+              "num_classes": len(classes), "classes": classes,
+              "per_class_accuracy": dict(zip(classes, accurate["per_class_accuracy"])),
+              "confusion_matrix": accurate["confusion_matrix"], **extra}
+    return {**record, "published": compare(record), "versions": versions()}
 
 
 def write_json(path, record):

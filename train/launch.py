@@ -184,7 +184,10 @@ def plan(args, environ=None):
     argv = torchrun_command(args.nnodes, args.nproc_per_node, args.command, hosts=hosts, endpoint=endpoint,
                             job_id=environ.get("SLURM_JOB_ID"), threads=args.threads,
                             gpus_per_node=args.gpus // args.nnodes if args.nnodes > 1 else 0)
-    return argv, worker_environment(environ, args.threads, args.nproc_per_node), pool
+    # a job given no GPUs sees none (CUDA_VISIBLE_DEVICES=""): `train.gpu: false` must not land on a GPU that
+    # another job holds; under SLURM the allocation's CUDA_VISIBLE_DEVICES stands for GPU jobs
+    visible = [] if not args.gpus else None
+    return argv, worker_environment(environ, args.threads, args.nproc_per_node, visible), pool
 
 
 def run(argv, env, pool=None, gpus=0, timeout=None):

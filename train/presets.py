@@ -2,7 +2,10 @@
 sampled and transformed, shared by training, evaluation, prediction and export (as torchvision's
 references/video_classification/presets.py).
 
-Two test modes: *efficient* — ``num_clips`` segments (or one clip), one view, one centre crop of ``input_size``;
+Two test modes: *efficient* — ``num_clips`` segments (or one clip), one view (``dense`` sampling: its
+``test_views`` start positions, as mmaction2's DenseSampleFrames val pipelines, e.g. v0.24.1
+configs/recognition/i3d/i3d_r50_dense_32x2x1_100e_kinetics400_rgb.py l.29-38: num_sample_positions defaults to
+10), one centre crop of ``input_size``;
 *accurate* — the recipe's ``test_num_clips`` (default ``num_clips``) × ``test_views`` (doubled by
 ``twice_sample``) × ``test_crops`` crops of ``test_crop_size`` (default ``input_size``).
 """
@@ -19,8 +22,9 @@ def eval_protocol(settings, accurate):
     clips_per_video} (``test_sampling`` / ``test_clip_len`` apply to both test modes)."""
     sampling = {"sampling": settings["test_sampling"] or settings["sampling"],
                 "clip_len": settings["test_clip_len"] or settings["clip_len"]}
-    if not accurate:
-        protocol = {"num_clips": settings["num_clips"], "views": 1, "twice_sample": False, "crops": "center",
+    if not accurate:  # dense: mmaction2's val_pipeline is DenseSampleFrames(test_mode=True) too, all its start positions
+        views = settings["test_views"] if sampling["sampling"] == "dense" else 1
+        protocol = {"num_clips": settings["num_clips"], "views": views, "twice_sample": False, "crops": "center",
                     "crop_size": settings["input_size"]}
     else:
         protocol = {"num_clips": settings["test_num_clips"] or settings["num_clips"], "views": settings["test_views"],
@@ -30,6 +34,17 @@ def eval_protocol(settings, accurate):
     views = protocol["views"] * (2 if protocol["twice_sample"] and protocol["sampling"] == "uniform" else 1)
     protocol["clips_per_video"] = views * {"center": 1, "three": 3, "ten": 10}[protocol["crops"]]
     return protocol
+
+
+def clip_bytes(settings, test_mode, accurate=False):
+    """Bytes of one dataset item (uint8): a training clip, or a test video's views × crops of the test mode."""
+    if test_mode:
+        protocol = eval_protocol(settings, accurate)
+        size, frames = protocol["crop_size"], protocol["num_clips"] * protocol["clip_len"]
+        count = protocol["clips_per_video"]
+    else:
+        size, frames, count = settings["input_size"], settings["num_clips"] * settings["clip_len"], 1
+    return count * frames * channels_per_frame(settings) * size * size
 
 
 def train_sampler(settings):

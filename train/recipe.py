@@ -38,7 +38,11 @@ DEFAULTS = {
     # speed on a GPU (train/train.py): bf16/fp16 AMP, workers from the CPUs granted, NHWC for 2D models; CPU: off
     "amp": "auto", "data_workers": "auto", "channels_last": "auto", "compile": False,
     # optional augmentation (off by default) and gradient accumulation (optimizer step every `accumulate` batches)
-    "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": 1,
+    "randaugment": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "accumulate": None,
+    # fewer processes than the reference run: reach reference_batch by accumulation (lr as published) or scale_lr
+    "batch_policy": "accumulate",
+    # prefetched batches one DataLoader may hold (batch bytes × prefetch × workers); auto = half of /dev/shm
+    "loader_memory_gb": "auto",
 }
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +136,7 @@ POSITIVE_NUMBERS = ("lr", "gamma", "head_lr_mult", "head_bias_lr_mult", "step_ep
 NON_NEGATIVE_NUMBERS = ("momentum", "weight_decay", "warmup_epochs", "warmup_ratio", "lr_floor", "mixup_alpha",
                         "cutmix_alpha", "seed")
 NULLABLE = ("resize_short", "test_clip_len", "test_num_clips", "test_crop_size", "reference_batch", "step_epochs",
-            "grad_clip", "lr_floor")
+            "grad_clip", "lr_floor", "accumulate")  # accumulate null: from batch_policy (train.train.batch_plan)
 
 
 def non_finite_key(value, path=(), infinite=True):
@@ -154,7 +158,7 @@ def non_finite_key(value, path=(), infinite=True):
 
 
 # settings that change how fast a run goes or what it keeps, never what it computes: a resumed run may change them
-RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint")
+RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint", "loader_memory_gb")
 
 
 def settings_changes(old, new):

@@ -33,7 +33,7 @@ from train import utils
 from train.data import ListError, check_list, collate_clips, normalize_on_device
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
 from train.models import PretrainedError, apply_pretrained
-from train.presets import frame_source, make_dataset
+from train.presets import clip_bytes, frame_source, make_dataset
 from train.recipe import RecipeError, make_model, resolve, settings_changes
 from train.schedule import make_scheduler
 
@@ -88,11 +88,35 @@ def parameter_groups(model, settings, lr):
             for name, params in groups.items() if params]
 
 
-def make_optimizer(model, settings, world_size):
-    """SGD or Adam; the learning rate scales linearly with the total batch (recipes quote it at reference_batch);
-    the total batch counts gradient accumulation (batch_size × world_size × accumulate)."""
-    total_batch = settings["batch_size"] * world_size * settings.get("accumulate", 1)
-    lr = settings["lr"] * total_batch / (settings["reference_batch"] or total_batch)
+BATCH_POLICIES = ("accumulate", "scale_lr")
+
+
+def batch_plan(settings, world_size, batch_size=None):
+    """How a run meets the total batch its recipe's lr is quoted at (``reference_batch``, e.g. 8 GPUs × 8):
+    {batch_policy, accumulate, batch_per_process, total_batch, reference_batch, lr, effective_lr}.
+
+    ``batch_policy: accumulate`` (default): with fewer processes than the reference run, the optimizer steps every
+    round(reference / (processes × batch)) batches, so one GPU trains with the seed's total batch at the published lr;
+    ``scale_lr``: one batch per step and the lr scaled by total / reference (the linear scaling rule). An explicit
+    ``accumulate`` wins over the policy. Whatever rounding leaves, the lr scales linearly with the total batch
+    (processes × batch × accumulate)."""
+    policy = settings.get("batch_policy") or "accumulate"
+    if policy not in BATCH_POLICIES:
+        raise ValueError(f"batch_policy must be one of {', '.join(BATCH_POLICIES)}, got {policy!r}")
+    batch_size = batch_size or settings["batch_size"]
+    reference = settings.get("reference_batch")
+    accumulate = settings.get("accumulate")
+    if accumulate is None:
+        accumulate = max(1, round(reference / (batch_size * world_size))) if reference and policy == "accumulate" else 1
+    total = batch_size * world_size * int(accumulate)
+    return {"batch_policy": policy, "accumulate": int(accumulate), "batch_per_process": batch_size,
+            "total_batch": total, "reference_batch": reference, "lr": settings["lr"],
+            "effective_lr": settings["lr"] * total / (reference or total)}
+
+
+def make_optimizer(model, settings, world_size, batch_size=None):
+    """SGD or Adam at the lr of :func:`batch_plan` (the published lr at the reference total batch)."""
+    lr = batch_plan(settings, world_size, batch_size)["effective_lr"]
     groups = parameter_groups(model, settings, lr)
     if settings["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=settings["momentum"]), lr
@@ -101,35 +125,25 @@ def make_optimizer(model, settings, world_size):
     raise ValueError(f"unknown optimizer {settings['optimizer']!r} (sgd, adam)")
 
 
-def autocast_dtype(setting, device):
-    """The AMP dtype: ``auto`` = bf16 on a GPU that has it, else fp16; none on the CPU (where AMP is off)."""
-    if device.type != "cuda" or setting in (None, "none"):
-        return None
-    if setting == "auto":
-        setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
-
-
-def use_channels_last(settings, device):
-    """NHWC weights for the 2D models (TSN, TSM) on a GPU, where tensor-core convolutions run faster that way (the
-    first convolution converts its input): ``channels_last: auto`` (default), true or false."""
-    setting = settings.get("channels_last", "auto")
-    wanted = settings["layout"] == "segments" if setting == "auto" else bool(setting)
-    return wanted and device.type == "cuda"
-
-
-def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_last=False, persistent=True):
+def make_loader(dataset, settings, context, shuffle, batch_size, workers, drop_last=False, persistent=True,
+                gpu=None, what="training loader"):
+    """The DataLoader of a split. On a GPU (``gpu``: default the context's device; a test forces it on the CPU) it
+    pins memory and prefetches 4 batches per worker; workers × prefetch are held to ``loader_memory_gb``."""
     sampler = utils.ResumableSampler(dataset, context.world_size, context.rank, shuffle, settings["seed"], drop_last)
-    cuda = context.device.type == "cuda"
+    gpu = context.device.type == "cuda" if gpu is None else gpu
+    batch_bytes = batch_size * clip_bytes(settings, dataset.sampler.test_mode, accurate=False)
+    workers, prefetch = utils.fit_loader_memory(batch_bytes, workers, 4 if gpu else 2,
+                                                settings.get("loader_memory_gb", "auto"), context.local_world_size,
+                                                what)
     # a private generator: creating an iterator must not draw from the global RNG that dropout uses, or a run
     # resumed mid-epoch would see different dropout masks
     # NVDEC in the workers: CUDA does not survive a fork of a process that has initialised it, so spawn them
     spawn = workers > 0 and getattr(getattr(dataset, "source", None), "video_decoder", "cpu") != "cpu"
     return DataLoader(utils.EpochAwareDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
                       multiprocessing_context="spawn" if spawn else None,
-                      pin_memory=cuda, drop_last=drop_last, collate_fn=collate_clips,
+                      pin_memory=gpu, drop_last=drop_last, collate_fn=collate_clips,
                       persistent_workers=persistent and workers > 0,
-                      prefetch_factor=(4 if cuda else 2) if workers > 0 else None,
+                      prefetch_factor=prefetch if workers > 0 else None,
                       worker_init_fn=utils.ignore_stop_signals,
                       generator=torch.Generator().manual_seed(settings["seed"]))
 
@@ -151,12 +165,12 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
     steps = first_step + len(data_loader)
-    accumulate = int(settings.get("accumulate", 1))
+    accumulate = int(settings.get("accumulate") or 1)  # main passes batch_plan's
     if accumulate < 1 or first_step % accumulate:
         raise ValueError(f"accumulate {accumulate}: resuming at step {first_step} is not an accumulation boundary")
     mixing = settings.get("mixup_alpha", 0) or settings.get("cutmix_alpha", 0)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    amp_dtype = autocast_dtype(settings["amp"], device)
+    amp_dtype = utils.autocast_dtype(settings["amp"], device)
     bar = tqdm(data_loader, desc=f"epoch {epoch + 1}/{settings['epochs']}", disable=not show_bar, leave=False,
                mininterval=2.0)
     end = time.perf_counter()
@@ -212,7 +226,7 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
 def predict(model, loader, settings, device, show_bar=False, desc="eval"):
     """Per-video class probabilities (views averaged as probabilities), labels and dataset indices."""
     model.eval()
-    amp_dtype = autocast_dtype(settings.get("amp"), device)
+    amp_dtype = utils.autocast_dtype(settings.get("amp"), device)
     probabilities, labels, indices = [], [], []
     for clips, label, index in tqdm(loader, desc=desc, disable=not show_bar, leave=False, mininterval=2.0):
         batch, views = clips.shape[:2]
@@ -276,7 +290,7 @@ def main(args):
                                    utils.cpus_per_process(args.threads, context.local_world_size))
     train_loader = make_loader(train_set, settings, context, True, batch_size, workers, drop_last)
     val_loader = make_loader(val_set, settings, context, False, batch_size, workers,
-                             persistent=False)  # used once an epoch: no idle workers held during training
+                             persistent=False, what="validation loader")  # used once an epoch: no idle workers held during training
 
     model = make_model(settings, len(classes))
     resume_from, state = utils.resume_point(run_dir, warn=print if context.is_main else lambda *a, **k: None)
@@ -290,14 +304,15 @@ def main(args):
     # before DDP wrapping, and only into a fresh run: a resumed run's checkpoint holds the weights (and their record)
     pretrained = apply_pretrained(model, settings, args.pretrained) if resume_from is None else None
     model.to(device)
-    if use_channels_last(settings, device):
-        model = model.to(memory_format=torch.channels_last)
+    if utils.use_channels_last(settings, device):
+        utils.to_channels_last(model)
     if settings.get("sync_bn") and context.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer, effective_lr = make_optimizer(model, settings, context.world_size)
-    accumulate = int(settings.get("accumulate", 1))
+    plan = batch_plan(settings, context.world_size, batch_size)
+    optimizer, effective_lr = make_optimizer(model, settings, context.world_size, batch_size)
+    accumulate = plan["accumulate"]
     lr_scheduler = make_scheduler(optimizer, settings, math.ceil(len(train_loader) / accumulate))
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(settings["amp"], device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=utils.autocast_dtype(settings["amp"], device) == torch.float16)
     start_epoch, start_step = 0, 0
     if resume_from is not None:
         # loaded on the CPU (utils.load_checkpoint): RNG states must stay CPU tensors
@@ -320,11 +335,14 @@ def main(args):
     criterion = torch.nn.CrossEntropyLoss()  # class indices, or class probabilities (MixUp / CutMix targets)
     stop = utils.StopRequested(context.world_size, device)
     best = max((record.get("val_top1", 0) for record in log_lines(run_dir)), default=-1.0)
-    run_info = {"world_size": context.world_size, "batch_per_process": batch_size,
-                "total_batch": batch_size * context.world_size * accumulate, "effective_lr": effective_lr,
-                "pretrained": pretrained, "git_commit": utils.git_commit(), "tree": tree}
+    run_info = {"world_size": context.world_size, **plan, "pretrained": pretrained, "git_commit": utils.git_commit(),
+                "tree": tree}
     if args.mode == "flow":  # predict recomputes flow for a video with the backend the training data was made by
         run_info["flow_backend"] = tree["backend"]
+    if context.is_main and plan["reference_batch"]:
+        print(f"batch: {context.world_size} × {batch_size} × accumulate {accumulate} = {plan['total_batch']} "
+              f"(reference {plan['reference_batch']}, batch_policy {plan['batch_policy']}), lr {effective_lr:g}",
+              flush=True)
 
     def snapshot(epoch, step):
         rng = utils.gather_objects(utils.rng_state(device), context)
@@ -349,7 +367,7 @@ def main(args):
                       "a rerun resumes from here", flush=True)
 
         finished = train_one_epoch(train_model, criterion, optimizer, lr_scheduler, train_loader, device, epoch,
-                                   settings, scaler, stop, meter, first_step=first_step, on_stop=save_interrupted,
+                                   {**settings, "accumulate": accumulate}, scaler, stop, meter, first_step=first_step, on_stop=save_interrupted,
                                    show_bar=context.is_main and sys.stderr.isatty())
         train_loader.sampler.skip = 0
         if not finished:

@@ -20,6 +20,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from prep.base.atomic import atomic_file
 from prep.base.diskspace import is_disk_full
+from prep.base.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,25 +39,35 @@ class Distributed:
         return self.rank == 0
 
 
+def device_and_backend(local_rank, local_world_size, gpus):
+    """(device, backend) of a process: cuda:LOCAL_RANK over NCCL when each process has a GPU of its own; with more
+    processes than GPUs they share them round-robin over gloo (NCCL refuses two ranks on one GPU, "Duplicate GPU
+    detected"; gloo all-reduces CUDA tensors), so a one-GPU machine still runs the multi-process code; cpu over gloo
+    without GPUs."""
+    if not gpus:
+        return torch.device("cpu"), "gloo"
+    return torch.device("cuda", local_rank % gpus), "nccl" if local_world_size <= gpus else "gloo"
+
+
 def init_distributed():
-    """Read torchrun's environment, pick the device (cuda:LOCAL_RANK or cpu) and join the process group."""
+    """Read torchrun's environment, pick the device (:func:`device_and_backend`) and join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    device, backend = device_and_backend(local_rank, local_world_size,
+                                         torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if device.type == "cuda":
         torch.cuda.set_device(device)  # also the device all_gather_object uses under NCCL
-    else:
-        device = torch.device("cpu")
     if world_size > 1:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
     return Distributed(rank=int(os.environ.get("RANK", "0")), world_size=world_size, local_rank=local_rank,
-                       local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")), device=device)
+                       local_world_size=local_world_size, device=device)
 
 
 def barrier(context):
-    if context.world_size > 1:
-        dist.barrier(device_ids=[context.device.index] if context.device.type == "cuda" else None)
+    if context.world_size > 1:  # device_ids: NCCL's only
+        nccl = dist.get_backend() == "nccl"
+        dist.barrier(device_ids=[context.device.index] if nccl else None)
 
 
 def close_distributed(context):
@@ -198,6 +209,69 @@ def cpus_per_process(threads=None, local_world_size=1):
     if threads:
         return max(1, int(threads))
     return max(1, len(os.sched_getaffinity(0)) // max(1, local_world_size))
+
+
+def autocast_dtype(setting, device):
+    """The AMP dtype of a recipe's ``amp``: ``auto`` = bf16 on a GPU that has it, else fp16, and off on the CPU;
+    ``bf16`` / ``fp16`` force it on any device (CPU autocast runs both); ``none`` (or null) = off. Training,
+    validation and ``train.evaluate`` all take it from here, so ``auto`` means the same in each."""
+    if setting in (None, "none") or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if setting not in ("bf16", "fp16"):
+        raise ValueError(f"amp must be auto, none, bf16 or fp16, got {setting!r}")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def use_channels_last(settings, device):
+    """NHWC weights: ``channels_last: auto`` (default) for the 2D models (TSN, TSM) on a GPU, where tensor-core
+    convolutions run faster that way; true / false force it on or off on any device."""
+    setting = settings.get("channels_last", "auto")
+    if setting == "auto":
+        return settings["layout"] == "segments" and device.type == "cuda"
+    return bool(setting)
+
+
+def to_channels_last(model):
+    """Every 4-D parameter and buffer in channels_last, every 5-D one in channels_last_3d, in place.
+    (``Module.to(memory_format=torch.channels_last)`` refuses a model holding 5-D weights — "required rank 4 tensor"
+    — such as a TSM with non-local blocks or any 3D network.)"""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dim() in formats:
+                tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
+    return model
+
+
+def shared_memory_bytes():
+    """Half of /dev/shm (where DataLoader workers hand batches over), else half of the machine's memory."""
+    import shutil
+    try:
+        return shutil.disk_usage("/dev/shm").total // 2
+    except OSError:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def fit_loader_memory(batch_bytes, workers, prefetch, setting="auto", processes=1, what="loader"):
+    """(workers, prefetch) whose prefetched batches — batch bytes × prefetch × workers — fit ``loader_memory_gb``
+    (``auto``: half of /dev/shm shared by the node's ``processes``): prefetch is lowered first, then workers. A batch
+    that does not fit even once is an error naming the setting, not a bus error in a worker."""
+    if workers == 0:
+        return 0, prefetch
+    budget = shared_memory_bytes() // max(1, processes) if setting in (None, "auto") else int(float(setting) * 2 ** 30)
+    if batch_bytes > budget:
+        raise UserError(f"{what}: one batch is {batch_bytes / 2 ** 30:.2f} GB, over the loader memory budget of "
+                        f"{budget / 2 ** 30:.2f} GB (loader_memory_gb: {setting}); lower batch_size / eval_batch or "
+                        "raise loader_memory_gb (and /dev/shm)")
+    fitted_prefetch = max(1, min(prefetch, budget // (batch_bytes * workers)))
+    fitted_workers = max(1, min(workers, budget // (batch_bytes * fitted_prefetch)))
+    if (fitted_workers, fitted_prefetch) != (workers, prefetch):
+        print(f"{what}: {workers} workers × prefetch {prefetch} × {batch_bytes / 2 ** 20:.0f} MB batches exceed the "
+              f"loader memory budget of {budget / 2 ** 30:.2f} GB (loader_memory_gb: {setting}); using "
+              f"{fitted_workers} workers × prefetch {fitted_prefetch}", flush=True)
+    return fitted_workers, fitted_prefetch
 
 
 def loader_workers(setting, device, cpus):

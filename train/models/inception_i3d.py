@@ -105,11 +105,19 @@ class InceptionModule(nn.Module):
 class InceptionI3d(nn.Module):
     """x (B, in_channels, T, H, W) -> logits (B, num_classes): mean over time of the per-time logits.
 
-    in_channels: 3 for RGB, 2 for optical flow (x, y).
+    in_channels: 3 for RGB, 2 for optical flow (x, y). ``head_pool``: ``avg`` — pytorch-i3d's (2, 7, 7) stride-1
+    average pool, logits averaged over time; ``max`` — MindSpore-I3D's head (mindspore-ai/models @eab643f
+    research/cv/I3D/src/i3d.py l.287-295 and l.1034-1035: ``UseMaxPool3D_replace_AvgPool3D`` with kernel
+    (sample_duration / 8, 7, 7), stride 1, 'valid', which at its 224² input and the sample duration the model is
+    built for, 64 frames to train and 256 to test, covers the whole Mixed_5c map: a global max, then dropout
+    (training only, l.1071-1072) and the 1×1×1 logits).
     """
 
-    def __init__(self, num_classes=400, in_channels=3, dropout=0.5, init_std=None, base_channels=64):
+    def __init__(self, num_classes=400, in_channels=3, dropout=0.5, init_std=None, base_channels=64, head_pool="avg"):
         super().__init__()
+        if head_pool not in ("avg", "max"):
+            raise ValueError(f"head_pool must be avg or max, got {head_pool!r}")
+        self.head_pool = head_pool
 
         def w(c):  # width scaling for cheap variants
             return max(1, c * base_channels // 64)
@@ -162,4 +170,7 @@ class InceptionI3d(nn.Module):
         return x.mean(dim=(3, 4))  # a single spatial position at the reference 224x224 input
 
     def forward(self, x):
+        if self.head_pool == "max":
+            x = self.extract_features(x).amax(dim=(2, 3, 4), keepdim=True)
+            return self.logits(self.dropout(x)).flatten(1)
         return self.per_time_logits(x).mean(dim=2)

@@ -25,7 +25,7 @@ def _spec():
         archs[f"tsm_r50_nl_{mode}"] = (lambda m: lambda nc, ic, ns, **o: TSM(
             50, nc, ic, ns, non_local_mode=m, **o))(mode), ("shift_div",)
     archs["tsm_mobilenet_v2"] = (lambda nc, ic, ns, **o: TSMMobileNetV2(nc, ic, ns, **o)), ("shift_div",)
-    archs["i3d_inception"] = (lambda nc, ic, ns, **o: InceptionI3d(nc, ic, **o)), ()
+    archs["i3d_inception"] = (lambda nc, ic, ns, **o: InceptionI3d(nc, ic, **o)), ("head_pool",)
     return archs
 
 
