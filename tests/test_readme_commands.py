@@ -21,7 +21,8 @@ NOT_RUN = {  # what a command starts with -> why the test does not run it
     "python -m pytest": "the test suite itself", ".venv/bin/python -m pytest": "the test suite itself",
     "pip ": "installs packages", "apt-get": "installs system packages",
 }
-CHEAP = ("train.recipe",)  # modules whose concrete commands are run for real (no torch, no data)
+CHEAP = ("train.recipe",)
+COMMAND = re.compile(r"(snakemake|python3? -m|torchrun) ")  # a line of a ```text block that is a command  # modules whose concrete commands are run for real (no torch, no data)
 
 
 def doc_commands(path):
@@ -29,10 +30,12 @@ def doc_commands(path):
     inline `snakemake …` / `python -m …` / `torchrun …` span that names more than the program."""
     text = path.read_text()
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for language, block in re.findall(r"```(bash|text)\n(.*?)```", text, re.S):
+        # a ```text block is a synopsis or a layout: its lines that start with a command are commands (placeholders:
+        # checked through --help); docs/'s `--8<--` includes are docs/examples/ files, run by tests/test_docs.py
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
-            if line and not line.startswith("#"):
+            if line and not line.startswith(("#", "--8<--")) and (language == "bash" or COMMAND.match(line)):
                 commands.append(line)
     for span in re.findall(r"`((?:snakemake|python3? -m|torchrun) [^`]+)`", text.replace("\n", " ")):
         commands.append(span.strip())
