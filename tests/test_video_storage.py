@@ -24,6 +24,7 @@ from prep.base.encoding import EncoderSettings, parse_settings, settings_for
 from prep.base.frame_source import FrameError, VideoDecoder, count_frames, frame_videos, open_frames
 from prep.frames import run_frames
 from prep.base.media import ffmpeg_executable
+from prep.base.trees import TREE_RECORD, read_tree
 from prep.reencode import even_size, run_reencode
 from tests.conftest import REPO, TINY, decoded_frames, run_prep, snakemake
 from train.presets import make_dataset
@@ -376,7 +377,8 @@ def test_other_encoder_settings_reencode_and_the_same_skip(tmp_path):
     assert tuned["status"] == "done"
     resized, = run_reencode(videos, tmp_path / "out", short_side=32, settings=EncoderSettings(keyint=4, bframes=1))
     assert resized["status"] == "done" and (resized["out_width"], resized["out_height"]) == (42, 32)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [TREE_RECORD, "v.mp4"]  # no stray temporaries
+    assert read_tree(tmp_path / "out")["rgb"]["frame_size"] == {"short_side": 32, "size": None}  # recorded anew
 
 
 def test_settings_follow_the_recipes_that_read_the_dataset():
