@@ -1,7 +1,10 @@
-"""Every command the README (and docs/*.md) shows runs as written: snakemake commands dry-run (``-n``) in a copy
-of the repository, ``python -m`` / ``torchrun`` commands run when every argument is concrete and cheap, else their
-``--help`` runs and lists every option the command uses. Installs, the test suite itself and ``--report`` (which
-needs a finished run) are only listed, with the reason."""
+"""Every command the README and the docs pages show in their text runs as written: inline `snakemake …` spans
+dry-run (``-n``) in a copy of the repository, inline `python -m …` / `torchrun …` spans run when every argument is
+concrete and cheap, else their ``--help`` runs and lists every option the span uses. (The fenced examples are
+docs/examples/ files that tests/test_docs.py runs; here every command of those files, and of the spans, is checked
+for words that Snakemake's many-valued options would swallow: `--config a=b results/x.json` makes the target a
+config entry.) Fragments — a program alone, a template (`results/{model}_…`), a span ending in an option — are
+listed as skipped, with the reason."""
 import re
 import shlex
 import shutil
@@ -15,31 +18,36 @@ import yaml
 from tests.conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+EXAMPLE_SCRIPTS = sorted((REPO / "docs" / "examples").glob("*.sh"))
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$|…|\.\.\.|^\[|[<{]")  # URL_LIST, N, [--opt], …, <dataset>, {model}
 NOT_RUN = {  # what a command starts with -> why the test does not run it
     "python3 -m venv": "creates a virtual environment and installs packages",
     "python -m pytest": "the test suite itself", ".venv/bin/python -m pytest": "the test suite itself",
     "pip ": "installs packages", "apt-get": "installs system packages",
 }
-CHEAP = ("train.recipe",)
-COMMAND = re.compile(r"(snakemake|python3? -m|torchrun) ")  # a line of a ```text block that is a command  # modules whose concrete commands are run for real (no torch, no data)
+CHEAP = ("train.recipe",)  # modules whose concrete commands are run for real (no torch, no data)
+# Snakemake options that take every following word up to the next option, and what each word must look like
+MANY_VALUED = {"--config": lambda w: "=" in w, "--configfile": lambda w: w.endswith((".yaml", ".yml", ".json")),
+               "--resources": lambda w: "=" in w, "--set-threads": lambda w: "=" in w,
+               "--set-resources": lambda w: "=" in w}
 
 
 def doc_commands(path):
-    """Commands of a Markdown file: each line of a ```bash block (continuations joined, comments dropped) and each
-    inline `snakemake …` / `python -m …` / `torchrun …` span that names more than the program."""
+    """The inline `snakemake …` / `python -m …` / `torchrun …` spans of a Markdown file."""
     text = path.read_text()
-    commands = []
-    for language, block in re.findall(r"```(bash|text)\n(.*?)```", text, re.S):
-        # a ```text block is a synopsis or a layout: its lines that start with a command are commands (placeholders:
-        # checked through --help); docs/'s `--8<--` includes are docs/examples/ files, run by tests/test_docs.py
-        for line in block.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
-            if line and not line.startswith(("#", "--8<--")) and (language == "bash" or COMMAND.match(line)):
-                commands.append(line)
-    for span in re.findall(r"`((?:snakemake|python3? -m|torchrun) [^`]+)`", text.replace("\n", " ")):
-        commands.append(span.strip())
-    return list(dict.fromkeys(commands))
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)  # fenced blocks: docs/examples files
+    spans = re.findall(r"`((?:snakemake|python3? -m|torchrun) [^`]+)`", text.replace("\n", " "))
+    return list(dict.fromkeys(span.strip() for span in spans))
+
+
+def script_commands(path):
+    """The command lines of an example script (continuations joined, comments dropped)."""
+    lines = []
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
 
 
 def yaml_blocks(paths):
@@ -65,7 +73,8 @@ def checkout(tmp_path_factory):
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
-    examples = yaml_blocks(DOCS)
+    examples = {**{p.name: p.read_text() for p in sorted((REPO / 'docs' / 'examples' / 'config').glob('*.yaml'))},
+                **yaml_blocks(DOCS)}
     # the README's overlay example (`recipes: {tsm: {kinetics400: {epochs: 30}}}`) as my.yaml; others from their block
     examples.setdefault("my.yaml", "recipes: {tsm: {kinetics400: {epochs: 30}}}\n")
     examples.setdefault("gpus.yaml", "train: {gpu: true, nproc_per_node: 4}\n")
@@ -97,13 +106,16 @@ def test_documented_command_runs(doc, command, checkout):
     if tokens[0] == "snakemake":
         if "--report" in tokens:
             pytest.skip("--report needs a finished run (the end-to-end test builds the report)")
-        if len(tokens) == 1 or any("{" in t for t in tokens):
-            pytest.skip("the program name or a template (results/{model}_…), not a command")
+        if len(tokens) == 1 or any("{" in t for t in tokens) or tokens[-1].startswith("-") and tokens[-1] != "-n":
+            pytest.skip("the program name, a template (results/{model}_…) or a fragment ending in an option")
         tokens = [t.replace("<dataset>", "synthetic") if t.startswith("data/") else t for t in tokens]
         tokens = ["2" if t == "N" else t for t in tokens]  # --cores N
         result = run([str(Path(sys.executable).with_name("snakemake")), "-n", *tokens[1:]], checkout)
         assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
         return
+    fragment = tokens[-1].startswith("-") and tokens[-1] not in ("--help", "-h")
+    if fragment or any(re.search(r"[<{]", t) for t in tokens[:3]):
+        pytest.skip("a fragment ending in an option, or a template (train.<entry>)")
     if tokens[0] == "torchrun":  # what follows -m is the module; torchrun's own options are torch's
         if "-m" not in tokens:
             pytest.skip("torchrun alone, not a command")
@@ -138,14 +150,15 @@ def assert_options_listed(command, help_text, program):
     assert not missing, f"{command}: options not in `{program} --help`: {missing}"
 
 
-def test_the_extractor_sees_the_commands():
-    commands = [c for _, c in ALL]
-    assert "snakemake --cores 2 all" in commands and any(c.startswith("python -m prep download") for c in commands)
-    for command in commands:  # Snakemake's --config / --configfile take every following word up to an option
-        tokens = shlex.split(command) if command.startswith("snakemake") else []
-        for at, token in enumerate(tokens):
-            if token in ("--config", "--configfile"):
-                words = next((tokens[at + 1:at + 1 + n] for n, t in enumerate(tokens[at + 1:]) if t.startswith("-")),
-                             tokens[at + 1:])
-                wrong = [w for w in words if ("=" not in w if token == "--config" else not w.endswith((".yaml", ".yml")))]
-                assert not wrong, f"{command}: {token} swallows {wrong}; put targets before it or after --"
+def test_no_target_is_swallowed_by_a_many_valued_option():
+    commands = [c for _, c in ALL] + [c for path in EXAMPLE_SCRIPTS for c in script_commands(path)]
+    assert any(c.startswith("snakemake") for c in commands) and any("python -m" in c for c in commands)
+    for command in commands:
+        for part in command.split("&&"):
+            tokens = shlex.split(part.strip(), comments=True) if "snakemake" in part else []
+            for at, token in enumerate(tokens):
+                if token in MANY_VALUED:
+                    words = next((tokens[at + 1:at + 1 + n] for n, t in enumerate(tokens[at + 1:])
+                                  if t.startswith("-")), tokens[at + 1:])
+                    wrong = [w for w in words if not MANY_VALUED[token](w)]
+                    assert not wrong, f"{command}: {token} swallows {wrong}; put targets before it or after --"

@@ -62,7 +62,7 @@ def contender(kind, count, batch, workers, out):
         from prep.base.tvl1_torch import tvl1_batch
         device = kind.split()[1]
         if device == "cpu":
-            torch.set_num_threads(os.cpu_count())
+            torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", os.cpu_count())))
         batch = batch or batch_size_for(256, 340, device)
         with torch.inference_mode():
             tvl1_batch(torch.from_numpy(previous[:1]).to(device), torch.from_numpy(following[:1]).to(device))
@@ -87,7 +87,8 @@ def contender(kind, count, batch, workers, out):
 
 def run_child(kind, count, batch, workers, tmp):
     out = str(Path(tmp) / f"{kind.replace(' ', '_')}_{workers[0]}")
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1" if kind == "opencv" else str(os.cpu_count()))
+    threads = "1" if kind == "opencv" else os.environ.get("BENCH_TORCH_THREADS", str(os.cpu_count()))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=threads, BENCH_TORCH_THREADS=threads)
     return subprocess.Popen([sys.executable, __file__, "--child", kind, str(count), str(batch or 0),
                              f"{workers[0]}/{workers[1]}", out], env=env), out
 
@@ -116,6 +117,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4, help="torch cpu: pairs per call")
     parser.add_argument("--skip-cuda", action="store_true")
+    parser.add_argument("--torch-threads", type=int, default=os.cpu_count(),
+                        help="torch cpu's threads (default: every core; 1 on a machine busy with other work, where "
+                             "OpenMP threads waiting for each other slow torch down several times)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -126,9 +130,10 @@ def main(argv=None):
     import tempfile
 
     import torch
+    os.environ["BENCH_TORCH_THREADS"] = str(args.torch_threads)
     cores = os.cpu_count()
     contenders = [("opencv", 1, None, "opencv ×1"), ("opencv", cores, None, f"opencv ×{cores}"),
-                  ("torch cpu", 1, args.batch, f"torch cpu ({cores} threads)")]
+                  ("torch cpu", 1, args.batch, f"torch cpu ({args.torch_threads} threads)")]
     if torch.cuda.is_available() and not args.skip_cuda:
         contenders.append(("torch cuda", 1, None, f"torch cuda ({torch.cuda.get_device_name()})"))
     print(f"{args.pairs} pairs at 340×256, best of {args.repeats}; load average before: {os.getloadavg()}")
