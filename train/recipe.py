@@ -157,8 +157,10 @@ def non_finite_key(value, path=(), infinite=True):
     return None
 
 
-# settings that change how fast a run goes or what it keeps, never what it computes: a resumed run may change them
-RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint", "loader_memory_gb")
+# settings that change how fast a run goes or what it keeps, never what it computes, and `epochs` (training a
+# finished run longer, as with mmaction2's --resume and a larger total_epochs): a resumed run may change them
+RESUMABLE_CHANGES = ("data_workers", "compile", "keep_checkpoints", "eval_batch", "eval_checkpoint", "loader_memory_gb",
+                     "epochs")
 
 
 def settings_changes(old, new):
