@@ -258,7 +258,8 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
             for vid in video_ids]
     records = list(run_pool(process_video, jobs, workers, desc="flow", threads=backend == "torch"))
     for record in records:
-        record["backend"] = backend if record["status"] == "done" else ""
+        # a skipped video keeps the flow the tree already holds (the tree record names its backend; the twins agree)
+        record["backend"] = backend if record["status"] in ("done", "skipped") else ""
     if report:
         write_report(records, report, REPORT_COLUMNS)
     print(summarise(records, "flow", started))

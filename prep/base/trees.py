@@ -19,7 +19,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from prep.base.atomic import atomic_file
+from prep.base.atomic import atomic_file, temporary_prefix
 from prep.base.errors import UserError
 from prep.base.names import bookkeeping
 from prep.base.optical_flow import FLOW_BOUND
@@ -113,9 +113,19 @@ def record_tree(root, modality, section, replace=False):
                             f"has {_describe(section, differ)}: write to another folder, or remove {root} first")
         return path
     root.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path, sync=False) as handle:
-        handle.write(json.dumps({**current, "tool": tool_version(), modality: section}, indent=1, sort_keys=True)
-                     + "\n")
+    # a run killed while writing the record left its temporary: the rerun removes it (a shard starting at the same
+    # moment may lose its own to this, and then simply writes the same record again)
+    for stale in root.glob(temporary_prefix(TREE_RECORD) + "*.tmp"):
+        stale.unlink(missing_ok=True)
+    text = json.dumps({**current, "tool": tool_version(), modality: section}, indent=1, sort_keys=True) + "\n"
+    for attempt in range(3):
+        try:
+            with atomic_file(path, sync=False) as handle:
+                handle.write(text)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     return path
 
 
