@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from prep.__main__ import main
 from prep.base import archives, names
 from prep.base.errors import UserError
+from tests.test_hostile_limits import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 RAR_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"
@@ -54,14 +55,6 @@ def prep(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "prep", *map(str, args)], capture_output=True, text=True,
                           errors="replace", env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout,
                           preexec_fn=limit)
-
-
-def one_line_error(result, *fragments):
-    err = result.stderr
-    assert result.returncode == 2, (result.returncode, err[-3000:])
-    assert err.startswith("error: ") and err.count("\n") == 1 and len(err) < 1500, err[-3000:]
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def tar_bytes(entries, fmt=tarfile.GNU_FORMAT):
