@@ -25,6 +25,7 @@ STAGE_MODULES = [
     "prep.flow",
     "prep.annotations",
     "prep.check",
+    "prep.base.config",
 ]
 
 

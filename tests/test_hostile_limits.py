@@ -291,3 +291,106 @@ def test_snakemake_config_errors_name_the_key_and_never_dump_the_config(tmp_path
     output = result.stdout + result.stderr
     assert f"key '{key}" in output and len(output) < 5000, output[-5000:]
     assert __import__("time").time() - started < 120
+
+
+def inline_bomb(levels=9, kind="dict"):
+    """:func:`alias_bomb`'s mapping ``bomb`` as one line of flow YAML (a ``--config bomb=…`` value)."""
+    if kind == "list":
+        items = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        items += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    else:
+        items = ["a0: &a0 {" + ", ".join(f"x{j}: 1" for j in range(9)) + "}"]
+        items += [f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, levels)]
+    return "{" + ", ".join(items) + "}"
+
+
+def limited_snakemake(workdir, *args, memory=3 << 30, timeout=60):
+    """`snakemake --snakefile Snakefile --directory workdir …` under an address-space limit: a bomb that gets
+    through is a MemoryError (or the timeout), not a dead host. ``(result, seconds)``."""
+    import time
+
+    from conftest import BIN, snakemake_executable
+
+    def limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    started = time.monotonic()
+    result = subprocess.run([snakemake_executable(), "--snakefile", str(REPO / "Snakefile"), "--directory",
+                             str(workdir), *map(str, args)], capture_output=True, text=True, errors="replace",
+                            env=env, timeout=timeout, preexec_fn=limit)
+    return result, time.monotonic() - started
+
+
+def bomb_report(result, seconds, source):
+    """Snakemake stopped at once, its report naming the source and key of the bomb on one line, nothing dumped."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and seconds < 30, (seconds, output[-3000:])
+    line = f"{source}: key 'bomb.a8' holds "
+    assert any(text.startswith(line) and text.endswith("an alias bomb?)") for text in output.splitlines()), \
+        output[-3000:]
+    assert len(output) < 2000, output[-3000:]
+
+
+@pytest.mark.timeout(180)
+def test_snakemake_stops_a_bomb_in_config_yaml_before_merging_it(tmp_path):
+    """The Snakefile's `configfile: "config.yaml"` merged a bomb of mappings (9**9 values in 1 KB) into a copy of
+    each repeated mapping: 95 s and past 3.6 GB (no limit: tens of GB). Checked first, it stops in a second or two;
+    a usable config.yaml still plans."""
+    from conftest import TINY
+
+    work = tmp_path / "work"
+    work.mkdir()
+    alias_bomb(work / "config.yaml", kind="dict")
+    (work / "config.yaml").write_text(TINY.read_text() + "\n" + (work / "config.yaml").read_text())
+    bomb_report(*limited_snakemake(work, "-n"), f"config file {work / 'config.yaml'}")
+    (work / "config.yaml").write_text(TINY.read_text())
+    result, _ = limited_snakemake(work, "-n", timeout=120)
+    assert result.returncode == 0 and "This was a dry-run" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("option", ["--configfile", "--configfiles", "--config"])
+def test_snakemake_names_the_file_or_value_of_a_list_bomb(tmp_path, option):
+    """A bomb of lists reaches the Snakefile shared (Snakemake's merge keeps lists whole): it stops there, naming
+    the --configfile file or the --config key that holds it (it stopped at the schema check, naming neither)."""
+    from conftest import TINY
+
+    bomb = alias_bomb(tmp_path / "bomb.yaml")
+    if option == "--config":
+        args, source = ["--configfile", TINY, "--config", f"bomb={inline_bomb(kind='list')}"], "--config"
+    else:
+        args, source = [option, TINY, bomb], f"config file {bomb}"
+    bomb_report(*limited_snakemake(tmp_path, *args, "-n"), source)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("source", ["--configfile", "--configfiles", "--config", "config.yaml"])
+def test_check_config_stops_every_bomb_before_snakemake_reads_it(tmp_path, source):
+    """Snakemake merges --configfile files and --config values itself, copying every mapping an alias repeats,
+    before the workflow runs (9 levels of mappings: past 3.7 GB in 86 s, then dead): `python -m prep check-config`
+    with the same options reads them bounded first, one line naming the file; a usable configuration passes."""
+    from conftest import TINY
+
+    bomb = alias_bomb(tmp_path / "bomb.yaml", kind="dict")
+    work = tmp_path / "work"
+    work.mkdir()
+    args, named = {
+        "--configfile": (["--configfile", bomb], f"config file {bomb}"),
+        "--configfiles": (["--configfiles", TINY, bomb, "--directory", work], f"config file {bomb}"),
+        "--config": (["--configfile", TINY, "--config", "split=1", f"bomb={inline_bomb()}"], "--config"),
+        "config.yaml": (["--directory", work], f"config file {work / 'config.yaml'}"),
+    }[source]
+    if source == "config.yaml":
+        bomb.rename(work / "config.yaml")
+    import time
+
+    started = time.monotonic()
+    result = prep("check-config", *args, memory=3 << 30, timeout=30)
+    one_line_error(result, f"{named}: key 'bomb.a8' holds ", "an alias bomb?")
+    assert time.monotonic() - started < 30
+    (tmp_path / "fine.json").write_text('{\n\t"split": 2,\n\t"fusion": {"rgb": 1, "flow": 2}\n}\n')
+    fine = prep("check-config", "--configfile", TINY, tmp_path / "fine.json", "--config", "split=1",
+                "train={threads: 2}", "--directory", REPO, timeout=30)
+    assert fine.returncode == 0 and not fine.stderr, fine.stderr
