@@ -211,15 +211,19 @@ def test_download_into_a_file_is_refused(tmp_path):
 # 5. config: bounded alias expansion, errors that name the key
 
 
-def alias_bomb(path, levels=9, kind="list"):
-    """``levels`` levels of nine aliases each: 9**levels values in a file of a few hundred bytes."""
+def bomb_entries(levels=9, kind="list"):
+    """The entries ``a0`` … of an alias bomb: ``levels`` levels of nine aliases each, 9**levels values."""
     if kind == "list":
-        lines = ['  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-        lines += [f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
-    else:
-        lines = ["  a0: &a0 {" + ", ".join(f"x{j}: 1" for j in range(9)) + "}"]
-        lines += [f"  a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, levels)]
-    path.write_text("bomb:\n" + "\n".join(lines) + "\n")
+        entries = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        return entries + [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    entries = ["a0: &a0 {" + ", ".join(f"x{j}: 1" for j in range(9)) + "}"]
+    return entries + [f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}"
+                      for i in range(1, levels)]
+
+
+def alias_bomb(path, levels=9, kind="list"):
+    """A mapping ``bomb`` of :func:`bomb_entries` in a file of a few hundred bytes."""
+    path.write_text("bomb:\n" + "".join(f"  {entry}\n" for entry in bomb_entries(levels, kind)))
     return path
 
 
@@ -295,13 +299,7 @@ def test_snakemake_config_errors_name_the_key_and_never_dump_the_config(tmp_path
 
 def inline_bomb(levels=9, kind="dict"):
     """:func:`alias_bomb`'s mapping ``bomb`` as one line of flow YAML (a ``--config bomb=…`` value)."""
-    if kind == "list":
-        items = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-        items += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
-    else:
-        items = ["a0: &a0 {" + ", ".join(f"x{j}: 1" for j in range(9)) + "}"]
-        items += [f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, levels)]
-    return "{" + ", ".join(items) + "}"
+    return "{" + ", ".join(bomb_entries(levels, kind)) + "}"
 
 
 def limited_snakemake(workdir, *args, memory=3 << 30, timeout=60):
