@@ -1,13 +1,17 @@
 """Sampling indices against hand-worked mmaction2 SampleFrames examples, crop boxes against MultiScaleCrop, the
 transforms' pixels against a direct crop + resize, the dataset's tensors, chunked evaluation plans."""
+import os
+import pickle
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from prep.base.frame_source import open_frames
-from train.data import (ClipChunks, ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource,
-                        TrainTransform, collate_clips, normalize_on_device, plan_chunks, sample_clips, shard_groups)
+from train.data import (ClipBatch, ClipChunks, ClipSampler, ClipWriter, EvalTransform, FrameDataset, FrameSource,
+                        TrainTransform, collate_clips, normalize_on_device, plan_chunks, release_batch, sample_clips,
+                        shard_groups)
 from train.data.transforms import (eval_crop_boxes, multi_scale_crop_box, random_crop_box, random_resized_crop_box,
                                    resized_shape)
 from train.presets import make_dataset
@@ -286,6 +290,61 @@ def test_a_workers_batch_is_written_once_into_shared_memory(synthetic_small, mon
     loaded = next(iter(DataLoader(dataset, batch_size=3, num_workers=1, collate_fn=collate_clips,
                                   sampler=[3, 0, 2])))
     assert torch.equal(loaded[0], reference[0])
+
+
+def _shared_file(tensor):
+    """The inode of the shared-memory file behind a batch the main process received from a worker."""
+    fd, _ = tensor.untyped_storage()._share_fd_cpu_()
+    return os.fstat(fd).st_ino
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_a_worker_writes_a_batchs_memory_again_only_after_its_release(synthetic_small, release):
+    """Released batches: the worker cycles through a few shared buffers (no fresh pages per batch) and every batch
+    still holds its own clips. Batches never released — held to the end, as a consumer that keeps them — are never
+    overwritten: each has its own memory, intact after the loop."""
+    from torch.utils.data import DataLoader
+
+    from train.data.batch_memory import BUFFERS_PER_WORKER
+
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({"arch": "i3d_r18", "num_clips": 1, "clip_len": 4, "input_size": 32, "resize_short": 40}, "rgb")
+    dataset = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=False)
+    reference = [dataset[i][0] for i in range(len(dataset))]
+    order = [i % len(dataset) for i in range(7 * 3 * 2)]
+    files, held, tokens = [], [], []
+    for batch in DataLoader(dataset, batch_size=3, num_workers=1, collate_fn=collate_clips, sampler=order,
+                            prefetch_factor=2):
+        assert isinstance(batch, ClipBatch)
+        tokens.append(batch.token)
+        files.append(_shared_file(batch[0]))
+        assert all(torch.equal(clip, reference[int(index)]) for clip, index in zip(batch[0], batch[2]))
+        if release:
+            release_batch(batch)
+        else:
+            held.append(batch)
+    if release:
+        assert None not in tokens and len(set(files)) <= 4 < len(files)  # prefetch 2 + the one in use (+ in flight)
+    else:  # the worker's buffers all out: new memory for each further batch, without a token
+        assert len(set(files)) == len(files)
+        assert tokens.index(None) == BUFFERS_PER_WORKER and set(tokens[BUFFERS_PER_WORKER:]) == {None}
+        assert all(torch.equal(clip, reference[int(index)]) for batch in held for clip, index in zip(batch[0], batch[2]))
+
+
+def test_a_release_from_another_process_or_a_stale_token_frees_nothing():
+    from train.data.batch_memory import BatchMemory, release
+
+    memory = BatchMemory()
+    release((("elsewhere", 0), 0, 0, 7))  # a table this process never made: nothing happens
+    release((memory.key, 1, 2, 7))
+    assert memory.released[1, 2] == 7 and (memory.released != 7).sum() == memory.released.numel() - 1
+    release(None)
+    batch = ClipBatch((torch.zeros(2), torch.ones(2)), (memory.key, 0, 0, 9))
+    unpickled = pickle.loads(pickle.dumps(batch))  # as it crosses from the worker
+    assert isinstance(unpickled, ClipBatch) and unpickled.token == batch.token
+    release_batch(unpickled)
+    assert memory.released[0, 0] == 9 and unpickled.token is None
+    release_batch((torch.zeros(1),))  # another collate's batch: nothing to release
 
 
 def test_chunk_plans_cover_every_clip_once_and_ignore_the_process_count():

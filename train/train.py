@@ -30,7 +30,7 @@ from prep.base.errors import UserError
 from prep.base.frame_source import VIDEO_DECODERS, FrameError, choose_video_decoder
 from prep.base.trees import tree_conventions
 from train import utils
-from train.data import ListError, check_list, collate_clips, normalize_on_device
+from train.data import ListError, check_list, collate_clips, normalize_on_device, release_batch
 from train.data.augment import mix_clips, mixed_targets, mixing_rng
 from train.models import PretrainedError, apply_pretrained
 from train.presets import clip_bytes, frame_source, make_dataset
@@ -174,7 +174,8 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
     bar = tqdm(data_loader, desc=f"epoch {epoch + 1}/{settings['epochs']}", disable=not show_bar, leave=False,
                mininterval=2.0)
     end = time.perf_counter()
-    for step, (clips, labels, _) in enumerate(bar, start=first_step):
+    for step, batch in enumerate(bar, start=first_step):
+        clips, labels, _ = batch
         data_seconds = time.perf_counter() - end
         window_start = step - step % accumulate
         window = min(accumulate, steps - window_start)  # batches in this accumulation window
@@ -182,6 +183,7 @@ def train_one_epoch(model, criterion, optimizer, lr_scheduler, data_loader, devi
         if step == window_start:
             optimizer.zero_grad(set_to_none=True)
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
+        release_batch(batch)  # normalised into new memory: the worker may write this batch's memory again
         labels = labels.to(device, non_blocking=True)
         mixed = None
         if mixing:
@@ -228,10 +230,12 @@ def predict(model, loader, settings, device, show_bar=False, desc="eval"):
     model.eval()
     amp_dtype = utils.autocast_dtype(settings.get("amp"), device)
     probabilities, labels, indices = [], [], []
-    for clips, label, index in tqdm(loader, desc=desc, disable=not show_bar, leave=False, mininterval=2.0):
+    for loaded in tqdm(loader, desc=desc, disable=not show_bar, leave=False, mininterval=2.0):
+        clips, label, index = loaded
         batch, views = clips.shape[:2]
         clips = normalize_on_device(clips.to(device, non_blocking=True).flatten(0, 1), settings["mode"],
                                     settings["normalize"])
+        release_batch(loaded)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(clips)
         scores = logits.float().softmax(dim=1).view(batch, views, -1).mean(dim=1)

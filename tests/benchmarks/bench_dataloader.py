@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from train.data import collate_clips  # noqa: E402
+from train.data import collate_clips, release_batch  # noqa: E402
 from train.presets import make_dataset  # noqa: E402
 from train.recipe import resolve  # noqa: E402
 
@@ -118,10 +118,11 @@ def throughput(dataset, clips, batch, workers):
     loader = DataLoader(Repeated(dataset, clips), batch_size=batch, num_workers=workers, shuffle=False,
                         collate_fn=collate_clips)
     iterator = iter(loader)
-    next(iterator)  # workers started, first batch out
+    release_batch(next(iterator))  # workers started, first batch out
     started, count = time.perf_counter(), 0
-    for batch_clips, _, _ in iterator:
-        count += len(batch_clips)
+    for batch in iterator:
+        count += len(batch[0])
+        release_batch(batch)  # as training does once the clips are on the device
     rate = count / (time.perf_counter() - started)
     del iterator  # the workers exit: their CPU time is counted
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

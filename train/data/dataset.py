@@ -19,6 +19,8 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 from prep.base.errors import UserError
 from prep.base.frame_source import open_frames
 
+from .batch_memory import BatchMemory, ClipBatch, PooledItems
+
 
 class ListError(UserError, ValueError):
     """A list line that training or evaluation cannot use; the message is one line naming the list and the line."""
@@ -104,6 +106,8 @@ class FrameDataset(Dataset):
         self.items = read_list(items) if isinstance(items, (str, Path)) else list(items)
         self.source, self.sampler, self.transform, self.seed = source, sampler, transform, seed
         self.epoch = 0
+        self.batch_memory = BatchMemory()
+        self._clip_memory = None  # a worker's clip shape in memory (T, H, W, C'), learnt from its first batch
 
     @property
     def clips_per_video(self):
@@ -133,26 +137,31 @@ class FrameDataset(Dataset):
         """A batch's items, as a DataLoader worker fetches them: every clip written once, straight into one
         shared-memory batch that :func:`collate_clips` hands on as it is (without this, each clip is written to
         private memory, then copied into the shared batch — a third of the loader's CPU time, measured in
-        tests/benchmarks/bench_dataloader.py)."""
-        first = self[items[0]]
+        tests/benchmarks/bench_dataloader.py). The batch memory is the worker's own, written again once the main
+        process has released the batch (:mod:`train.data.batch_memory`)."""
         if get_worker_info() is None or len(items) == 1:
-            return [first, *(self[item] for item in items[1:])]
-        clip = first[0]
-        memory = clip.permute(*_to_memory(clip.dim()))
-        if not memory.is_contiguous():
-            return [first, *(self[item] for item in items[1:])]
-        numel = clip.numel()
-        batch = _shared_uint8(numel * len(items))
-        batch[:numel].copy_(memory.reshape(-1))
+            return [self[item] for item in items]
+        first = None
+        if self._clip_memory is None:  # this worker's first batch: its first clip tells the clips' size
+            first = self[items[0]]
+            memory = first[0].permute(*_to_memory(first[0].dim()))
+            if not memory.is_contiguous():
+                return [first, *(self[item] for item in items[1:])]
+            self._clip_memory = tuple(memory.shape)
+        numel = math.prod(self._clip_memory)
+        batch, token = self.batch_memory.take(numel * len(items))
         flat = batch.numpy()
-        out = [(_clip_view(batch, 0, memory.shape), first[1], first[2])]
-        for position, item in enumerate(items[1:], start=1):
-            written = self.clips(item, buffer=flat[position * numel:(position + 1) * numel])
-            view = _clip_view(batch, position, memory.shape)
+        out = []
+        for position, item in enumerate(items):
+            view = _clip_view(batch, position, self._clip_memory)
+            if position == 0 and first is not None:
+                written = first[0]
+            else:
+                written = self.clips(item, buffer=flat[position * numel:(position + 1) * numel])
             if written.data_ptr() != view.data_ptr():  # a transform that made its own memory: copy it in
                 view.copy_(written)
             out.append((view, self.items[item][2], item))
-        return out
+        return PooledItems(out, token)
 
 
 class ClipChunks(Dataset):
@@ -206,12 +215,6 @@ def _from_memory(dims):
     return (*range(dims - 4), dims - 1, dims - 4, dims - 3, dims - 2)
 
 
-def _shared_uint8(numel):
-    """A flat uint8 tensor in shared memory (what a DataLoader worker hands to the main process without a copy)."""
-    storage = torch.empty(0, dtype=torch.uint8)._typed_storage()._new_shared(numel)
-    return torch.empty(0, dtype=torch.uint8).set_(storage._untyped_storage, 0, (numel,))
-
-
 def _clip_view(batch, position, memory_shape):
     """Clip ``position`` of a flat batch buffer as the transforms hand clips out: (…, C', T, H, W)."""
     numel = math.prod(memory_shape)
@@ -255,6 +258,11 @@ def join_clips(clips, join=torch.stack):
 
 def collate_clips(batch):
     """The DataLoader collate of (clip(s), label, index) items: clips joined without a transposing copy (the device
-    makes them contiguous in :func:`normalize_on_device`), the rest as default_collate."""
+    makes them contiguous in :func:`normalize_on_device`), the rest as default_collate. A :class:`ClipBatch`: call
+    its ``release()`` when done with the clips, so the worker can write their memory again."""
     clips, labels, indices = zip(*batch)
-    return join_clips(list(clips)), default_collate(list(labels)), default_collate(list(indices))
+    joined = join_clips(list(clips))
+    token = getattr(batch, "token", None)
+    if token is not None and joined.untyped_storage().data_ptr() != clips[0].untyped_storage().data_ptr():
+        token = None  # joined into new memory: the pooled buffer is not in this batch
+    return ClipBatch((joined, default_collate(list(labels)), default_collate(list(indices))), token)
