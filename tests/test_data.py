@@ -331,6 +331,37 @@ def test_a_worker_writes_a_batchs_memory_again_only_after_its_release(synthetic_
         assert all(torch.equal(clip, reference[int(index)]) for batch in held for clip, index in zip(batch[0], batch[2]))
 
 
+@pytest.mark.parametrize("release", [True, False])
+def test_evaluation_chunks_reuse_a_workers_memory_only_after_their_release(synthetic_small, release):
+    """The evaluation's chunks (ClipChunks: several sizes, parts of videos) from a worker equal the chunks made in one
+    process; released ones reuse the worker's memory, held ones stay intact."""
+    from torch.utils.data import DataLoader
+
+    from train.data import keep_chunk
+
+    root, directory = synthetic_small["root"], lists(synthetic_small)
+    settings = resolve({"arch": "i3d_r18", "num_clips": 1, "clip_len": 2, "input_size": 32, "resize_short": 40,
+                        "test_views": 2, "test_crops": "three"}, "rgb")
+    dataset = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=True, accurate=True)
+    chunks = ClipChunks(dataset, shard_groups(plan_chunks(len(dataset), 6, 4), 0, 1) * 3)
+    reference = [chunks[i] for i in range(len(chunks))]
+    assert {len(owners) for _, owners in reference} == {2, 4}
+    files, held = [], []
+    for index, chunk in enumerate(DataLoader(chunks, batch_size=None, collate_fn=keep_chunk, num_workers=1)):
+        assert isinstance(chunk, ClipBatch)
+        files.append(_shared_file(chunk[0]))
+        assert torch.equal(chunk[0], reference[index][0]) and torch.equal(chunk[1], reference[index][1])
+        if release:
+            release_batch(chunk)
+        else:
+            held.append((index, chunk))
+    if release:
+        assert len(set(files)) <= 6 < len(files)
+    else:
+        assert len(set(files)) == len(files)
+        assert all(torch.equal(chunk[0], reference[index][0]) for index, chunk in held)
+
+
 def test_a_release_from_another_process_or_a_stale_token_frees_nothing():
     from train.data.batch_memory import BatchMemory, release
 
@@ -368,7 +399,7 @@ def test_clip_chunks_return_the_clips_of_the_plan(synthetic_small):
     dataset = make_dataset(settings, directory / "rgb.txt", root / "rawframes", test_mode=True, accurate=True)
     assert dataset.clips_per_video == 6
     chunks = ClipChunks(dataset, shard_groups(plan_chunks(len(dataset), 6, 4), 0, 1))
-    clips, owners = chunks[1]  # the second chunk: clips 4 and 5 of video 0
+    clips, owners = chunks[1]  # the second chunk: clips 4 and 5 of video 0 (one process: nothing to release)
     assert owners.tolist() == [0, 0] and torch.equal(clips, dataset[0][0][4:6])
     with pytest.raises(ValueError, match="eval_batch"):
         plan_chunks(3, 2, 0)

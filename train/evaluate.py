@@ -35,7 +35,8 @@ from prep.base import arguments
 from prep.base.atomic import atomic_file
 from prep.base.errors import UserError
 from prep.base.trees import agree, tree_conventions
-from train.data import ClipChunks, check_list, normalize_on_device, plan_chunks, shard_groups
+from train.data import (ClipChunks, check_list, keep_chunk, normalize_on_device, plan_chunks, release_batch,
+                        shard_groups)
 from train.presets import clip_bytes, eval_protocol, frame_source, make_dataset
 from train.recipe import make_model
 from train.utils import (autocast_dtype, fit_loader_memory, git_commit, init_distributed, to_channels_last,
@@ -120,14 +121,16 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
     workers, prefetch = fit_loader_memory(chunk_bytes, workers, 2, settings.get("loader_memory_gb", "auto"),
                                           processes, "evaluation loader")
     loader = DataLoader(ClipChunks(dataset, shard_groups(groups, rank, world_size)), batch_size=None,
-                        num_workers=workers, pin_memory=device.type == "cuda",
+                        collate_fn=keep_chunk, num_workers=workers, pin_memory=device.type == "cuda",
                         prefetch_factor=prefetch if workers else None)
     sums = torch.zeros((len(dataset), num_classes), device=device)
     seen = torch.zeros(len(dataset), dtype=torch.int64, device=device)
     amp_dtype = autocast_dtype(settings.get("amp"), device)
     model.eval()
-    for clips, owners in tqdm(loader, disable=not show_bar, leave=False, mininterval=2.0):
+    for chunk in tqdm(loader, disable=not show_bar, leave=False, mininterval=2.0):
+        clips, owners = chunk
         clips = normalize_on_device(clips.to(device, non_blocking=True), settings["mode"], settings["normalize"])
+        release_batch(chunk)  # normalised into new memory: the worker may write the chunk's memory again
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(clips)
         scores = clip_scores(logits.float(), average_clips)

@@ -166,22 +166,48 @@ class FrameDataset(Dataset):
 
 class ClipChunks(Dataset):
     """A test dataset cut into chunks of at most ``eval_batch`` clips, so evaluation memory does not grow with the
-    views × crops: item i = (clips (n, C', T, H, W), dataset index of each clip (n,)). ``chunks`` come from
-    :func:`plan_chunks`."""
+    views × crops: item i = :class:`ClipBatch` (clips (n, C', T, H, W), dataset index of each clip (n,)). ``chunks``
+    come from :func:`plan_chunks`. In a DataLoader worker (``batch_size=None, collate_fn=keep_chunk``) a chunk is
+    written straight into the worker's batch memory, like a training batch: release it when done."""
 
     def __init__(self, dataset, chunks):
         self.dataset, self.chunks = dataset, list(chunks)
+        self._clip_memory = None  # a worker's clip shape in memory (T, H, W, C'), learnt from its first chunk
 
     def __len__(self):
         return len(self.chunks)
 
     def __getitem__(self, index):
-        parts, owners = [], []
-        for item, start, stop in self.chunks[index]:
-            parts.append(self.dataset.clips(item, select=range(start, stop)))
-            owners += [item] * (stop - start)
-        clips = parts[0] if len(parts) == 1 else join_clips(parts, torch.cat)
-        return clips, torch.tensor(owners, dtype=torch.int64)
+        chunk = self.chunks[index]
+        owners = torch.tensor([item for item, start, stop in chunk for _ in range(stop - start)], dtype=torch.int64)
+        clip_memory = self._clip_memory
+        if get_worker_info() is None or clip_memory is None:  # in one process, or a worker's first chunk
+            parts = [self.dataset.clips(item, select=range(start, stop)) for item, start, stop in chunk]
+            clips = parts[0] if len(parts) == 1 else join_clips(parts, torch.cat)
+            memory = clips.permute(*_to_memory(clips.dim()))
+            if get_worker_info() is not None and memory.is_contiguous():
+                self._clip_memory = tuple(memory.shape[1:])
+            return ClipBatch((clips, owners))
+        numel = math.prod(clip_memory)
+        batch, token = self.dataset.batch_memory.take(numel * len(owners))
+        flat, first = batch.numpy(), 0
+        for item, start, stop in chunk:
+            count = stop - start
+            view = batch[first * numel:(first + count) * numel].view(count, *clip_memory)
+            view = view.permute(*_from_memory(view.dim()))
+            written = self.dataset.clips(item, select=range(start, stop),
+                                         buffer=flat[first * numel:(first + count) * numel])
+            if written.data_ptr() != view.data_ptr():
+                view.copy_(written)
+            first += count
+        clips = batch.view(len(owners), *clip_memory).permute(*_from_memory(len(clip_memory) + 1))
+        return ClipBatch((clips, owners), token)
+
+
+def keep_chunk(chunk):
+    """The DataLoader collate of :class:`ClipChunks` (``batch_size=None``): the chunk as it is (the default would turn
+    the ClipBatch into a list and lose its release)."""
+    return chunk
 
 
 def plan_chunks(num_videos, clips_per_video, eval_batch):
