@@ -158,6 +158,13 @@ def frames_size(wildcards):
     return f"--short-side {short_side}" if short_side else ""
 
 
+def train_priority(wildcards):
+    """Longest trainings first (their epochs): on a few cores the long ones must not start last and run alone while
+    the other cores idle (the default run on 2 cores had I3D rgb's 60 epochs start after the short flow trainings
+    and run alone for its last 3 minutes)."""
+    return int(resolve(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), wildcards.mode)["epochs"])
+
+
 def flow_gpus():
     """GPUs of one flow job: one when the torch backend is told to run on cuda (auto takes one only if given)."""
     return 1 if config["flow"]["backend"] == "torch" and config["flow"]["device"] == "cuda" else 0

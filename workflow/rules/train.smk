@@ -15,6 +15,7 @@ rule train:
         threads=threads_per_process,
         pretrained=pretrained_option,
     threads: config["train"]["threads"]
+    priority: train_priority
     resources:
         **train_resources(),
     log:
