@@ -6,6 +6,7 @@ packs, every frame naming); clips leave as uint8 tensors and are normalised on t
 (:func:`train.data.transforms.normalize_on_device`). Random choices come from a generator seeded by
 (seed, epoch, item), so a run is reproducible whatever the number of workers, and a resumed run repeats exactly.
 """
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -148,18 +149,14 @@ class FrameDataset(Dataset):
             if not memory.is_contiguous():
                 return [first, *(self[item] for item in items[1:])]
             self._clip_memory = tuple(memory.shape)
-        numel = math.prod(self._clip_memory)
-        batch, token = self.batch_memory.take(numel * len(items))
-        flat = batch.numpy()
+        batch, token = self.batch_memory.take(math.prod(self._clip_memory) * len(items))
         out = []
         for position, item in enumerate(items):
-            view = _clip_view(batch, position, self._clip_memory)
-            if position == 0 and first is not None:
-                written = first[0]
+            if position == 0 and first is not None:  # already made: copied in
+                view = _clips_view(batch, 0, 1, self._clip_memory)[0]
+                view.copy_(first[0])
             else:
-                written = self.clips(item, buffer=flat[position * numel:(position + 1) * numel])
-            if written.data_ptr() != view.data_ptr():  # a transform that made its own memory: copy it in
-                view.copy_(written)
+                view = _write_clips(batch, position, 1, self._clip_memory, functools.partial(self.clips, item))[0]
             out.append((view, self.items[item][2], item))
         return PooledItems(out, token)
 
@@ -188,20 +185,13 @@ class ClipChunks(Dataset):
             if get_worker_info() is not None and memory.is_contiguous():
                 self._clip_memory = tuple(memory.shape[1:])
             return ClipBatch((clips, owners))
-        numel = math.prod(clip_memory)
-        batch, token = self.dataset.batch_memory.take(numel * len(owners))
-        flat, first = batch.numpy(), 0
+        batch, token = self.dataset.batch_memory.take(math.prod(clip_memory) * len(owners))
+        first = 0
         for item, start, stop in chunk:
-            count = stop - start
-            view = batch[first * numel:(first + count) * numel].view(count, *clip_memory)
-            view = view.permute(*_from_memory(view.dim()))
-            written = self.dataset.clips(item, select=range(start, stop),
-                                         buffer=flat[first * numel:(first + count) * numel])
-            if written.data_ptr() != view.data_ptr():
-                view.copy_(written)
-            first += count
-        clips = batch.view(len(owners), *clip_memory).permute(*_from_memory(len(clip_memory) + 1))
-        return ClipBatch((clips, owners), token)
+            _write_clips(batch, first, stop - start, clip_memory,
+                         functools.partial(self.dataset.clips, item, select=range(start, stop)))
+            first += stop - start
+        return ClipBatch((_clips_view(batch, 0, len(owners), clip_memory), owners), token)
 
 
 def keep_chunk(chunk):
@@ -241,11 +231,23 @@ def _from_memory(dims):
     return (*range(dims - 4), dims - 1, dims - 4, dims - 3, dims - 2)
 
 
-def _clip_view(batch, position, memory_shape):
-    """Clip ``position`` of a flat batch buffer as the transforms hand clips out: (…, C', T, H, W)."""
-    numel = math.prod(memory_shape)
-    view = batch[position * numel:(position + 1) * numel].view(memory_shape)
+def _clips_view(batch, first, count, clip_memory):
+    """Clips ``first`` … ``first + count`` of a flat batch buffer as the transforms hand clips out: (count, C', T, H,
+    W) over memory (count, T, H, W, C')."""
+    numel = math.prod(clip_memory)
+    view = batch[first * numel:(first + count) * numel].view(count, *clip_memory)
     return view.permute(*_from_memory(view.dim()))
+
+
+def _write_clips(batch, first, count, clip_memory, make):
+    """:func:`_clips_view` of those clips after ``make(buffer=…)`` wrote them into that slice of the buffer (flat uint8
+    numpy); a result in memory of its own is copied in."""
+    view = _clips_view(batch, first, count, clip_memory)
+    numel = math.prod(clip_memory)
+    written = make(buffer=batch[first * numel:(first + count) * numel].numpy())
+    if written.data_ptr() != view.data_ptr():
+        view.copy_(written.reshape(view.shape))
+    return view
 
 
 def _adjacent(memory):
