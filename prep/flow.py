@@ -1,7 +1,8 @@
 """Frames → optical flow JPEGs: ``OUT/[class/]video/flow_x_00001.jpg``, ``flow_y_00001.jpg`` …
 
 N−1 flow frames for N RGB frames: flow k is the motion from frame k to frame k+1 (1-based). TV-L1 is OpenCV
-contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames; each component is quantized
+contrib's ``DualTVL1OpticalFlow_create()`` on grayscale frames, with its default parameters unless ``--tvl1`` changes
+some (recorded in the flow tree); each component is quantized
 with bound b into a grayscale JPEG as denseflow does: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b) in
 double precision, half to even (:func:`prep.base.optical_flow.quantize`). ``--flow-naming`` names the flow files
 (:data:`prep.base.frame_source.NAMINGS`, separate from the rgb frames' ``--naming``); MindSpore-I3D's ``3dresnets``
@@ -47,6 +48,7 @@ from prep.base.frame_source import (COMPONENTS, FLOW_MARKER, FRAMES_MARKER, NAMI
                                     storage_path)
 from prep.base.optical_flow import (ALGORITHMS, BACKENDS, FLOW_BOUND, cached_estimator, create_estimator, quantize,
                                     resolve_device)
+from prep.base.tvl1_parameters import flow_parameters, parse_parameters
 from prep.base.packed import PACK_SUFFIX, PackWriter, open_packed
 from prep.base.index_file import index_videos
 from prep.base.shards import (add_resize_arguments, add_selection_arguments, discover_videos, resize_options,
@@ -161,14 +163,15 @@ def flow_writer(kind, out_path, source=None, naming="mmaction"):
 
 def compute_flow(source, out_dir, algorithm="tvl1", bound=FLOW_BOUND, quality=95, naming="mmaction",
                  source_kind="frames", output_kind="frames", short_side=None, size=None, source_pack=None,
-                 flow_naming=None, backend="opencv", device="auto"):
+                 flow_naming=None, backend="opencv", device="auto", parameters=None):
     """Write the flow of one video (``source``: ``(frames_root, video_id)`` of a folder or pack, or a video path) to
     ``out_dir``, which holds no finished flow; return a report record (without video_id). ``source_pack``: the pack
     a ``merge`` output rewrites; ``naming``: the rgb frames read, ``flow_naming`` the flow written (default: as
-    ``naming``); ``backend``/``device``: who computes TV-L1 (:mod:`prep.base.optical_flow`), the same numbers."""
+    ``naming``); ``backend``/``device``: who computes TV-L1 (:mod:`prep.base.optical_flow`), the same numbers;
+    ``parameters``: TV-L1's that differ from OpenCV's defaults."""
     flow_naming = flow_naming or naming
     started = time.time()
-    estimate = cached_estimator(algorithm, backend, device)
+    estimate = cached_estimator(algorithm, backend, device, parameters)
     info = {}
     frames = gray_frames(source_kind, source, naming, short_side, size, info)
     try:
@@ -246,7 +249,8 @@ def run_flow(video_ids, frames_root, out_root, workers=1, report=None, videos=No
     if backend == "torch":  # the device once, here: every video thread shares one estimator and its batches
         options["device"] = resolve_device(options.get("device", "auto"))
         torch_threads(workers)
-    create_estimator(options.get("algorithm", "tvl1"), backend, options.get("device", "auto"))  # fail early, once
+    create_estimator(options.get("algorithm", "tvl1"), backend, options.get("device", "auto"),
+                     options.get("parameters"))  # fail early, once
     in_place = Path(out_root).resolve() == Path(frames_root).resolve()
     record_tree(out_root, "flow", tree_section(frames_root, in_place, videos, options))
     if in_place:  # merged packs are rewritten beside the old ones; in-place directories are cleaned per video
@@ -280,7 +284,8 @@ def tree_section(frames_root, in_place, videos, options):
         size = (source["frame_size"].get("short_side"), source["frame_size"].get("size"))
     return flow_record(storage, options.get("flow_naming") or options.get("naming", "mmaction"),
                        options.get("algorithm", "tvl1"), options.get("bound", FLOW_BOUND), options.get("quality", 95),
-                       *size, backend=options.get("backend", "opencv"))
+                       *size, backend=options.get("backend", "opencv"),
+                       parameters=flow_parameters(options.get("algorithm", "tvl1"), options.get("parameters")))
 
 
 def video_sources(src_dir, level, index=None):
@@ -312,7 +317,8 @@ def run(args):
     video_ids = select_shard(video_ids, args.shard, args.num_shards)
     run_flow(video_ids, args.src_dir, args.out_dir, workers=args.workers, report=args.report, videos=videos,
              algorithm=args.algorithm, bound=args.bound, quality=args.quality, pack=args.pack, naming=naming,
-             flow_naming=args.flow_naming, backend=args.backend, device=args.device, **(resize if videos else {}))
+             flow_naming=args.flow_naming, backend=args.backend, device=args.device, parameters=args.tvl1,
+             **(resize if videos else {}))
     return 0
 
 
@@ -332,6 +338,10 @@ def add_parser(subparsers):
                              "by --workers threads); the flow tree records it")
     parser.add_argument("--device", default="auto", help="torch backend: auto (a GPU when this process sees one, "
                         "else the CPU), cpu, cuda or cuda:N")
+    parser.add_argument("--tvl1", type=arguments.checked(parse_parameters), default={}, metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="TV-L1 parameters that differ from OpenCV's defaults, by OpenCV's names (tau, lambda, "
+                             "theta, scales, warps, epsilon, inner_iterations, outer_iterations, scale_step, "
+                             "median_filtering), e.g. epsilon=0.05; the flow tree records them")
     parser.add_argument("--bound", type=arguments.number(above=0), default=FLOW_BOUND,
                         help=f"quantization bound in pixels (default {FLOW_BOUND:g})")
     parser.add_argument("--quality", type=arguments.count(1, 100), default=95, help="JPEG quality (default 95)")

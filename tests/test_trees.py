@@ -81,6 +81,25 @@ def test_the_stages_record_and_the_readers_follow(tiny, tmp_path):
     assert gate.returncode == 2 and "manifest.parquet says" in gate.stderr and "3dresnets" in gate.stderr
 
 
+def test_changed_tvl1_parameters_are_recorded_and_guard_the_tree(tiny, tmp_path):
+    """``--tvl1`` reaches the record (only what differs from OpenCV's defaults); a rerun with other parameters is an
+    error naming both; a model trained on default flow refuses this tree (the parameters are the flow's content)."""
+    from prep.base.trees import agree, conventions
+    frames, flow = tmp_path / "rawframes", tmp_path / "flow"
+    run_prep("frames", tiny / "raw" / "videos", frames, "--index", tiny / "index.parquet")
+    run_prep("flow", frames, flow, "--index", tiny / "index.parquet", "--tvl1", "epsilon=0.05,warps=5")
+    assert read_tree(flow)["flow"]["parameters"] == {"epsilon": 0.05}
+    again = run_prep("flow", frames, flow, "--index", tiny / "index.parquet", check=False)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert 'parameters {"epsilon": 0.05}' in again.stderr and "parameters null" in again.stderr
+    wrong = run_prep("flow", frames, tmp_path / "other", "--tvl1", "eps=1", check=False)
+    assert wrong.returncode == 2 and "unknown TV-L1 parameter 'eps'" in wrong.stderr and not (tmp_path / "other").exists()
+    found = tree_conventions(flow, "flow")
+    with pytest.raises(UserError, match=r'parameters \{\}.*parameters \{"epsilon": 0\.05\}'):
+        agree("flow", conventions(None, "flow", "defaults"), found, "the checkpoint", "the tree")
+    agree("flow", found, tree_conventions(flow, "flow"), "the checkpoint", "the tree")
+
+
 def test_predict_reads_a_videos_tree_and_the_runs_flow(tiny, tmp_path, capsys):
     """predict on prepared flow: the tree's record names the files and must match the bound the run trained on."""
     from train import predict

@@ -13,6 +13,7 @@ import torch
 
 from prep.base.errors import UserError
 from prep.base.optical_flow import create_batch_estimator, create_estimator, quantize, resolve_device
+from prep.base.tvl1_parameters import TVL1_PARAMETERS, flow_parameters, parse_parameters
 from prep.base.tvl1_torch import (REFERENCE_OPENCV, TVL1Parameters, median_blur5, pyramid_sizes, remap_cubic,
                                   resize_linear, tvl1_batch)
 
@@ -152,14 +153,40 @@ def test_a_gpu_asked_for_and_missing_is_one_line(monkeypatch):
 
 
 def test_parameters_are_opencvs_defaults():
+    """Every name of TVL1_PARAMETERS is an OpenCV setter with a getter, whose value is the recorded default and the
+    torch twin's field."""
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     params = TVL1Parameters()
-    assert (params.tau, params.lambda_, params.theta, params.nscales, params.warps, params.epsilon,
-            params.inner_iterations, params.outer_iterations, params.scale_step, params.median_filtering) == (
-        tvl1.getTau(), tvl1.getLambda(), tvl1.getTheta(), tvl1.getScalesNumber(), tvl1.getWarpingsNumber(),
-        tvl1.getEpsilon(), tvl1.getInnerIterations(), tvl1.getOuterIterations(), tvl1.getScaleStep(),
-        tvl1.getMedianFiltering())
+    for name, (setter, field, kind, default) in TVL1_PARAMETERS.items():
+        opencv = getattr(tvl1, "g" + setter[1:])()
+        assert opencv == pytest.approx(default, rel=1e-7) and getattr(params, field) == default, name
+        assert isinstance(default, kind), name
     assert tvl1.getGamma() == 0 and not tvl1.getUseInitialFlow()
+
+
+@pytest.mark.parametrize("parameters", [{"epsilon": 0.05}, {"warps": 2, "scales": 3, "tau": 0.2, "lambda": 0.3,
+                                                            "theta": 0.4, "outer_iterations": 4, "scale_step": 0.6,
+                                                            "inner_iterations": 7, "median_filtering": 1}])
+def test_changed_parameters_are_opencvs_too(footage, parameters):
+    """Parameters other than the defaults reach OpenCV and the twin alike: bit-exact with each other, and not the
+    default flow."""
+    groups, _ = footage
+    _, frames, shipped = next(g for g in groups if g[1].shape[1:] == (144, 176))
+    opencv = create_estimator("tvl1", "opencv", parameters=parameters)(frames[0], frames[1])
+    twin = create_batch_estimator("tvl1", "torch", "cpu", parameters=parameters)(frames[:1], frames[1:2])[0]
+    assert np.array_equal(twin, opencv) and not np.array_equal(opencv, shipped[0])
+
+
+def test_parameters_are_checked_by_name_and_kept_only_where_they_differ():
+    assert flow_parameters("tvl1", {"warps": 5.0, "epsilon": 0.05, "scales": 3.0}) == {"epsilon": 0.05, "scales": 3}
+    assert parse_parameters("scales=3, epsilon=0.01") == {"scales": 3} and flow_parameters("dis", {}) == {}
+    for text, message in [("eps=0.1", "unknown TV-L1 parameter 'eps'"), ("warps=2.5", "warps must be a whole"),
+                          ("epsilon=fast", "epsilon must be a number"), ("scale_step=1", "scale_step 1.0 out of"),
+                          ("median_filtering=3", "median_filtering 3"), ("tau=-1", "tau -1.0 out of range")]:
+        with pytest.raises(UserError, match=message):
+            parse_parameters(text)
+    with pytest.raises(UserError, match="config flow.tvl1: parameters apply to tvl1 only, not 'dis'"):
+        flow_parameters("dis", {"epsilon": 0.05}, where="config flow.tvl1")
 
 
 def test_flow_stage_with_the_torch_backend_writes_opencvs_tree(synthetic_small, tmp_path, monkeypatch):
@@ -201,6 +228,28 @@ def test_the_flow_rule_asks_for_a_gpu_only_when_told(tmp_path, device, gpus):
     flow_job = result.stdout[result.stdout.index("rule flow:"):]
     assert f"--backend torch --device {device}" in flow_job
     assert f"gpu={gpus}" in flow_job.split("rule ", 2)[1]
+
+
+@pytest.mark.parametrize("tvl1, option", [(None, "--tvl1 epsilon=0.05 "), ({"epsilon": 0.01}, None),
+                                          ({"warps": 3}, "--tvl1 epsilon=0.05,warps=3 "), ({"eps": 1}, "'eps'")])
+def test_the_flow_rule_passes_the_datasets_tvl1_parameters_under_the_configs(tmp_path, tvl1, option):
+    """The synthetic dataset's own epsilon (its facts), config flow.tvl1 over it (OpenCV's default: no flag); an
+    unknown name fails when the workflow loads, naming the key."""
+    import yaml
+
+    from tests.conftest import TINY, snakemake
+    config = yaml.safe_load(TINY.read_text())
+    if tvl1 is not None:
+        config["flow"]["tvl1"] = tvl1
+    overlay = tmp_path / "config.yaml"
+    overlay.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "-p", "--forceall", "data/synthetic/reports/flow_0.csv", configfile=overlay,
+                       check=False)
+    if option == "'eps'":
+        assert result.returncode and "config flow.tvl1: unknown TV-L1 parameter 'eps'" in result.stderr + result.stdout
+        return
+    flow_job = result.stdout[result.stdout.index("rule flow:"):]
+    assert (option in flow_job) if option else "--tvl1" not in flow_job
 
 
 def test_a_failing_batch_fails_its_callers_not_the_batcher(monkeypatch):

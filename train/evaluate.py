@@ -149,13 +149,14 @@ def score_dataset(model, dataset, settings, num_classes, device, eval_batch, ran
 
 def protocol_record(state, kind, settings, tree):
     """What a reader needs to tell two results apart: the training's run_info, the checkpoint, the test protocol, and
-    the tree scored (its record, :mod:`prep.base.trees`: names, storage, frame size; flow: algorithm, backend, bound)."""
+    the tree scored (its record, :mod:`prep.base.trees`: names, storage, frame size; flow: algorithm, parameters,
+    backend, bound)."""
     run_info = dict(state.get("run_info") or {})
     return {**run_info, "checkpoint": {"kind": kind, "epoch": state.get("epoch")},
             "test": {name: eval_protocol(settings, accurate) for name, accurate in (("efficient", False),
                                                                                    ("accurate", True))},
             "average_clips": settings["average_clips"], "frame_naming": tree["naming"], "tree": tree,
-            "flow": {key: tree.get(key) for key in ("algorithm", "backend", "bound")}
+            "flow": {key: tree.get(key) for key in ("algorithm", "parameters", "backend", "bound")}
             if settings["mode"] == "flow" else None,
             "git_commit": run_info.get("git_commit") or git_commit(), "evaluated_at_commit": git_commit()}
 

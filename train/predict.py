@@ -79,7 +79,7 @@ class DecodedFrames:
             from prep.base.optical_flow import create_estimator, quantize  # as `prep flow` computes it
 
             self.estimate = self.estimate or create_estimator(self.conventions["algorithm"], self.flow_backend,
-                                                              self.flow_device)
+                                                              self.flow_device, self.conventions.get("parameters"))
             gray = [cv2.cvtColor(self.frames[i - 1], cv2.COLOR_RGB2GRAY) for i in self.naming.flow_pair(k)]
             flow = self.estimate(gray[0], gray[1])
             bound = self.conventions["bound"]

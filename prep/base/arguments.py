@@ -11,7 +11,7 @@ import math
 import os
 import stat
 
-from prep.base.errors import one_line
+from prep.base.errors import UserError, one_line
 
 # the largest frame side we resize to or accept: 8K video is 7680 wide; 99999x99999 would be a 30 GB frame
 MAX_SIDE = 8192
@@ -68,6 +68,17 @@ def number(minimum=None, maximum=None, above=None):
 
 
 side = count(1, MAX_SIDE)
+
+
+def checked(parse):
+    """An option type from a parser that raises UserError (its message becomes the option's one-line error)."""
+    def option(text):
+        try:
+            return parse(text)
+        except UserError as error:
+            _fail(str(error))
+    option.__name__ = parse.__name__
+    return option
 
 
 def frame_size(text):

@@ -1,14 +1,15 @@
 """Optical flow as prep computes it and train's ``predict`` recomputes it: the estimators and the quantization.
 
-TV-L1 is OpenCV contrib's ``DualTVL1OpticalFlow_create()`` with default parameters on grayscale frames, computed by
-OpenCV (backend ``opencv``) or by its torch twin :mod:`prep.base.tvl1_torch` (backend ``torch``, any torch device,
-the same numbers); each component is quantized with bound b into a uint8 as denseflow does: v > b → 255, v < −b → 0,
+TV-L1 is OpenCV contrib's ``DualTVL1OpticalFlow_create()`` on grayscale frames, with its default parameters unless
+``parameters`` changes some (:data:`TVL1_PARAMETERS`), computed by OpenCV (backend ``opencv``) or by its torch twin
+:mod:`prep.base.tvl1_torch` (backend ``torch``, any torch device, the same numbers); each component is quantized with bound b into a uint8 as denseflow does: v > b → 255, v < −b → 0,
 else round(255·(v + b) / 2b) in double precision, half to even (:func:`quantize`).
 
 Two forms, one contract: :func:`create_estimator` gives a callable (previous_gray, next_gray) → (H, W, 2) float32;
 :func:`create_batch_estimator` one that takes many pairs at once — (N, H, W) uint8 arrays → (N, H, W, 2) — and, for
 the torch backend, batches the pairs that several threads hand it into one computation on the device.
 """
+import dataclasses
 import queue
 import threading
 from concurrent.futures import Future
@@ -17,19 +18,13 @@ import cv2
 import numpy as np
 
 from prep.base.errors import UserError
+from prep.base.tvl1_parameters import TVL1_PARAMETERS, flow_parameters
 
 ALGORITHMS = ("tvl1", "dis", "farneback")
 FLOW_BOUND = 20.0  # the quantization bound b of the pipeline (v > b → 255, v < −b → 0): its one home; trees record theirs
 BACKENDS = ("opencv", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 _ESTIMATORS = {}
-
-# Bytes of device memory a frame pair needs per pixel in tvl1_torch (float32 fields, the double FMA temporaries and
-# int64 tap indices of the cubic remap of three images, the median network's copies). Measured on the CPU at 340×256:
-# peak resident memory grew by 60 MiB for one pair and 187 MiB for four (≈ 540–720 bytes per pixel); 1600 leaves room
-# for the CUDA caching allocator, and batch_size_for spends only half the free memory.
-_TVL1_BYTES_PER_PIXEL = 1600
-
 
 def resolve_device(device):
     """``auto`` → ``cuda`` when this process sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
@@ -43,11 +38,13 @@ def resolve_device(device):
     return device
 
 
-def _opencv_tvl1():
+def _opencv_tvl1(parameters):
     if not hasattr(cv2, "optflow"):
         raise UserError("OpenCV without the contrib modules: TV-L1 needs "
                         "`pip install opencv-contrib-python-headless` (and no plain opencv-python beside it)")
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    for name, value in parameters.items():
+        getattr(tvl1, TVL1_PARAMETERS[name][0])(value)
     scales = tvl1.getScalesNumber()
 
     def estimate(prev, nxt):
@@ -58,15 +55,17 @@ def _opencv_tvl1():
     return estimate
 
 
-def create_estimator(algorithm, backend="opencv", device="auto"):
-    """A callable (previous_gray, next_gray) -> flow (H, W, 2) float32."""
+def create_estimator(algorithm, backend="opencv", device="auto", parameters=None):
+    """A callable (previous_gray, next_gray) -> flow (H, W, 2) float32; ``parameters``: TV-L1's that differ from
+    OpenCV's defaults (:func:`flow_parameters`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown flow backend {backend!r} (known: {', '.join(BACKENDS)})")
+    parameters = flow_parameters(algorithm, parameters)
     if backend == "torch":
-        batch = create_batch_estimator(algorithm, backend, device)
+        batch = create_batch_estimator(algorithm, backend, device, parameters=parameters)
         return lambda prev, nxt: batch(prev[None], nxt[None])[0]
     if algorithm == "tvl1":
-        return _opencv_tvl1()
+        return _opencv_tvl1(parameters)
     if algorithm == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         return lambda prev, nxt: dis.calc(prev, nxt, None)
@@ -90,11 +89,12 @@ class BatchEstimator:
     backend the pairs that several threads hand in at once are computed together (a server thread gathers requests
     of one frame size into batches of up to ``batch_size`` pairs)."""
 
-    def __init__(self, algorithm, backend="opencv", device="auto", batch_size=None):
+    def __init__(self, algorithm, backend="opencv", device="auto", batch_size=None, parameters=None):
         self.backend = backend
         self.algorithm = algorithm
+        self.parameters = flow_parameters(algorithm, parameters)
         if backend == "opencv":
-            self._single = create_estimator(algorithm, "opencv")
+            self._single = create_estimator(algorithm, "opencv", parameters=self.parameters)
             self._lock = threading.Lock()
             return
         if algorithm != "tvl1":
@@ -159,24 +159,26 @@ class BatchEstimator:
     def _compute(self, previous, following, limit):
         import torch
 
-        from prep.base.tvl1_torch import tvl1_batch
+        from prep.base.tvl1_torch import DEFAULTS, tvl1_batch
+        params = dataclasses.replace(DEFAULTS, **{TVL1_PARAMETERS[name][1]: value
+                                                  for name, value in self.parameters.items()})
         out = []
         with torch.inference_mode():
             for start in range(0, len(previous), limit):
                 a = torch.from_numpy(previous[start:start + limit]).to(self.device, non_blocking=True)
                 b = torch.from_numpy(following[start:start + limit]).to(self.device, non_blocking=True)
-                out.append(tvl1_batch(a, b).cpu().numpy())
+                out.append(tvl1_batch(a, b, params).cpu().numpy())
         return np.concatenate(out)
 
 
 _SERVER_LOCK = threading.Lock()
 
 
-def create_batch_estimator(algorithm, backend="opencv", device="auto", batch_size=None):
+def create_batch_estimator(algorithm, backend="opencv", device="auto", batch_size=None, parameters=None):
     """A :class:`BatchEstimator`: (N, H, W) uint8 pairs → (N, H, W, 2) float32."""
     if backend not in BACKENDS:
         raise UserError(f"unknown flow backend {backend!r} (known: {', '.join(BACKENDS)})")
-    return BatchEstimator(algorithm, backend, device, batch_size)
+    return BatchEstimator(algorithm, backend, device, batch_size, parameters)
 
 
 def quantize(component, bound=FLOW_BOUND):
@@ -189,12 +191,13 @@ def quantize(component, bound=FLOW_BOUND):
     return scaled.astype(np.uint8)
 
 
-def cached_estimator(algorithm, backend="opencv", device="auto"):
-    """One batch estimator per process, algorithm, backend and device, reused across videos and shared by threads
-    (TV-L1 keeps no state between calls)."""
-    key = (algorithm, backend, device)
+def cached_estimator(algorithm, backend="opencv", device="auto", parameters=None):
+    """One batch estimator per process, algorithm, parameters, backend and device, reused across videos and shared by
+    threads (TV-L1 keeps no state between calls)."""
+    parameters = flow_parameters(algorithm, parameters)
+    key = (algorithm, backend, device, tuple(parameters.items()))
     if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = create_batch_estimator(algorithm, backend, device)
+        _ESTIMATORS[key] = create_batch_estimator(algorithm, backend, device, parameters=parameters)
     return _ESTIMATORS[key]
 
 

@@ -6,6 +6,8 @@
      "flow": {"stage": "flow", "storage": "packs", "naming": "mmaction", "algorithm": "tvl1", "backend": "opencv",
               "bound": 20.0, "frame_size": {"short_side": null, "size": null}, "quality": 95}}
 
+A flow tree whose TV-L1 parameters differ from OpenCV's defaults records those too: ``"parameters": {"epsilon": 0.05}``.
+
 One section per modality the tree holds: a frames tree (``prep frames``) or a videos tree (``prep reencode``) has
 ``rgb``, a flow tree (``prep flow``) ``flow``, and flow written beside its frames (OUT == SRC) both. The stage that
 makes a tree writes its section before its first video, atomically (every shard writes the same one); a run whose
@@ -29,7 +31,8 @@ MODALITIES = ("rgb", "flow")
 DEFAULT_FLOW_BACKEND = "opencv"
 # what a tree without a record is taken to be (flags override): the conventions of mmaction2's tools
 DEFAULTS = {"rgb": {"naming": "mmaction"},
-            "flow": {"naming": "mmaction", "algorithm": "tvl1", "backend": DEFAULT_FLOW_BACKEND, "bound": FLOW_BOUND}}
+            "flow": {"naming": "mmaction", "algorithm": "tvl1", "backend": DEFAULT_FLOW_BACKEND, "bound": FLOW_BOUND,
+                     "parameters": {}}}
 # the settings a reader may state as flags (the others — stage, quality — are kept for the record)
 FLAG_NAMES = {"naming": "--naming", "flow_naming": "--flow-naming", "storage": "--storage",
               "algorithm": "--algorithm", "backend": "--backend", "bound": "--bound"}
@@ -57,11 +60,13 @@ def rgb_record(stage, storage, naming, short_side=None, size=None, **quality):
 
 
 def flow_record(storage, naming, algorithm, bound, quality, short_side=None, size=None,
-                backend=DEFAULT_FLOW_BACKEND):
+                backend=DEFAULT_FLOW_BACKEND, parameters=None):
     """The ``flow`` section a flow tree records: the one function ``prep flow`` writes it through, with the
-    estimator's ``algorithm`` and ``backend`` and the quantization ``bound``."""
+    estimator's ``algorithm``, the TV-L1 ``parameters`` that differ from OpenCV's defaults (kept out when none do,
+    as trees recorded before they could), ``backend`` and the quantization ``bound``."""
     return {"stage": "flow", "storage": storage, "naming": naming, "algorithm": algorithm, "backend": backend,
-            "bound": float(bound), "frame_size": frame_size(short_side, size), "quality": quality}
+            "bound": float(bound), "frame_size": frame_size(short_side, size), "quality": quality,
+            **({"parameters": dict(parameters)} if parameters else {})}
 
 
 def read_tree(root):
@@ -163,7 +168,7 @@ def find_tree_root(path, levels=3):
 
 # what a model depends on: the flow's values (the file names and storage only say where they are; the backends are
 # twins, bit-exact with each other, so which one computed a tree does not matter to a model)
-CONTENT = ("algorithm", "bound")
+CONTENT = ("algorithm", "parameters", "bound")
 
 
 def agree(modality, recorded, found, what_recorded, what_found, keys=CONTENT):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from prep.base.tvl1_parameters import TVL1_PARAMETERS
+
 #: The OpenCV build whose arithmetic this follows (``opencv-contrib-python-headless`` on x86-64); the fidelity test
 #: names it when the installed OpenCV differs.
 REFERENCE_OPENCV = "5.1.0"
@@ -35,19 +37,23 @@ FLT_MAX = 3.4028234663852886e38
 FLT_EPSILON = 1.1920928955078125e-07
 
 
+_OPENCV = {field: default for _setter, field, _kind, default in TVL1_PARAMETERS.values()}
+
+
 @dataclass(frozen=True)
 class TVL1Parameters:
-    """``cv2.optflow.DualTVL1OpticalFlow_create()`` defaults (tvl1flow.cpp, ``OpticalFlowDual_TVL1()``)."""
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    nscales: int = 5
-    warps: int = 5
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.8
-    median_filtering: int = 5
+    """TV-L1's parameters, by default ``cv2.optflow.DualTVL1OpticalFlow_create()``'s (their one home:
+    :data:`prep.base.optical_flow.TVL1_PARAMETERS`, which maps OpenCV's names to these fields)."""
+    tau: float = _OPENCV["tau"]
+    lambda_: float = _OPENCV["lambda_"]
+    theta: float = _OPENCV["theta"]
+    nscales: int = _OPENCV["nscales"]
+    warps: int = _OPENCV["warps"]
+    epsilon: float = _OPENCV["epsilon"]
+    inner_iterations: int = _OPENCV["inner_iterations"]
+    outer_iterations: int = _OPENCV["outer_iterations"]
+    scale_step: float = _OPENCV["scale_step"]
+    median_filtering: int = _OPENCV["median_filtering"]
 
 
 DEFAULTS = TVL1Parameters()

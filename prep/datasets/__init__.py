@@ -74,6 +74,9 @@ class DatasetFacts:
     video_extensions: tuple = (".avi",)
     # class folders made from labels in one of these forms (Kinetics: mmaction2, label), not the dataset's own
     class_folders: tuple = ()
+    # TV-L1 parameters its flow uses besides OpenCV's defaults (prep.base.optical_flow.TVL1_PARAMETERS; config
+    # `flow.tvl1` overrides): the real datasets use OpenCV's, as denseflow and mmaction2's tools do
+    tvl1: dict = field(default_factory=dict)
 
     @property
     def generated(self):

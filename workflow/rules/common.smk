@@ -12,6 +12,7 @@ from train.recipe import RecipeError, check_config_numbers, recipe_for, resolve
 from train.weights import cached_file, is_remote, pretrained_spec
 from prep.base.encoding import settings_for
 from prep.base.config import validate
+from prep.base.tvl1_parameters import flow_parameters
 
 REAL_DATASETS = real_datasets()
 
@@ -26,6 +27,18 @@ for _model in config["models"]:  # every planned run has a usable recipe (other 
             resolve(recipe_for(config["recipes"], _model, _dataset), _mode)  # numbers checked (train.recipe)
 
 DATASETS = config["datasets"]
+
+
+def tvl1_parameters(dataset):
+    """The TV-L1 parameters of a dataset's flow that differ from OpenCV's: config flow.tvl1 over the dataset's own
+    (its facts'; they apply to tvl1 only, the config's to any algorithm and fail for another)."""
+    own = facts(dataset).tvl1 if config["flow"]["algorithm"] == "tvl1" else {}
+    return flow_parameters(config["flow"]["algorithm"], {**own, **config["flow"]["tvl1"]}, where="config flow.tvl1")
+
+
+for _dataset in DATASETS:  # a bad flow.tvl1 fails here, naming the key, not in the first flow job
+    tvl1_parameters(_dataset)
+
 MODELS = config["models"]
 MODES = config["modes"]
 SPLIT = str(config["split"])  # 1 or "1" alike
@@ -163,6 +176,12 @@ def train_priority(wildcards):
     the other cores idle (the default run on 2 cores had I3D rgb's 60 epochs start after the short flow trainings
     and run alone for its last 3 minutes)."""
     return int(resolve(recipe_for(config["recipes"], wildcards.model, wildcards.dataset), wildcards.mode)["epochs"])
+
+
+def tvl1_option(wildcards):
+    """``--tvl1 key=value,…`` of a dataset's flow jobs (:func:`tvl1_parameters`), or nothing at OpenCV's defaults."""
+    parameters = tvl1_parameters(wildcards.dataset)
+    return "--tvl1 " + ",".join(f"{key}={value!r}" for key, value in parameters.items()) if parameters else ""
 
 
 def flow_gpus():

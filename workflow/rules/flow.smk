@@ -11,6 +11,7 @@ rule flow:
         f=config["flow"],
         pack=pack_option,
         bound=f"--bound {config['flow']['bound']}" if config["flow"]["bound"] else "",
+        tvl1=tvl1_option,
     threads: prep_threads("flow")
     resources:
         gpu=flow_gpus(),
@@ -24,4 +25,4 @@ rule flow:
         "python -m prep flow {params.src} {params.out} --index {input.index}"
         " --shard {wildcards.shard} --num-shards {params.shards} --workers {threads}"
         " --algorithm {params.f[algorithm]} --backend {params.f[backend]} --device {params.f[device]}"
-        " {params.bound} {params.pack} --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"
+        " {params.bound} {params.tvl1} {params.pack} --flow-naming {params.f[naming]} --report {output} > {log} 2>&1"
