@@ -182,7 +182,8 @@ def test_parameters_are_checked_by_name_and_kept_only_where_they_differ():
     assert parse_parameters("scales=3, epsilon=0.01") == {"scales": 3} and flow_parameters("dis", {}) == {}
     for text, message in [("eps=0.1", "unknown TV-L1 parameter 'eps'"), ("warps=2.5", "warps must be a whole"),
                           ("epsilon=fast", "epsilon must be a number"), ("scale_step=1", "scale_step 1.0 out of"),
-                          ("median_filtering=3", "median_filtering 3"), ("tau=-1", "tau -1.0 out of range")]:
+                          ("median_filtering=3", "median_filtering 3"), ("tau=-1", "tau -1.0 out of range"),
+                          ("warps=inf", "warps must be a whole number, not inf"), ("epsilon=nan", "not nan")]:
         with pytest.raises(UserError, match=message):
             parse_parameters(text)
     with pytest.raises(UserError, match="config flow.tvl1: parameters apply to tvl1 only, not 'dis'"):

@@ -1,6 +1,8 @@
 """TV-L1's parameters by OpenCV's names: their defaults (one home), and the check that makes a user's or a
 dataset's changes canonical. No torch or OpenCV here: the Snakefile checks config ``flow.tvl1`` at load time, and
 both backends (:mod:`prep.base.optical_flow`, :mod:`prep.base.tvl1_torch`) take their parameters from here."""
+import math
+
 from prep.base.errors import UserError
 
 # TV-L1's parameters: name → (OpenCV setter, the torch twin's field, type, OpenCV's default: tvl1flow.cpp
@@ -34,7 +36,8 @@ def flow_parameters(algorithm, parameters, where="flow parameters"):
         if name not in TVL1_PARAMETERS:
             raise UserError(f"{where}: unknown TV-L1 parameter {name!r} (known: {', '.join(TVL1_PARAMETERS)})")
         kind = TVL1_PARAMETERS[name][2]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (kind is int and value != int(value)):
             raise UserError(f"{where}: TV-L1 {name} must be {'a whole number' if kind is int else 'a number'}, "
                             f"not {value!r}")
         value = kind(value)
