@@ -84,7 +84,8 @@ def test_results_carry_the_protocol(synthetic_small, tmp_path):
                                             "clips_per_video": 6}
     assert protocol["test"]["efficient"]["clips_per_video"] == 1
     assert protocol["average_clips"] == "prob" and protocol["frame_naming"] == "mmaction"
-    assert protocol["flow"] == {"algorithm": "tvl1", "backend": "opencv", "bound": 20.0}  # the flow tree's record
+    # the flow tree's record (TV-L1 at OpenCV's defaults: no parameters changed)
+    assert protocol["flow"] == {"algorithm": "tvl1", "parameters": {}, "backend": "opencv", "bound": 20.0}
     assert protocol["tree"]["stage"] == "flow" and protocol["tree"]["storage"] == "frames"
     assert json.loads(str(scores["settings"]))["twice_sample"] is True
 

@@ -44,7 +44,8 @@ def flow_parameters(algorithm, parameters, where="flow parameters"):
         if name == "median_filtering" and value not in (0, 1, 5):
             raise UserError(f"{where}: TV-L1 median_filtering {value}: 5 (OpenCV's default) or 0/1 (off)")
         if name != "median_filtering" and not value > 0 or name == "scale_step" and not value < 1:
-            raise UserError(f"{where}: TV-L1 {name} {value} out of range (> 0{', < 1' if name == 'scale_step' else ''})")
+            upper = ", < 1" if name == "scale_step" else ""
+            raise UserError(f"{where}: TV-L1 {name} {value} out of range (> 0{upper})")
         if value != TVL1_PARAMETERS[name][3]:
             checked[name] = value
     return checked
