@@ -143,6 +143,15 @@ def test_batch_estimators_agree_and_take_many_pairs(footage):
         create_batch_estimator("farneback", "torch", "cpu")
 
 
+def test_a_gpu_batch_is_sized_from_its_free_memory(monkeypatch):
+    """The GPU branch of batch_size_for (no GPU here: its free memory faked): half the free memory over the bytes a
+    pair needs, within 1..limit."""
+    from prep.base.optical_flow import batch_size_for
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (8 << 30, 80 << 30))
+    assert batch_size_for(256, 340, "cuda") == min(64, (4 << 30) // (256 * 340 * 1600))
+    assert batch_size_for(4096, 4096, "cuda:0") == 1 and batch_size_for(8, 8, "cuda", limit=5) == 5
+
+
 def test_a_gpu_asked_for_and_missing_is_one_line(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu"

@@ -2,8 +2,9 @@
 
 TV-L1 is OpenCV contrib's ``DualTVL1OpticalFlow_create()`` on grayscale frames, with its default parameters unless
 ``parameters`` changes some (:data:`TVL1_PARAMETERS`), computed by OpenCV (backend ``opencv``) or by its torch twin
-:mod:`prep.base.tvl1_torch` (backend ``torch``, any torch device, the same numbers); each component is quantized with bound b into a uint8 as denseflow does: v > b → 255, v < −b → 0,
-else round(255·(v + b) / 2b) in double precision, half to even (:func:`quantize`).
+:mod:`prep.base.tvl1_torch` (backend ``torch``, any torch device, the same numbers); each component is quantized
+with bound b into a uint8 as denseflow does: v > b → 255, v < −b → 0, else round(255·(v + b) / 2b) in double
+precision, half to even (:func:`quantize`).
 
 Two forms, one contract: :func:`create_estimator` gives a callable (previous_gray, next_gray) → (H, W, 2) float32;
 :func:`create_batch_estimator` one that takes many pairs at once — (N, H, W) uint8 arrays → (N, H, W, 2) — and, for
@@ -25,6 +26,13 @@ FLOW_BOUND = 20.0  # the quantization bound b of the pipeline (v > b → 255, v 
 BACKENDS = ("opencv", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 _ESTIMATORS = {}
+
+# Bytes of device memory a frame pair needs per pixel in tvl1_torch (float32 fields, the double FMA temporaries and
+# int64 tap indices of the cubic remap of three images, the median network's copies). Measured on the CPU at 340×256:
+# peak resident memory grew by 60 MiB for one pair and 187 MiB for four (≈ 540–720 bytes per pixel); 1600 leaves room
+# for the CUDA caching allocator, and batch_size_for spends only half the free memory.
+_TVL1_BYTES_PER_PIXEL = 1600
+
 
 def resolve_device(device):
     """``auto`` → ``cuda`` when this process sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
