@@ -108,6 +108,9 @@ class BatchEstimator:
         if algorithm != "tvl1":
             raise UserError(f"flow backend torch computes tvl1 only, not {algorithm!r}")
         self.device = resolve_device(device)
+        from prep.base.tvl1_torch import DEFAULTS  # once here, not per batch: the twin's fields by OpenCV's names
+        self._params = dataclasses.replace(DEFAULTS, **{TVL1_PARAMETERS[name][1]: value
+                                                        for name, value in self.parameters.items()})
         self.batch_size = batch_size
         self._requests = queue.Queue()
         self._server = None
@@ -167,15 +170,13 @@ class BatchEstimator:
     def _compute(self, previous, following, limit):
         import torch
 
-        from prep.base.tvl1_torch import DEFAULTS, tvl1_batch
-        params = dataclasses.replace(DEFAULTS, **{TVL1_PARAMETERS[name][1]: value
-                                                  for name, value in self.parameters.items()})
+        from prep.base.tvl1_torch import tvl1_batch
         out = []
         with torch.inference_mode():
             for start in range(0, len(previous), limit):
                 a = torch.from_numpy(previous[start:start + limit]).to(self.device, non_blocking=True)
                 b = torch.from_numpy(following[start:start + limit]).to(self.device, non_blocking=True)
-                out.append(tvl1_batch(a, b, params).cpu().numpy())
+                out.append(tvl1_batch(a, b, self._params).cpu().numpy())
         return np.concatenate(out)
 
 
